@@ -1,0 +1,31 @@
+# Two commands for a fresh clone: `make demo` and `make test`.  The venv is rebuilt only
+# when requirements.txt or setup.py change (stamp file).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp
+# A private DDS domain so tests and demos never talk to other ROS graphs on the host.
+export ROS_DOMAIN_ID ?= 87
+
+.PHONY: setup test demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt setup.py package.xml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(PY) -m icnet_ros.demo --out output
+
+bench: $(STAMP)
+	$(PY) -m icnet_ros.bench --json output/bench.json
+
+clean:
+	rm -rf $(VENV) build install log output .pytest_cache

@@ -1,0 +1,146 @@
+"""Self-describing checkpoints: weights plus everything needed to use them (variant,
+classes, colours, drivable ids, normalisation, input size).
+
+Loading never runs code: ``.pt`` files go through ``torch.load(weights_only=True)``
+and ``.safetensors`` files hold tensors plus a JSON header.  Writes are atomic (temp
+file, then rename) so a crash mid-save never leaves a half-written model behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .classes import ClassSet
+from .model import ICNet
+
+FORMAT = "icnet_ros/1"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unsafe, damaged or does not fit the model."""
+
+
+@dataclass
+class ModelMeta:
+    classes: ClassSet
+    variant: str = "r50"
+    width: float = 0.5
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    # (H, W) the network runs at; frames are resized to it and results back.  None: as is.
+    input_size: tuple | None = None
+    arch: str = "icnet"
+    info: dict = field(default_factory=dict)  # free text: recipe, scores, date
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["classes"] = self.classes.to_dict()
+        d["input_size"] = list(self.input_size) if self.input_size else None
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelMeta":
+        size = d.get("input_size")
+        return cls(classes=ClassSet.from_dict(d["classes"]),
+                   variant=d.get("variant", "r50"), width=float(d.get("width", 0.5)),
+                   mean=tuple(d.get("mean", IMAGENET_MEAN)), std=tuple(d.get("std", IMAGENET_STD)),
+                   input_size=tuple(int(v) for v in size) if size else None,
+                   arch=d.get("arch", "icnet"), info=dict(d.get("info", {})))
+
+    def build(self) -> ICNet:
+        if self.arch != "icnet":
+            raise CheckpointError(f"unknown architecture {self.arch!r}")
+        return ICNet(self.classes.num_classes, self.variant, self.width)
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_checkpoint(path, model: torch.nn.Module, meta: ModelMeta, extra: dict | None = None,
+                    half: bool = False) -> Path:
+    """``extra`` (training state for resuming) is only kept in ``.pt`` files."""
+    path = Path(path)
+    model = getattr(model, "module", model)  # unwrap DDP
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        header = {"format": FORMAT, "meta": json.dumps(meta.to_dict())}
+        state = {k: v.contiguous() for k, v in state.items()}
+        _atomic_write(path, lambda tmp: save_file(state, tmp, metadata=header))
+    else:
+        payload = {"format": FORMAT, "meta": meta.to_dict(), "state_dict": state}
+        if extra:
+            payload["extra"] = extra
+        _atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    return path
+
+
+def read_checkpoint(path) -> tuple[ModelMeta, dict, dict]:
+    """Returns (meta, state_dict, extra) without building a model."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file, safe_open
+
+        try:
+            with safe_open(str(path), "pt") as f:
+                header = f.metadata() or {}
+            state = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {path} is truncated or not a safetensors file ({e})") from None
+        if header.get("format") != FORMAT:
+            raise CheckpointError(f"checkpoint {path} is not an icnet_ros model (no '{FORMAT}' metadata)")
+        return ModelMeta.from_dict(json.loads(header["meta"])), state, {}
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"checkpoint {path} holds objects that would run code on load; refusing it "
+                              f"({str(e).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
+        raise CheckpointError(f"checkpoint {path} is truncated or not a PyTorch file ({e})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path} is not an icnet_ros model (no '{FORMAT}' format tag)")
+    try:
+        meta = ModelMeta.from_dict(payload["meta"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} has unreadable metadata: {e}") from None
+    return meta, payload["state_dict"], payload.get("extra", {})
+
+
+def load_checkpoint(path, map_location="cpu") -> tuple[ICNet, ModelMeta, dict]:
+    """Build the model the checkpoint describes and load its weights (fp32, eval mode)."""
+    meta, state, extra = read_checkpoint(path)
+    model = meta.build()
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0:2]
+        raise CheckpointError(f"checkpoint {path} does not match an ICNet {meta.variant} "
+                              f"width {meta.width} with {meta.classes.num_classes} classes: {' '.join(first)}") from None
+    return model.to(map_location).eval(), meta, extra

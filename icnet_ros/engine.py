@@ -1,0 +1,154 @@
+"""The inference engine: uint8 frames in, class maps and drivable masks out.  No ROS.
+
+On CUDA a batch is uploaded once as uint8, then normalised, resized, run (channels_last,
+autocast, inference_mode), argmaxed and resized back on the GPU; only the uint8 class
+maps (and, on request, drivable probabilities) come back to the host, in one copy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import ModelMeta, load_checkpoint
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class EngineError(ValueError):
+    """A bad device, precision or frame given to the engine."""
+
+
+@dataclass
+class Result:
+    classes: np.ndarray                  # H x W uint8 class ids
+    drivable: np.ndarray                 # H x W bool
+    drivable_prob: np.ndarray | None = None  # H x W float32 in [0, 1], when asked for
+
+
+def resolve_device(device: str) -> torch.device:
+    device = str(device).strip().lower()
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise EngineError(f"device {device!r} was asked for but CUDA is not available on this machine "
+                              f"(use device 'cpu' or 'auto')")
+        index = int(device.split(":")[1]) if ":" in device and device.split(":")[1].isdigit() else 0
+        if device.count(":") and not device.split(":")[1].isdigit():
+            raise EngineError(f"device {device!r} is not auto, cpu, cuda or cuda:N")
+        if index >= torch.cuda.device_count():
+            raise EngineError(f"device {device!r} does not exist: this machine has "
+                              f"{torch.cuda.device_count()} CUDA device(s)")
+        return torch.device("cuda", index)
+    raise EngineError(f"device {device!r} is not auto, cpu, cuda or cuda:N")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise EngineError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise EngineError("precision 'fp16' needs a CUDA device; use 'fp32' or 'bf16' on the CPU")
+    return precision
+
+
+class Engine:
+    def __init__(self, model: torch.nn.Module, meta: ModelMeta, device: str = "auto",
+                 precision: str = "auto", warmup: bool = True):
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.meta = meta
+        self.model = model.eval().to(self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True
+        self._mean = torch.tensor(meta.mean, device=self.device).view(1, 3, 1, 1) * 255.0
+        self._std = torch.tensor(meta.std, device=self.device).view(1, 3, 1, 1) * 255.0
+        self._drivable = torch.tensor(sorted(meta.classes.drivable_ids), dtype=torch.long, device=self.device)
+        self.last_ms = 0.0
+        if warmup:
+            h, w = meta.input_size or (375, 1242)
+            for _ in range(2 if self.device.type == "cuda" else 1):
+                self.infer([np.zeros((h, w, 3), np.uint8)])
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path | None = None, device: str = "auto",
+                        precision: str = "auto", warmup: bool = True) -> "Engine":
+        if path is None or str(path) == "":
+            from .paths import default_model_path
+
+            path = default_model_path()
+        model, meta, _ = load_checkpoint(path)
+        return cls(model, meta, device, precision, warmup)
+
+    @property
+    def classes(self):
+        return self.meta.classes
+
+    def _check(self, frames) -> list[np.ndarray]:
+        if isinstance(frames, np.ndarray):
+            frames = [frames] if frames.ndim == 3 else list(frames)
+        if len(frames) == 0:
+            raise EngineError("no frames given")
+        for i, f in enumerate(frames):
+            if not isinstance(f, np.ndarray) or f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] != 3:
+                got = f"{f.dtype} {f.shape}" if isinstance(f, np.ndarray) else type(f).__name__
+                raise EngineError(f"frame {i} must be a uint8 H x W x 3 array, got {got}")
+            if f.shape[0] < 8 or f.shape[1] < 8:
+                raise EngineError(f"frame {i} is {f.shape[1]}x{f.shape[0]}; at least 8x8 pixels are needed")
+        return frames
+
+    def infer(self, frames, color: str = "rgb", probabilities: bool = False) -> list[Result]:
+        """frames: one H x W x 3 uint8 array, a list of them, or an N x H x W x 3 array.
+        color: the channel order of the frames, 'rgb' or 'bgr'."""
+        if color not in ("rgb", "bgr"):
+            raise EngineError(f"color must be 'rgb' or 'bgr', got {color!r}")
+        frames = self._check(frames)
+        start = time.perf_counter()
+        results: list[Result | None] = [None] * len(frames)
+        groups: dict[tuple, list[int]] = {}
+        for i, f in enumerate(frames):  # frames of one size share a batch
+            groups.setdefault(f.shape, []).append(i)
+        for idx in groups.values():
+            for i, r in zip(idx, self._run([frames[i] for i in idx], color, probabilities)):
+                results[i] = r
+        self.last_ms = (time.perf_counter() - start) * 1000.0
+        return results
+
+    @torch.inference_mode()
+    def _run(self, frames: list[np.ndarray], color: str, probabilities: bool) -> list[Result]:
+        h, w = frames[0].shape[:2]
+        batch = np.stack(frames) if len(frames) > 1 else frames[0][None]
+        x = torch.from_numpy(np.ascontiguousarray(batch))
+        if self.device.type == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        x = x.permute(0, 3, 1, 2).float()            # uint8 travelled; convert on device
+        if color == "bgr":
+            x = x.flip(1)
+        x = (x - self._mean) / self._std
+        if self.meta.input_size and tuple(self.meta.input_size) != (h, w):
+            x = F.interpolate(x, size=tuple(self.meta.input_size), mode="bilinear", align_corners=False)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        dtype = _DTYPES.get(self.precision)
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            logits = self.model(x)
+        logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
+        classes = logits.argmax(1).to(torch.uint8)
+        drivable = torch.isin(classes, self._drivable.to(torch.uint8))
+        out = [classes, drivable]
+        if probabilities:
+            out.append(logits.softmax(1).index_select(1, self._drivable).sum(1))
+        host = [t.cpu().numpy() for t in out]        # the one device -> host copy
+        return [Result(host[0][i], host[1][i], host[2][i] if probabilities else None)
+                for i in range(len(frames))]

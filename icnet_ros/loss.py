@@ -1,0 +1,39 @@
+"""Cascade label guidance (paper Sec. 3.3): cross-entropy on each cascade output against
+the labels shrunk to its size by nearest neighbour (never blending class ids)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def shrink_labels(labels: torch.Tensor, size) -> torch.Tensor:
+    if tuple(labels.shape[-2:]) == tuple(size):
+        return labels
+    return F.interpolate(labels[:, None].float(), size=tuple(size), mode="nearest")[:, 0].long()
+
+
+class CascadeLoss(nn.Module):
+    """Weights follow the model's training outputs: (1/16, 1/8, 1/4) -> (0.4, 0.4, 1.0)."""
+
+    def __init__(self, weights=(0.4, 0.4, 1.0), ignore_index: int = 255, class_weights=None):
+        super().__init__()
+        self.weights = tuple(float(w) for w in weights)
+        self.ignore_index = ignore_index
+        cw = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+        self.register_buffer("class_weights", cw, persistent=False)
+
+    def forward(self, outputs, labels: torch.Tensor) -> torch.Tensor:
+        if isinstance(outputs, torch.Tensor):
+            outputs = (outputs,)
+        if len(outputs) != len(self.weights):
+            raise ValueError(f"{len(outputs)} model outputs but {len(self.weights)} loss weights")
+        total = labels.new_zeros((), dtype=torch.float32)
+        for logits, weight in zip(outputs, self.weights):
+            target = shrink_labels(labels, logits.shape[-2:])
+            if not bool((target != self.ignore_index).any()):
+                continue  # all ignored: cross_entropy's mean would be 0/0 = NaN
+            total = total + weight * F.cross_entropy(
+                logits.float(), target, weight=self.class_weights, ignore_index=self.ignore_index)
+        return total
