@@ -70,6 +70,7 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -137,10 +138,15 @@ def load_checkpoint(path, map_location="cpu") -> tuple[ICNet, ModelMeta, dict]:
     meta, state, extra = read_checkpoint(path)
     model = meta.build()
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0:2]
-        raise CheckpointError(f"checkpoint {path} does not match an ICNet {meta.variant} "
-                              f"width {meta.width} with {meta.classes.num_classes} classes: {' '.join(first)}") from None
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    resized = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or resized:
+        first = (missing or unexpected or resized)[0]
+        raise CheckpointError(
+            f"checkpoint {path} does not match an ICNet {meta.variant} width {meta.width} with "
+            f"{meta.classes.num_classes} classes ({len(missing)} missing, {len(unexpected)} unexpected, "
+            f"{len(resized)} mis-shaped tensors, e.g. {first!r})")
+    model.load_state_dict(state)
     return model.to(map_location).eval(), meta, extra

@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+import torch
+
+from icnet_ros.checkpoint import ModelMeta, save_checkpoint
+from icnet_ros.classes import CAMVID
+from icnet_ros.engine import Engine, EngineError, resolve_device
+from icnet_ros.model import icnet
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("m") / "m.pt"
+    save_checkpoint(path, icnet(CAMVID.num_classes, "r18", 0.25), ModelMeta(CAMVID, "r18", 0.25))
+    return Engine.from_checkpoint(path, device="cpu", warmup=False)
+
+
+def frame(h=75, w=124, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_single_rgb_frame(engine):
+    (r,) = engine.infer(frame())
+    assert r.classes.shape == (75, 124) and r.classes.dtype == np.uint8
+    assert r.drivable.shape == (75, 124) and r.drivable.dtype == bool
+    assert r.drivable_prob is None
+    assert r.classes.max() < CAMVID.num_classes
+    np.testing.assert_array_equal(r.drivable, r.classes == 3)
+
+
+def test_bgr_equals_rgb_with_channels_swapped(engine):
+    f = frame()
+    rgb = engine.infer(f, color="rgb")[0].classes
+    bgr = engine.infer(np.ascontiguousarray(f[..., ::-1]), color="bgr")[0].classes
+    np.testing.assert_array_equal(rgb, bgr)
+
+
+def test_batch_matches_single_frames_and_mixed_sizes(engine):
+    frames = [frame(seed=1), frame(seed=2), frame(90, 60, seed=3)]
+    batch = engine.infer(frames)
+    assert [r.classes.shape for r in batch] == [(75, 124), (75, 124), (90, 60)]
+    for f, r in zip(frames, batch):
+        np.testing.assert_array_equal(engine.infer(f)[0].classes, r.classes)
+    stacked = engine.infer(np.stack(frames[:2]))
+    assert len(stacked) == 2
+
+
+def test_drivable_probability(engine):
+    (r,) = engine.infer(frame(), probabilities=True)
+    assert r.drivable_prob.dtype == np.float32 and r.drivable_prob.shape == (75, 124)
+    assert 0.0 <= r.drivable_prob.min() and r.drivable_prob.max() <= 1.0
+    # argmax says road exactly where road has the largest probability; where road prob > 0.5 it must be road
+    assert r.drivable[r.drivable_prob > 0.5].all()
+
+
+def test_input_size_resizes_and_returns_full_resolution(tmp_path):
+    path = tmp_path / "s.pt"
+    save_checkpoint(path, icnet(CAMVID.num_classes, "r18", 0.25), ModelMeta(CAMVID, "r18", 0.25, input_size=(64, 96)))
+    eng = Engine.from_checkpoint(path, device="cpu")
+    assert eng.infer(frame(200, 300))[0].classes.shape == (200, 300)
+
+
+def test_cuda_without_cuda_fails_clearly(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(EngineError, match="device 'cuda' was asked for but CUDA is not available"):
+        resolve_device("cuda")
+    with pytest.raises(EngineError, match="CUDA is not available"):
+        resolve_device("cuda:1")
+    assert resolve_device("auto").type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the real no-CUDA path")
+def test_engine_with_cuda_on_this_machine_fails(tmp_path):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, icnet(2, "r18", 0.25), ModelMeta(CAMVID.__class__(("a", "b"), ((0, 0, 0), (1, 1, 1)), (1,)), "r18", 0.25))
+    with pytest.raises(EngineError, match="CUDA is not available"):
+        Engine.from_checkpoint(path, device="cuda")
+
+
+@pytest.mark.parametrize("bad,msg", [
+    ("gpu", "not auto, cpu, cuda or cuda:N"),
+    ("cuda:x", "CUDA is not available|not auto, cpu, cuda or cuda:N"),
+])
+def test_bad_device_names(bad, msg):
+    with pytest.raises(EngineError, match=msg):
+        resolve_device(bad)
+
+
+def test_bad_frames_and_options(engine):
+    with pytest.raises(EngineError, match="frame 0 must be a uint8 H x W x 3 array, got float32"):
+        engine.infer(frame().astype(np.float32))
+    with pytest.raises(EngineError, match="frame 1 must be a uint8 H x W x 3 array"):
+        engine.infer([frame(), frame()[..., 0]])
+    with pytest.raises(EngineError, match="at least 8x8"):
+        engine.infer(frame(4, 4))
+    with pytest.raises(EngineError, match="no frames"):
+        engine.infer([])
+    with pytest.raises(EngineError, match="color must be 'rgb' or 'bgr'"):
+        engine.infer(frame(), color="hsv")
+
+
+def test_bad_precision(tmp_path):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, icnet(CAMVID.num_classes, "r18", 0.25), ModelMeta(CAMVID, "r18", 0.25))
+    with pytest.raises(EngineError, match="precision 'fp8' is not one of"):
+        Engine.from_checkpoint(path, device="cpu", precision="fp8")
+    with pytest.raises(EngineError, match="'fp16' needs a CUDA device"):
+        Engine.from_checkpoint(path, device="cpu", precision="fp16")
+    bf16 = Engine.from_checkpoint(path, device="cpu", precision="bf16", warmup=False)
+    assert bf16.infer(frame())[0].classes.shape == (75, 124)

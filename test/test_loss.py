@@ -1,0 +1,67 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from icnet_ros.loss import CascadeLoss, shrink_labels
+
+
+def outputs(n=2, c=3, h=64, w=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(n, c, h // s, w // s, generator=g) for s in (16, 8, 4))
+
+
+def test_matches_hand_computed_weighted_sum():
+    outs = outputs()
+    labels = torch.randint(0, 3, (2, 64, 64), generator=torch.Generator().manual_seed(1))
+    loss = CascadeLoss((0.4, 0.4, 1.0))(outs, labels)
+    expect = 0
+    for o, wgt in zip(outs, (0.4, 0.4, 1.0)):
+        t = labels[:, ::64 // o.shape[-2], ::64 // o.shape[-1]]  # nearest neighbour on exact factors
+        expect += wgt * F.cross_entropy(o, t)
+    assert torch.allclose(loss, expect, atol=1e-5)
+
+
+def test_weights_are_honoured():
+    outs = outputs()
+    labels = torch.randint(0, 3, (2, 64, 64))
+    only_last = CascadeLoss((0.0, 0.0, 1.0))(outs, labels)
+    assert torch.allclose(only_last, F.cross_entropy(outs[2], shrink_labels(labels, outs[2].shape[-2:])))
+    doubled = CascadeLoss((0.8, 0.8, 2.0))(outs, labels)
+    assert torch.allclose(doubled, 2 * CascadeLoss((0.4, 0.4, 1.0))(outs, labels), atol=1e-5)
+
+
+def test_ignore_index_is_honoured():
+    outs = outputs()
+    labels = torch.randint(0, 3, (2, 64, 64))
+    loss = CascadeLoss(ignore_index=255)(outs, labels)
+    # changing the ignored pixels' predictions does not change the loss
+    masked = labels.clone()
+    masked[:, :32] = 255
+    a = CascadeLoss(ignore_index=255)(outs, masked)
+    perturbed = tuple(o.clone() for o in outs)
+    for o in perturbed:
+        o[:, :, : o.shape[2] // 2] += 10 * torch.randn_like(o[:, :, : o.shape[2] // 2])
+    b = CascadeLoss(ignore_index=255)(perturbed, masked)
+    assert torch.allclose(a, b, atol=1e-5)
+    assert not torch.allclose(a, loss)
+    all_ignored = torch.full_like(labels, 255)
+    assert CascadeLoss(ignore_index=255)(outs, all_ignored).item() == 0.0
+
+
+def test_labels_shrink_by_nearest_neighbour_only():
+    labels = torch.tensor([[[0, 7], [3, 255]]]).repeat_interleave(8, 1).repeat_interleave(8, 2)
+    small = shrink_labels(labels, (4, 4))
+    assert set(small.unique().tolist()) <= {0, 7, 3, 255}
+
+
+def test_class_weights_change_the_loss():
+    outs = outputs()
+    labels = torch.randint(0, 3, (2, 64, 64))
+    plain = CascadeLoss()(outs, labels)
+    weighted = CascadeLoss(class_weights=[1.0, 5.0, 0.1])(outs, labels)
+    assert not torch.allclose(plain, weighted)
+
+
+def test_output_count_must_match_weights():
+    with pytest.raises(ValueError, match="3 model outputs but 2 loss weights"):
+        CascadeLoss((0.4, 1.0))(outputs(), torch.zeros(2, 64, 64, dtype=torch.long))
