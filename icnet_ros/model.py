@@ -240,6 +240,8 @@ def load_backbone(model: ICNet, path: str) -> list[str]:
     own = model.state_dict()
     loaded = []
     for key, value in state.items():
+        if key.endswith("num_batches_tracked"):
+            continue  # scalar counters fit any model; they say nothing about a match
         target = None
         for src, dst in mapping.items():
             if key.startswith(src):

@@ -100,3 +100,20 @@ def test_bad_arguments_are_clear():
 def test_onnx_friendly_no_adaptive_pooling():
     model = icnet_r18(3)
     assert not any("Adaptive" in type(m).__name__ for m in model.modules())
+
+
+def test_full_width_variant_loads_torchvision_backbone_from_a_user_file(tmp_path):
+    from torchvision.models import resnet18
+
+    from icnet_ros.model import load_backbone
+
+    torch.manual_seed(0)
+    backbone = resnet18(weights=None)  # random weights stand in for a user's ImageNet file
+    path = tmp_path / "resnet18.pth"
+    torch.save(backbone.state_dict(), path)
+    model = icnet_r18(2, width=1.0)
+    loaded = load_backbone(model, str(path))
+    assert "conv5.1.conv2.weight" in loaded and "conv3_rest.0.conv1.weight" in loaded
+    assert torch.equal(model.conv5[1].conv2.weight, backbone.layer4[1].conv2.weight)
+    with pytest.raises(ValueError, match="no ResNet weights match"):
+        load_backbone(icnet_r18(2, width=0.25), str(path))
