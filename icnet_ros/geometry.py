@@ -1,0 +1,234 @@
+"""Ground-plane geometry: from a camera's pose to a bird's-eye drivable grid.  No ROS.
+
+Conventions (REP-103): the ground frame is the vehicle's ``base_frame`` with X forward,
+Y left, Z up, the ground at Z = 0.  The camera's optical frame is X right, Y down,
+Z forward.  A homography ``H`` (3x3) maps a ground point to a pixel:
+``(u, v, 1) ~ H @ (X, Y, 1)``.
+
+A grid is rasterised by *inverse* mapping: each cell centre is projected into the image
+and takes the mask value there.  That gives no holes at any distance, and a cell whose
+centre falls outside the image or behind the camera is simply unseen.
+
+Grid layout: ``grid[i, j]`` is the cell at ``Y = y_min + (i + 0.5) * res`` and
+``X = x_min + (j + 0.5) * res`` — rows along Y, columns along X, which is the row-major
+order of nav_msgs/OccupancyGrid with its origin at (x_min, y_min).  ``bev_image`` turns
+it so that forward is up and left is left, the way KITTI draws its bird's-eye view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FREE, OCCUPIED, UNKNOWN = 0, 100, -1
+
+
+class GeometryError(ValueError):
+    """A bad calibration file, camera matrix, pose or grid extent."""
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A rectangle of the ground plane in base_frame, cut into square cells."""
+    x_min: float = 0.0
+    x_max: float = 40.0
+    y_min: float = -10.0
+    y_max: float = 10.0
+    resolution: float = 0.1
+
+    def __post_init__(self):
+        if not self.resolution > 0:
+            raise GeometryError(f"grid resolution must be positive, got {self.resolution}")
+        if not self.x_max > self.x_min:
+            raise GeometryError(f"grid x_max ({self.x_max}) must be greater than x_min ({self.x_min})")
+        if not self.y_max > self.y_min:
+            raise GeometryError(f"grid y_max ({self.y_max}) must be greater than y_min ({self.y_min})")
+        if self.width * self.height > 25_000_000:
+            raise GeometryError(f"grid of {self.width} x {self.height} cells is too large; "
+                                f"use a coarser resolution or a smaller extent")
+
+    @property
+    def width(self) -> int:   # cells along X
+        return int(round((self.x_max - self.x_min) / self.resolution))
+
+    @property
+    def height(self) -> int:  # cells along Y
+        return int(round((self.y_max - self.y_min) / self.resolution))
+
+    def cell_centers(self) -> tuple[np.ndarray, np.ndarray]:
+        """(X, Y), each height x width, in metres."""
+        xs = self.x_min + (np.arange(self.width) + 0.5) * self.resolution
+        ys = self.y_min + (np.arange(self.height) + 0.5) * self.resolution
+        return np.meshgrid(xs, ys)
+
+
+# KITTI's road benchmark bird's-eye view: x (right) -10..10 m, z (forward) 6..46 m, 5 cm.
+KITTI_BEV = GridSpec(x_min=6.0, x_max=46.0, y_min=-10.0, y_max=10.0, resolution=0.05)
+
+
+# --- camera pose -> homography -------------------------------------------------------
+
+def rotation(roll: float = 0.0, pitch: float = 0.0, yaw: float = 0.0) -> np.ndarray:
+    """The camera optical frame's axes in base_frame: Rz(yaw) Ry(pitch) Rx(roll) R0, where
+    R0 is a level camera looking along X.  Positive pitch looks down (REP-103)."""
+    cr, sr = np.cos(roll), np.sin(roll)
+    cp, sp = np.cos(pitch), np.sin(pitch)
+    cy, sy = np.cos(yaw), np.sin(yaw)
+    rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
+    ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
+    rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
+    optical = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])  # columns: x, y, z
+    return rz @ ry @ rx @ optical
+
+
+def ground_homography(K, height: float, pitch: float = 0.0, roll: float = 0.0, yaw: float = 0.0,
+                      x: float = 0.0, y: float = 0.0) -> np.ndarray:
+    """H (ground X, Y in base_frame -> pixel) for a camera with intrinsics K (3x3) mounted
+    ``height`` metres above the ground at (x, y), turned by roll/pitch/yaw (radians)."""
+    K = np.asarray(K, np.float64).reshape(3, 3)
+    if not (K[0, 0] > 0 and K[1, 1] > 0 and K[2, 2] != 0):
+        raise GeometryError(f"camera matrix K has no focal length (fx={K[0, 0]}, fy={K[1, 1]})")
+    if not height > 0:
+        raise GeometryError(f"camera height must be above the ground, got {height} m")
+    R = rotation(roll, pitch, yaw)
+    center = np.array([x, y, height], np.float64)
+    # pixel ~ K R^T (P - C) with P = (X, Y, 0)
+    M = R.T @ np.column_stack([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], -center])
+    return K @ M
+
+
+def read_kitti_calib(path) -> dict[str, np.ndarray]:
+    """A KITTI calib .txt file as named matrices (P0..P3 3x4, R0_rect 3x3, Tr_* 3x4)."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as e:
+        raise GeometryError(f"calib file {path} cannot be read: {e.strerror or e}") from None
+    out = {}
+    for line in lines:
+        if ":" not in line:
+            continue
+        key, values = line.split(":", 1)
+        try:
+            numbers = np.array([float(v) for v in values.split()], np.float64)
+        except ValueError:
+            raise GeometryError(f"calib file {path}: entry {key.strip()!r} has non-numeric values") from None
+        shape = {12: (3, 4), 9: (3, 3)}.get(numbers.size)
+        if shape:
+            out[key.strip()] = numbers.reshape(shape)
+    for needed in ("P2", "R0_rect", "Tr_cam_to_road"):
+        if needed not in out:
+            raise GeometryError(f"calib file {path} has no {needed} entry (is it a KITTI road calib file?)")
+    return out
+
+
+def _h4(m: np.ndarray) -> np.ndarray:
+    out = np.eye(4)
+    out[: m.shape[0], : m.shape[1]] = m
+    return out
+
+
+def kitti_road_homography(calib) -> np.ndarray:
+    """KITTI's own road homography Tr33 = (P2 R0_rect inv(Tr_cam_to_road))[:, [0, 2, 3]],
+    mapping road (x right, z forward, 1) to pixels.  calib: a path or read_kitti_calib()."""
+    if not isinstance(calib, dict):
+        calib = read_kitti_calib(calib)
+    full = calib["P2"] @ _h4(calib["R0_rect"]) @ np.linalg.inv(_h4(calib["Tr_cam_to_road"]))
+    return full[:, [0, 2, 3]]
+
+
+def kitti_ground_homography(calib, x: float = 0.0, y: float = 0.0) -> np.ndarray:
+    """KITTI's road homography in base_frame terms (X forward, Y left), the road frame's
+    origin (under the camera) placed at (x, y) in base_frame."""
+    # road x = -(Y - y) (road x points right), road z = X - x
+    base_to_road = np.array([[0.0, -1.0, y], [1.0, 0.0, -x], [0.0, 0.0, 1.0]])
+    return kitti_road_homography(calib) @ base_to_road
+
+
+def kitti_intrinsics(calib) -> np.ndarray:
+    if not isinstance(calib, dict):
+        calib = read_kitti_calib(calib)
+    return calib["P2"][:, :3].copy()
+
+
+def scale_intrinsics(K, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
+    """K for an image resized from (h, w) ``from_size`` to ``to_size``."""
+    K = np.asarray(K, np.float64).reshape(3, 3).copy()
+    sy, sx = to_size[0] / from_size[0], to_size[1] / from_size[1]
+    K[0] *= sx
+    K[1] *= sy
+    return K
+
+
+def project(H, X, Y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels (u, v) of ground points, and whether each lies in front of the camera."""
+    H = np.asarray(H, np.float64)
+    X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
+    u = H[0, 0] * X + H[0, 1] * Y + H[0, 2]
+    v = H[1, 0] * X + H[1, 1] * Y + H[1, 2]
+    w = H[2, 0] * X + H[2, 1] * Y + H[2, 2]
+    front = w > 1e-9
+    w = np.where(front, w, 1.0)
+    return u / w, v / w, front
+
+
+# --- rasterising ----------------------------------------------------------------------
+
+class GroundProjector:
+    """Samples image-space maps onto a ground grid.  The pixel of every cell is computed
+    once for a given homography, grid and image size, so each frame costs one gather."""
+
+    def __init__(self, H, spec: GridSpec, image_size: tuple[int, int]):
+        h, w = int(image_size[0]), int(image_size[1])
+        if h <= 0 or w <= 0:
+            raise GeometryError(f"image size must be positive, got {w}x{h}")
+        self.spec, self.image_size = spec, (h, w)
+        X, Y = spec.cell_centers()
+        u, v, front = project(H, X, Y)
+        col, row = np.floor(u), np.floor(v)
+        self.visible = front & (col >= 0) & (col < w) & (row >= 0) & (row < h)
+        # flat pixel index of each visible cell; 0 (ignored) elsewhere
+        self._index = np.where(self.visible, row.clip(0, h - 1) * w + col.clip(0, w - 1), 0).astype(np.int64)
+
+    def sample(self, image: np.ndarray, fill=0) -> np.ndarray:
+        """Ground view of an H x W (x C) image: value at each cell's pixel, ``fill`` where
+        unseen.  Works for masks, probabilities and colour images alike."""
+        if image.shape[:2] != self.image_size:
+            raise GeometryError(f"image is {image.shape[1]}x{image.shape[0]} but the projector "
+                                f"was built for {self.image_size[1]}x{self.image_size[0]}")
+        flat = image.reshape(self.image_size[0] * self.image_size[1], *image.shape[2:])
+        out = flat[self._index]
+        out[~self.visible] = fill
+        return out
+
+    def occupancy(self, drivable: np.ndarray) -> np.ndarray:
+        """int8 grid: 0 drivable, 100 not drivable, -1 unseen."""
+        seen = self.sample(np.asarray(drivable).astype(bool, copy=False), fill=False)
+        grid = np.where(seen, FREE, OCCUPIED).astype(np.int8)
+        grid[~self.visible] = UNKNOWN
+        return grid
+
+
+def occupancy_grid(drivable: np.ndarray, H, spec: GridSpec = GridSpec()) -> np.ndarray:
+    """One-shot: a drivable mask (H x W bool) to an int8 grid (0 / 100 / -1)."""
+    return GroundProjector(H, spec, drivable.shape[:2]).occupancy(drivable)
+
+
+def bird_eye_view(image: np.ndarray, H, spec: GridSpec = KITTI_BEV, fill=0) -> np.ndarray:
+    """One-shot ground view of an image or mask, as an image (forward up, left left)."""
+    return bev_image(GroundProjector(H, spec, image.shape[:2]).sample(image, fill))
+
+
+def bev_image(grid: np.ndarray) -> np.ndarray:
+    """Turn a grid (rows Y, columns X) into a picture: far at the top, left on the left."""
+    return np.ascontiguousarray(np.swapaxes(grid, 0, 1)[::-1, ::-1])
+
+
+def grid_to_png(grid: np.ndarray) -> np.ndarray:
+    """uint8 picture of an occupancy grid: free white, occupied black, unseen grey."""
+    out = np.full(grid.shape, 128, np.uint8)
+    out[grid == FREE] = 255
+    out[grid == OCCUPIED] = 0
+    return bev_image(out)

@@ -1,0 +1,281 @@
+"""`play`: a camera from a folder of images or a bag.
+
+Publishes `image` (sensor_msgs/Image) or, with transport 'compressed', `image/compressed`
+(JPEG/PNG files are sent as they are on disk), and `camera_info` when it is known: from
+a KITTI calib file (the data_road layout image_2/ + calib/ is recognised) or from the
+bag's camera_info topic next to the image topic.  Bags: ROS 1 `.bag`, ROS 2 sqlite3 or
+MCAP folders, read with rosbags.  Stamps are publish time.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.duration import Duration
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+from .. import geometry
+from .conversions import ConversionError, frame_from_msg, numpy_to_compressed, numpy_to_image
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".bmp")
+BAG_IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+
+
+class PlayError(ValueError):
+    """A source that cannot be played; the message names it."""
+
+
+def kitti_camera_info(calib, width: int, height: int) -> CameraInfo:
+    """CameraInfo for a rectified KITTI left colour camera (P2)."""
+    P = calib["P2"]
+    info = CameraInfo()
+    info.width, info.height = int(width), int(height)
+    info.distortion_model = "plumb_bob"
+    info.d = [0.0] * 5
+    info.k = [float(v) for v in P[:, :3].ravel()]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [float(v) for v in P.ravel()]
+    return info
+
+
+# --- sources: each yields (name, message kind, payload, calib or CameraInfo) -----------
+
+def folder_frames(folder: Path, calib_file: str = ""):
+    """Sorted images of a folder; KITTI data_road (image_2/, calib/) recognised."""
+    if (folder / "image_2").is_dir():
+        folder = folder / "image_2"
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise PlayError(f"parameter 'source': folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    calib_dir = folder.parent / "calib"
+    fallback = geometry.read_kitti_calib(calib_file) if calib_file else None
+    if fallback is None and calib_dir.is_dir():
+        # KITTI road calibs are near-identical: frames without their own file use any one
+        any_calib = sorted(calib_dir.glob("*.txt"))
+        fallback = geometry.read_kitti_calib(any_calib[0]) if any_calib else None
+    for path in files:
+        own = calib_dir / (path.stem + ".txt")
+        calib = geometry.read_kitti_calib(own) if own.is_file() and not calib_file else fallback
+        yield path.name, "file", path, calib
+
+
+def bag_frames(path: Path, image_topic: str = ""):
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    with AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
+        images = [c for c in reader.connections if c.msgtype in BAG_IMAGE_TYPES]
+        if image_topic:
+            images = [c for c in images if c.topic == image_topic]
+        if not images:
+            found = ", ".join(sorted(f"{c.topic} ({c.msgtype})" for c in reader.connections)) or "none"
+            wanted = f"image topic {image_topic!r}" if image_topic else "Image or CompressedImage topic"
+            raise PlayError(f"bag {path} has no {wanted}; its topics: {found}")
+        topic = images[0].topic
+        images = [c for c in images if c.topic == topic]
+        ns = topic.rsplit("/", 2)[0] if topic.endswith("/compressed") else topic.rsplit("/", 1)[0]
+        infos = [c for c in reader.connections
+                 if c.msgtype == "sensor_msgs/msg/CameraInfo" and c.topic == f"{ns}/camera_info"]
+        info = None
+        for n, (conn, _, raw) in enumerate(reader.messages(connections=images + infos)):
+            msg = reader.deserialize(raw, conn.msgtype)
+            if conn.msgtype.endswith("CameraInfo"):
+                info = msg
+                continue
+            yield f"{topic}#{n}", "bag", msg, info
+
+
+def _bag_camera_info(msg) -> CameraInfo:
+    info = CameraInfo()
+    info.width, info.height = int(msg.width), int(msg.height)
+    info.distortion_model = msg.distortion_model
+    info.d = [float(v) for v in msg.d]
+    info.k = [float(v) for v in msg.k]
+    info.r = [float(v) for v in msg.r]
+    info.p = [float(v) for v in msg.p]
+    return info
+
+
+def is_bag(path: Path) -> bool:
+    return path.suffix in (".bag", ".mcap", ".db3") or (path / "metadata.yaml").is_file()
+
+
+class Player(Node):
+    def __init__(self, **kwargs):
+        super().__init__("play", **kwargs)
+        d = lambda text, **kw: ParameterDescriptor(description=text, read_only=True, **kw)  # noqa: E731
+        self.declare_parameter("source", "", d("Folder of images, KITTI data_road folder or bag."))
+        self.declare_parameter("rate", 10.0, d("Frames per second.", floating_point_range=[
+            FloatingPointRange(from_value=0.01, to_value=1000.0)]))
+        self.declare_parameter("loop", False, d("Start over at the end."))
+        self.declare_parameter("count", 0, d("Frames to publish in all; 0: one pass (forever with loop).",
+                                             integer_range=[IntegerRange(from_value=0, to_value=10**9, step=1)]))
+        self.declare_parameter("frame_id", "", d("Header frame_id; empty: 'camera' (folders) or the bag's."))
+        self.declare_parameter("image_topic", "", d("Bag topic to play; empty: the first image topic."))
+        self.declare_parameter("calib_file", "", d("KITTI calib file for camera_info (folders)."))
+        self.declare_parameter("transport", "raw", d("raw (image) or compressed (image/compressed)."))
+        self.declare_parameter("qos_reliability", "reliable", d("reliable or best_effort."))
+        self.declare_parameter("wait_for_subscribers", 0, d("Start once the image topic has this many "
+                                                            "subscribers.", integer_range=[
+                                                                IntegerRange(from_value=0, to_value=1000, step=1)]))
+        p = lambda n: self.get_parameter(n).value  # noqa: E731
+        self.source = Path(p("source")).expanduser()
+        self.loop, self.count, self.frame_id = p("loop"), p("count"), p("frame_id")
+        self.image_topic, self.calib_file = p("image_topic"), p("calib_file")
+        self.transport, self.wait_for = p("transport"), p("wait_for_subscribers")
+        if not p("source"):
+            raise PlayError("parameter 'source' is empty: give a folder of images or a bag")
+        if not self.source.exists():
+            raise PlayError(f"parameter 'source': {self.source} does not exist")
+        if self.transport not in ("raw", "compressed"):
+            raise PlayError(f"parameter 'transport': {self.transport!r} is not raw or compressed")
+        if p("qos_reliability") not in ("reliable", "best_effort"):
+            raise PlayError(f"parameter 'qos_reliability': {p('qos_reliability')!r} is not reliable or best_effort")
+        if self.calib_file:
+            try:
+                geometry.read_kitti_calib(self.calib_file)
+            except geometry.GeometryError as e:
+                raise PlayError(f"parameter 'calib_file': {e}") from None
+        qos = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE if p("qos_reliability") == "reliable"
+                         else QoSReliabilityPolicy.BEST_EFFORT)
+        if self.transport == "compressed":
+            self.image_pub = self.create_publisher(CompressedImage, "image/compressed", qos)
+        else:
+            self.image_pub = self.create_publisher(Image, "image", qos)
+        self.info_pub = self.create_publisher(CameraInfo, "camera_info", qos)
+        try:
+            self.frames = self._frames()
+            self._next = next(self.frames, None)    # fail now on an empty source or bag
+        except geometry.GeometryError as e:
+            raise PlayError(f"parameter 'source': {e}") from None
+        except Exception as e:
+            if type(e).__module__.startswith("rosbags"):
+                raise PlayError(f"parameter 'source': {self.source} is not a readable bag ({e})") from None
+            raise
+        if self._next is None:
+            raise PlayError(f"parameter 'source': {self.source} has no frames")
+        self.sent = 0
+        self.done = False
+        self.timer = self.create_timer(1.0 / p("rate"), self._tick)
+
+    def _frames(self):
+        if is_bag(self.source):
+            return bag_frames(self.source, self.image_topic)
+        if self.source.is_dir():
+            return folder_frames(self.source, self.calib_file)
+        raise PlayError(f"parameter 'source': {self.source} is neither a folder nor a bag (.bag, .mcap, .db3)")
+
+    def _tick(self) -> None:
+        if self.done:
+            return
+        if self.wait_for and self.image_pub.get_subscription_count() < self.wait_for:
+            return
+        self.wait_for = 0
+        item = self._next
+        if item is None and self.loop:
+            self.frames = self._frames()
+            item = next(self.frames, None)
+        if item is None or (self.count and self.sent >= self.count):
+            self._finish()
+            return
+        self._next = next(self.frames, None)
+        try:
+            self._publish(*item)
+        except (ConversionError, OSError) as e:
+            self.get_logger().warning(f"{item[0]}: {e}; skipped")
+            return
+        self.sent += 1
+        if self.count and self.sent >= self.count:
+            self._finish()
+
+    def _publish(self, name: str, kind: str, payload, calib) -> None:
+        stamp = self.get_clock().now().to_msg()
+        if kind == "file":
+            image, info = self._file_message(payload)
+            frame_id = self.frame_id or "camera"
+            if calib is not None:
+                h, w = self._last_size
+                info = kitti_camera_info(calib, w, h)
+        else:
+            image, info = self._bag_message(payload), (_bag_camera_info(calib) if calib is not None else None)
+            frame_id = self.frame_id or payload.header.frame_id or "camera"
+        image.header.stamp, image.header.frame_id = stamp, frame_id
+        if info is not None:
+            info.header = image.header
+            self.info_pub.publish(info)
+        self.image_pub.publish(image)
+        self.get_logger().info(f"frame {self.sent + 1} {name} stamp {stamp.sec}.{stamp.nanosec:09d}")
+
+    def _file_message(self, path: Path):
+        if self.transport == "compressed" and path.suffix.lower() in (".png", ".jpg", ".jpeg"):
+            data = path.read_bytes()
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise ConversionError(f"{path} is not a readable image")
+            self._last_size = bgr.shape[:2]
+            msg = CompressedImage()
+            msg.format = "png" if path.suffix.lower() == ".png" else "jpeg"
+            msg.data = data
+            return msg, None
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ConversionError(f"{path} is not a readable image")
+        self._last_size = bgr.shape[:2]
+        if self.transport == "compressed":
+            return numpy_to_compressed(bgr, "jpeg", order="bgr"), None
+        return numpy_to_image(bgr, "bgr8"), None
+
+    def _bag_message(self, msg):
+        compressed = hasattr(msg, "format")
+        if compressed and self.transport == "compressed":
+            out = CompressedImage()
+            out.format, out.data = msg.format, bytes(msg.data)
+            return out
+        if not compressed and self.transport == "raw":
+            out = Image()
+            out.height, out.width, out.encoding = msg.height, msg.width, msg.encoding
+            out.is_bigendian, out.step, out.data = msg.is_bigendian, msg.step, bytes(msg.data)
+            return out
+        frame, order = frame_from_msg(msg)
+        if self.transport == "compressed":
+            return numpy_to_compressed(frame, "jpeg", order=order)
+        return numpy_to_image(np.ascontiguousarray(frame), "rgb8" if order == "rgb" else "bgr8")
+
+    def _finish(self) -> None:
+        self.done = True
+        self.timer.cancel()
+        self.image_pub.wait_for_all_acked(Duration(seconds=2.0))
+        self.get_logger().info(f"published {self.sent} frames from {self.source}")
+
+
+def main(args=None) -> int:
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=args if args is not None else sys.argv)
+    code = 0
+    node = None
+    try:
+        node = Player()
+        while rclpy.ok() and not node.done:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except PlayError as e:
+        rclpy.logging.get_logger("play").error(str(e))
+        code = 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

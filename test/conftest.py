@@ -1,0 +1,184 @@
+"""Shared test setup.
+
+A private ROS_DOMAIN_ID per test run (from the pid), set before anything imports rclpy,
+so concurrent test runs and demos on this host never see each other's topics.  ROS tests
+skip cleanly when rclpy does not import.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+
+import pytest
+
+os.environ["ROS_DOMAIN_ID"] = str(120 + os.getpid() % 100)
+
+try:
+    import rclpy  # noqa: F401
+
+    HAVE_RCLPY = True
+except Exception:  # ImportError, or a broken ROS install failing at load
+    HAVE_RCLPY = False
+
+
+def tiny_checkpoint_file(path, classes=None, constant_class: int | None = None):
+    """A tiny randomly initialised ICNet checkpoint.  With constant_class, the final
+    classifier's weights are zero and its bias picks that class: every pixel of every
+    frame comes out as that class, so tests control what the node sees."""
+    import torch
+
+    from icnet_ros.checkpoint import ModelMeta, save_checkpoint
+    from icnet_ros.classes import CAMVID
+
+    meta = ModelMeta(classes or CAMVID, variant="r18", width=0.25)
+    torch.manual_seed(0)
+    model = meta.build()
+    if constant_class is not None:
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.bias.fill_(-10.0)
+            model.classifier.bias[constant_class] = 10.0
+    return save_checkpoint(path, model, meta)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    return tiny_checkpoint_file(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+
+
+@pytest.fixture(scope="session")
+def ros_context():
+    if not HAVE_RCLPY:
+        pytest.skip("rclpy does not import here")
+    import rclpy
+
+    rclpy.init(args=[])
+    yield
+    rclpy.try_shutdown()
+
+
+@pytest.fixture
+def torch_threads():
+    """One torch thread while a test runs (2 shared cores), restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield 1
+    torch.set_num_threads(before)
+
+
+def wait_for(condition, timeout: float = 10.0, step: float = 0.02) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(step)
+    return bool(condition())
+
+
+_namespaces = itertools.count()
+
+
+class Graph:
+    """The node under test plus a probe node (test publishers and subscribers), spun by
+    a real executor on a background thread; each Graph gets its own namespace."""
+
+    def __init__(self, checkpoint, autostart: bool = True, **params):
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.parameter import Parameter
+
+        from icnet_ros.ros.node import SegmentationNode
+
+        self.ns = f"/t{os.getpid()}_{next(_namespaces)}"
+        params = {"model_path": str(checkpoint), "num_threads": 1, "warmup": False, **params}
+        self.node = SegmentationNode(namespace=self.ns, parameter_overrides=[
+            Parameter(k, value=v) for k, v in params.items()])
+        self.probe = rclpy.create_node("probe", namespace=self.ns)
+        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.probe)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+        self.received: dict[str, list] = {}
+        self._lock = threading.Lock()
+        if autostart:
+            assert self.configure(), self.node.last_error
+            assert self.activate()
+
+    def configure(self) -> bool:
+        from rclpy.lifecycle import TransitionCallbackReturn
+
+        return self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+
+    def activate(self) -> bool:
+        from rclpy.lifecycle import TransitionCallbackReturn
+
+        return self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+    def topic(self, relative: str) -> str:
+        return f"{self.ns}/{relative}"
+
+    def output(self, name: str, camera: str = "") -> str:
+        return f"{self.ns}/icnet/{camera + '/' if camera else ''}{name}"
+
+    def publisher(self, msg_type, topic: str, reliable: bool = True, depth: int = 10):
+        from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+
+        qos = QoSProfile(depth=depth, reliability=QoSReliabilityPolicy.RELIABLE if reliable
+                         else QoSReliabilityPolicy.BEST_EFFORT)
+        return self.probe.create_publisher(msg_type, topic, qos)
+
+    def collect(self, msg_type, topic: str) -> list:
+        """Messages arriving on topic, in order (reliable, deep queue)."""
+        from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+
+        box = self.received.setdefault(topic, [])
+
+        def store(msg):
+            with self._lock:
+                box.append(msg)
+
+        self.probe.create_subscription(msg_type, topic, store,
+                                       QoSProfile(depth=100, reliability=QoSReliabilityPolicy.RELIABLE))
+        return box
+
+    def wait_matched(self, *publishers, timeout: float = 10.0) -> None:
+        """Until every test publisher reaches the node and every node output we listen
+        to reaches the probe (DDS discovery takes a moment)."""
+        def ready():
+            if any(p.get_subscription_count() < 1 for p in publishers):
+                return False
+            for cam in self.node.cameras:
+                for pub in cam.pubs.values():
+                    if pub.topic_name in self.received and pub.get_subscription_count() < 1:
+                        return False
+            return True
+
+        assert wait_for(ready, timeout), "DDS discovery did not match publishers and subscribers"
+
+    def close(self) -> None:
+        if self.node.state == "active":
+            self.node.trigger_deactivate()
+        self.executor.shutdown(timeout_sec=2.0)
+        self._thread.join(timeout=5.0)
+        self.node._stop_worker()
+        self.node.destroy_node()
+        self.probe.destroy_node()
+
+
+@pytest.fixture
+def graph_factory(ros_context, tiny_checkpoint, torch_threads):
+    graphs = []
+
+    def make(checkpoint=None, **params):
+        g = Graph(checkpoint or tiny_checkpoint, **params)
+        graphs.append(g)
+        return g
+
+    yield make
+    for g in graphs:
+        g.close()
