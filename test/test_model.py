@@ -117,3 +117,13 @@ def test_full_width_variant_loads_torchvision_backbone_from_a_user_file(tmp_path
     assert torch.equal(model.conv5[1].conv2.weight, backbone.layer4[1].conv2.weight)
     with pytest.raises(ValueError, match="no ResNet weights match"):
         load_backbone(icnet_r18(2, width=0.25), str(path))
+
+
+def test_classify_then_upsample_equals_upsample_then_classify():
+    torch.manual_seed(0)
+    model = icnet_r18(5, width=0.25)
+    f = torch.randn(1, model.classifier.in_channels, 12, 20)
+    up = torch.nn.functional.interpolate
+    a = model.classifier(up(f, size=(24, 40), mode="bilinear", align_corners=False))
+    b = up(model.classifier(f), size=(24, 40), mode="bilinear", align_corners=False)
+    assert torch.allclose(a, b, atol=1e-5)
