@@ -109,3 +109,23 @@ def test_bad_precision(tmp_path):
         Engine.from_checkpoint(path, device="cpu", precision="fp16")
     bf16 = Engine.from_checkpoint(path, device="cpu", precision="bf16", warmup=False)
     assert bf16.infer(frame())[0].classes.shape == (75, 124)
+
+
+def test_batchnorm_fusion_keeps_outputs_and_callers_model():
+    from icnet_ros.engine import fuse_batchnorm
+
+    torch.manual_seed(0)
+    model = icnet(4, "r50", 0.25).eval()
+    for m in model.modules():  # non-trivial BN statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(1, 3, 96, 128)
+    with torch.no_grad():
+        before = model(x)
+        eng = Engine(model, ModelMeta(CAMVID.__class__(("a", "b", "c", "d"), ((0, 0, 0),) * 4, (1,)), "r50", 0.25),
+                     device="cpu", warmup=False)
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # caller untouched
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in eng.model.modules())
+        assert torch.allclose(eng.model(x), before, rtol=1e-4, atol=1e-3)
+        assert torch.allclose(fuse_batchnorm(model)(x), before, rtol=1e-4, atol=1e-3)
