@@ -283,6 +283,9 @@ class SegmentationNode(LifecycleNode):
             return Engine.from_checkpoint(path, self.p("device"), self.p("precision"), self.p("warmup"))
         except (FileNotFoundError, CheckpointError) as e:
             raise ConfigError(f"parameter 'model_path': {e}") from None
+        except OSError as e:  # ament_index without AMENT_PREFIX_PATH (a plain venv) says so this way
+            raise ConfigError(f"parameter 'model_path': empty, and the shipped model could not be "
+                              f"looked up ({e}); pass a checkpoint path") from None
         except EngineError as e:
             raise ConfigError(f"parameter 'device': {e}") from None
 

@@ -1,0 +1,124 @@
+"""Image / CompressedImage <-> numpy without cv_bridge: views, round trips, bad messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import HAVE_RCLPY
+
+pytestmark = pytest.mark.skipif(not HAVE_RCLPY, reason="sensor_msgs does not import")
+
+if HAVE_RCLPY:
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from icnet_ros.ros.conversions import (ConversionError, compressed_to_numpy, frame_from_msg,
+                                           image_to_numpy, numpy_to_compressed, numpy_to_image)
+
+RNG = np.random.default_rng(0)
+
+
+def msg(height, width, encoding, step, data):
+    m = Image()
+    m.height, m.width, m.encoding, m.step, m.data = height, width, encoding, step, data
+    return m
+
+
+@pytest.mark.parametrize("encoding,channels,order", [("rgb8", 3, "rgb"), ("bgr8", 3, "bgr"),
+                                                     ("rgba8", 4, "rgb"), ("bgra8", 4, "bgr"),
+                                                     ("mono8", 1, "rgb")])
+def test_round_trip_and_zero_copy(encoding, channels, order):
+    shape = (5, 7) if channels == 1 else (5, 7, channels)
+    a = RNG.integers(0, 256, shape, dtype=np.uint8)
+    m = numpy_to_image(a, encoding)
+    assert (m.height, m.width, m.step, m.encoding) == (5, 7, 7 * channels, encoding)
+    out, got_order = image_to_numpy(m)
+    assert got_order == order
+    expected = a[..., :3] if channels == 4 else a
+    np.testing.assert_array_equal(out, expected)
+    assert np.shares_memory(out, np.frombuffer(m.data, np.uint8)), "not a view of the message"
+    f, _ = frame_from_msg(m)
+    assert f.shape == (5, 7, 3) and f.dtype == np.uint8
+
+
+def test_padded_rows_are_a_view():
+    a = RNG.integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    padded = np.zeros((4, 20), np.uint8)
+    padded[:, :18] = a.reshape(4, 18)
+    m = msg(4, 6, "rgb8", 20, padded.tobytes())
+    out, _ = image_to_numpy(m)
+    np.testing.assert_array_equal(out, a)
+    assert np.shares_memory(out, np.frombuffer(m.data, np.uint8))
+    # the last row need not carry its padding
+    m2 = msg(4, 6, "rgb8", 20, padded.tobytes()[:-2])
+    np.testing.assert_array_equal(image_to_numpy(m2)[0], a)
+
+
+def test_mono8_becomes_three_channels():
+    a = RNG.integers(0, 256, (3, 4), dtype=np.uint8)
+    f, order = frame_from_msg(numpy_to_image(a))
+    assert f.shape == (3, 4, 3) and (f == a[..., None]).all() and order == "rgb"
+
+
+@pytest.mark.parametrize("make,words", [
+    (lambda: msg(4, 6, "rgb8", 18, bytes(18 * 4 - 1)), "shorter than step x height"),
+    (lambda: msg(4, 6, "rgb8", 10, bytes(100)), "step 10 is smaller"),
+    (lambda: msg(4, 6, "mono16", 12, bytes(48)), "not 8-bit"),
+    (lambda: msg(4, 6, "16UC1", 12, bytes(48)), "not 8-bit"),
+    (lambda: msg(4, 6, "32FC1", 24, bytes(96)), "not 8-bit"),
+    (lambda: msg(4, 6, "yuv9000", 18, bytes(72)), "unknown image encoding"),
+    (lambda: msg(4, 6, "", 18, bytes(72)), "unknown image encoding"),
+    (lambda: msg(0, 6, "rgb8", 18, b""), "zero size"),
+    (lambda: msg(4, 0, "rgb8", 0, b""), "zero size"),
+    (lambda: msg(100000, 100000, "rgb8", 300000, bytes(10)), "absurd size"),
+])
+def test_bad_images_give_one_clear_error(make, words):
+    with pytest.raises(ConversionError, match=words):
+        image_to_numpy(make())
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_compressed_round_trip(fmt):
+    a = RNG.integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    m = numpy_to_compressed(a, fmt)
+    assert m.format == fmt
+    out, order = compressed_to_numpy(m)
+    assert order == "bgr" and out.shape == (16, 24, 3)
+    if fmt == "png":
+        np.testing.assert_array_equal(out[..., ::-1], a)
+    # image_transport's format string is understood too
+    m.format = f"rgb8; {fmt} compressed bgr8"
+    assert compressed_to_numpy(m)[0].shape == (16, 24, 3)
+
+
+def _compressed(data, fmt="jpeg"):
+    m = CompressedImage()
+    m.format, m.data = fmt, data
+    return m
+
+
+def test_bad_compressed_images():
+    png = bytes(numpy_to_compressed(np.zeros((8, 8, 3), np.uint8), "png").data)
+    with pytest.raises(ConversionError, match="corrupt"):
+        compressed_to_numpy(_compressed(b"\xff\xd8\xff" + bytes(500)))
+    with pytest.raises(ConversionError, match="no data"):
+        compressed_to_numpy(_compressed(b""))
+    with pytest.raises(ConversionError, match="not jpeg or png"):
+        compressed_to_numpy(_compressed(png, "theora"))
+    huge = png[:16] + (70000).to_bytes(4, "big") * 2 + png[24:]
+    with pytest.raises(ConversionError, match="absurd size"):
+        compressed_to_numpy(_compressed(huge, "png"))
+    jpeg = bytes(numpy_to_compressed(np.zeros((8, 8, 3), np.uint8), "jpeg").data)
+    sof = jpeg.index(b"\xff\xc0")
+    huge_jpeg = jpeg[:sof + 5] + (60000).to_bytes(2, "big") * 2 + jpeg[sof + 9:]
+    with pytest.raises(ConversionError, match="absurd size"):
+        compressed_to_numpy(_compressed(huge_jpeg))
+
+
+def test_numpy_to_image_errors():
+    with pytest.raises(ConversionError, match="uint8"):
+        numpy_to_image(np.zeros((2, 2), np.float32))
+    with pytest.raises(ConversionError, match="does not fit"):
+        numpy_to_image(np.zeros((2, 2, 3), np.uint8), "mono8")
+    with pytest.raises(ConversionError, match="jpeg or png"):
+        numpy_to_compressed(np.zeros((2, 2, 3), np.uint8), "gif")
