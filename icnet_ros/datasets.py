@@ -3,13 +3,16 @@
 * ``kitti:PATH``            KITTI road ``data_road`` root (colour-coded ground truth)
 * ``camvid:PATH:SPLIT``     SegNet-layout CamVid (``SPLIT/`` and ``SPLITannot/``)
 * ``folder:IMAGES:MASKS``   images and class-id PNG masks paired by file stem
+* ``bag:PATH``              a ROS 1 or ROS 2 bag (see ``bags.py``)
 
-Each yields (RGB uint8 H x W x 3, class ids uint8 H x W) with the class set's ignore index
-where the label says "don't know".
+Each item is (RGB uint8 H x W x 3, class ids uint8 H x W) with the class set's ignore
+index where the label says "don't know".  Files are read lazily; every problem with one
+(unreadable, wrong size, unknown class id) is a DataError naming it.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,47 +28,73 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 class DataError(ValueError):
-    """A dataset spec, folder or file that cannot be used."""
+    """A dataset spec, folder, file or bag that cannot be used."""
 
 
-def read_image(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+@dataclass(frozen=True)
+class Encoded:
+    """An image held in memory as PNG/JPEG bytes (frames read from a bag)."""
+    data: bytes
+    name: str  # what error messages call it, e.g. "/camera/image in run.bag at 12.300 s"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _decode(src, flags) -> np.ndarray | None:
+    if isinstance(src, Encoded):
+        return cv2.imdecode(np.frombuffer(src.data, np.uint8), flags)
+    return cv2.imread(str(src), flags)
+
+
+def read_image(src) -> np.ndarray:
+    """RGB uint8 H x W x 3 from a file path or an Encoded frame."""
+    img = _decode(src, cv2.IMREAD_COLOR)
     if img is None:
-        raise DataError(f"image {path} cannot be read (missing, corrupt or not an image)")
+        missing = not isinstance(src, Encoded) and not Path(src).is_file()
+        raise DataError(f"image {src} " + ("is missing" if missing else "cannot be decoded (corrupt or not an image)"))
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def read_id_mask(path: Path) -> np.ndarray:
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+def read_id_mask(src) -> np.ndarray:
+    mask = _decode(src, cv2.IMREAD_UNCHANGED)
     if mask is None:
-        raise DataError(f"mask {path} cannot be read (missing, corrupt or not an image)")
+        raise DataError(f"mask {src} cannot be decoded (missing, corrupt or not an image)")
     if mask.ndim != 2:
-        raise DataError(f"mask {path} has {mask.shape[2]} channels; class-id masks must be single-channel")
+        raise DataError(f"mask {src} has {mask.shape[2]} channels; class-id masks must be single-channel")
     if mask.dtype != np.uint8:
         if mask.max() > 255:
-            raise DataError(f"mask {path} holds ids above 255")
+            raise DataError(f"mask {src} holds ids above 255")
         mask = mask.astype(np.uint8)
     return mask
 
 
 def decode_kitti_gt(rgb: np.ndarray) -> np.ndarray:
-    """KITTI road colours: magenta road -> 1, red not-road -> 0, anything else (black,
-    outside the evaluated area) -> 255 (ignored)."""
-    r, g, b = rgb[..., 0] > 127, rgb[..., 1] > 127, rgb[..., 2] > 127
+    """KITTI road colours, read as the devkit does (road where blue > 0, evaluated where
+    red > 0): magenta road -> 1, red not-road -> 0, black (outside the evaluated area)
+    -> 255, ignored in training and in every metric."""
+    valid, road = rgb[..., 0] > 0, rgb[..., 2] > 0
     out = np.full(rgb.shape[:2], 255, np.uint8)
-    out[r & ~g & ~b] = 0
-    out[r & ~g & b] = 1
+    out[valid & ~road] = 0
+    out[valid & road] = 1
     return out
+
+
+def read_kitti_gt(src) -> np.ndarray:
+    try:
+        return decode_kitti_gt(read_image(src))
+    except DataError:
+        raise DataError(f"ground truth {src} cannot be decoded (missing, corrupt or not an image)") from None
 
 
 @dataclass
 class Sample:
-    image: Path
-    label: Path
+    image: Path | Encoded
+    label: Path | Encoded
 
 
 class SegmentationDataset(Dataset):
-    def __init__(self, samples: list[Sample], classes: ClassSet, decode: Callable[[Path], np.ndarray],
+    def __init__(self, samples: list[Sample], classes: ClassSet, decode: Callable[[object], np.ndarray],
                  augment=None, seed: int = 0, name: str = "data"):
         if not samples:
             raise DataError(f"{name}: no image/label pairs found")
@@ -76,26 +105,38 @@ class SegmentationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+    def with_augment(self, augment, seed: int = 0) -> "SegmentationDataset":
+        """A shallow copy that shares the sample list but augments differently."""
+        other = copy.copy(self)
+        other.augment, other.seed = augment, seed
+        return other
+
+    def label(self, i: int) -> np.ndarray:
         s = self.samples[i]
-        image, label = read_image(s.image), self.decode(s.label)
-        if image.shape[:2] != label.shape[:2]:
-            raise DataError(f"mask {s.label} is {label.shape[1]}x{label.shape[0]} but image {s.image} is "
-                            f"{image.shape[1]}x{image.shape[0]}")
+        label = self.decode(s.label)
         bad = label[(label != self.classes.ignore_index) & (label >= self.classes.num_classes)]
         if bad.size:
             raise DataError(f"mask {s.label} holds class id {int(bad.max())} but there are only "
-                            f"{self.classes.num_classes} classes (ignore index {self.classes.ignore_index})")
+                            f"{self.classes.num_classes} classes (ids 0..{self.classes.num_classes - 1}, "
+                            f"ignore {self.classes.ignore_index}); pass a --classes file that lists them")
+        return label
+
+    def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        s = self.samples[i]
+        image, label = read_image(s.image), self.label(i)
+        if image.shape[:2] != label.shape[:2]:
+            raise DataError(f"mask {s.label} is {label.shape[1]}x{label.shape[0]} but image {s.image} is "
+                            f"{image.shape[1]}x{image.shape[0]}")
         return image, label
 
     def __getitem__(self, i: int):
         image, label = self.load(i)
         if self.augment is not None:
-            # One stream per (seed, epoch, index): the same run gives the same crops,
-            # whatever the worker count, which makes resumed runs repeatable.
+            # One stream per (seed, epoch, index): the same run gives the same crops
+            # whatever the worker or process count, which makes resumed runs exact.
             rng = np.random.default_rng((self.seed, self.epoch, i))
             image, label = self.augment(image, label, rng)
-        return torch.from_numpy(image), torch.from_numpy(label.astype(np.int64))
+        return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(label.astype(np.int64))
 
 
 def _pair_by_stem(images: Path, masks: Path, mask_stem=lambda stem: stem) -> list[Sample]:
@@ -110,37 +151,60 @@ def _pair_by_stem(images: Path, masks: Path, mask_stem=lambda stem: stem) -> lis
         if m is None:
             raise DataError(f"image {img} has no mask named {mask_stem(img.stem)}.* in {masks}")
         samples.append(Sample(img, m))
+    if not samples:
+        raise DataError(f"image directory {images} holds no images ({', '.join(IMAGE_EXTS)})")
     return samples
 
 
+def kitti_base(root: Path) -> Path:
+    """The folder holding image_2/ and gt_image_2/ (``data_road/training`` or itself)."""
+    if not root.is_dir():
+        raise DataError(f"KITTI road directory {root} does not exist")
+    return root / "training" if (root / "training").is_dir() else root
+
+
 def kitti_samples(root: Path) -> list[Sample]:
-    base = root / "training" if (root / "training").is_dir() else root
-    def stem(s):  # um_000000 -> um_road_000000
-        kind, num = s.split("_", 1)
-        return f"{kind}_road_{num}"
+    def stem(s: str) -> str:  # um_000000 -> um_road_000000
+        kind, _, num = s.partition("_")
+        return f"{kind}_road_{num}" if num else s
+    base = kitti_base(root)
     return _pair_by_stem(base / "image_2", base / "gt_image_2", stem)
 
 
-def open_dataset(spec: str, classes: ClassSet | None = None, augment=None, seed: int = 0) -> SegmentationDataset:
-    """Parse a ``--data`` spec; ``classes`` is needed for ``folder:`` specs."""
+def _fixed_classes(kind: str, own: ClassSet, given: ClassSet | None) -> ClassSet:
+    if given is not None and given.names != own.names:
+        raise DataError(f"{kind}: data has its own classes ({', '.join(own.names)}); "
+                        f"--classes applies to folder: and bag: data only")
+    return own
+
+
+def open_dataset(spec: str, classes: ClassSet | None = None, augment=None, seed: int = 0,
+                 image_topic: str | None = None, mask_topic: str | None = None,
+                 max_dt: float = 0.05) -> SegmentationDataset:
+    """Parse a ``--data`` spec.  ``classes`` (from --classes) sets the class set of
+    ``folder:`` and ``bag:`` data (default: KITTI road's not_road/road)."""
     kind, _, rest = spec.partition(":")
     if kind == "kitti" and rest:
-        decode = lambda p: decode_kitti_gt(read_image(p))  # noqa: E731
-        return SegmentationDataset(kitti_samples(Path(rest)), KITTI_ROAD, decode, augment, seed, spec)
+        cs = _fixed_classes("kitti", KITTI_ROAD, classes)
+        return SegmentationDataset(kitti_samples(Path(rest)), cs, read_kitti_gt, augment, seed, spec)
     if kind == "camvid" and rest:
         root, _, split = rest.rpartition(":")
-        if not root:
+        if not root or not split:
             raise DataError(f"dataset spec {spec!r}: use camvid:PATH:SPLIT (e.g. camvid:data/camvid:train)")
+        if not Path(root).is_dir():
+            raise DataError(f"CamVid directory {root} does not exist")
+        cs = _fixed_classes("camvid", CAMVID, classes)
         samples = _pair_by_stem(Path(root) / split, Path(root) / f"{split}annot")
-        return SegmentationDataset(samples, CAMVID, read_id_mask, augment, seed, spec)
+        return SegmentationDataset(samples, cs, read_id_mask, augment, seed, spec)
     if kind == "folder" and rest:
         images, _, masks = rest.partition(":")
-        if not masks:
+        if not images or not masks:
             raise DataError(f"dataset spec {spec!r}: use folder:IMAGES:MASKS")
         return SegmentationDataset(_pair_by_stem(Path(images), Path(masks)), classes or KITTI_ROAD,
                                    read_id_mask, augment, seed, spec)
     if kind == "bag" and rest:
-        from .bags import open_bag_dataset  # optional dependency on rosbags
+        from .bags import bag_samples
 
-        return open_bag_dataset(rest, classes, augment, seed)
+        samples, decode, cs = bag_samples(Path(rest), image_topic, mask_topic, max_dt, classes)
+        return SegmentationDataset(samples, cs, decode, augment, seed, spec)
     raise DataError(f"dataset spec {spec!r} is not kitti:PATH, camvid:PATH:SPLIT, folder:IMAGES:MASKS or bag:PATH")

@@ -1,8 +1,18 @@
-"""Segmentation scores from a confusion matrix: per-class IoU, mIoU, pixel accuracy."""
+"""Segmentation scores.
+
+* ``ConfusionMatrix``: per-class IoU, mIoU and pixel accuracy.
+* ``RoadEval``: the KITTI road benchmark's pixel metrics (MaxF, AP, and precision, recall,
+  FPR, FNR at the MaxF operating point) computed the way its devkit does: the drivable
+  probability is quantised to 8 bits (the devkit reads it from a PNG), thresholded at
+  k/255 for k = 0..255, FN/FP counted only inside the valid area and summed over all
+  images before any ratio is taken.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+THRESHOLDS = np.arange(256) / 255.0
 
 
 class ConfusionMatrix:
@@ -34,9 +44,74 @@ class ConfusionMatrix:
             return np.where(union > 0, tp / np.maximum(union, 1), np.nan)
 
     def miou(self) -> float:
+        """Mean over the classes that occur (in labels or predictions); NaN if none does."""
         iou = self.iou()
-        return float(np.nanmean(iou)) if np.isfinite(iou).any() else 0.0
+        return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
 
     def pixel_accuracy(self) -> float:
         total = self.matrix.sum()
-        return float(np.diag(self.matrix).sum() / total) if total else 0.0
+        return float(np.diag(self.matrix).sum() / total) if total else float("nan")
+
+    def class_iou(self, names) -> dict[str, float | None]:
+        return {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, self.iou())}
+
+
+def quantise(prob: np.ndarray) -> np.ndarray:
+    """Probabilities in [0, 1] to the 0..255 levels a KITTI submission PNG holds."""
+    return np.clip(np.rint(np.asarray(prob, np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+class RoadEval:
+    """KITTI road pixel evaluation, accumulated over images.
+
+    Keeps two 256-bin histograms of quantised drivable probability: one for road pixels
+    and one for non-road pixels, both inside the valid area.  At threshold k/255 a pixel
+    is called road when its level is >= k, so FN(k) = road pixels below k and FP(k) =
+    non-road pixels at or above k: exactly the devkit's cumulative histograms."""
+
+    def __init__(self):
+        self.pos = np.zeros(256, np.int64)
+        self.neg = np.zeros(256, np.int64)
+
+    def update(self, prob: np.ndarray, road: np.ndarray, valid: np.ndarray | None = None) -> None:
+        prob, road = np.asarray(prob), np.asarray(road, bool)
+        if prob.shape != road.shape:
+            raise ValueError(f"probability map is {prob.shape} but the ground truth is {road.shape}")
+        valid = np.ones(road.shape, bool) if valid is None else np.asarray(valid, bool)
+        q = quantise(prob)
+        self.pos += np.bincount(q[road & valid], minlength=256)
+        self.neg += np.bincount(q[~road & valid], minlength=256)
+
+    def merge(self, other: "RoadEval") -> None:
+        self.pos += other.pos
+        self.neg += other.neg
+
+    def curves(self) -> dict[str, np.ndarray]:
+        """TP, FP, FN, TN (int) for each of the 256 thresholds."""
+        fn = np.concatenate([[0], np.cumsum(self.pos)[:-1]])
+        fp = np.cumsum(self.neg[::-1])[::-1]
+        tp = self.pos.sum() - fn
+        tn = self.neg.sum() - fp
+        return {"tp": tp, "fp": fp, "fn": fn, "tn": tn}
+
+    def scores(self) -> dict[str, float] | None:
+        """maxf, ap, precision, recall, fpr, fnr, threshold; None without road pixels."""
+        P, N = int(self.pos.sum()), int(self.neg.sum())
+        if P == 0:
+            return None
+        c = self.curves()
+        tp = c["tp"].astype(np.float64)
+        recall = tp / P
+        precision = tp / (tp + c["fp"] + 1e-10)
+        keep = ~((recall == 0) & (precision == 0))  # a suffix of high thresholds
+        recall, precision = recall[keep], precision[keep]
+        # Pascal VOC 11-point average precision (recall levels 0, 0.1, .. 1.0)
+        ap = float(np.mean([precision[recall >= r].max() if (recall >= r).any() else 0.0
+                            for r in np.arange(0, 1.1, 0.1)]))
+        f = 2 * precision * recall / (precision + recall + 1e-10)
+        k = int(f.argmax())
+        TP, FP, FN, TN = (float(c[n][keep][k]) for n in ("tp", "fp", "fn", "tn"))
+        return {"maxf": float(f[k]), "ap": ap,
+                "precision": TP / (TP + FP) if TP + FP else 0.0, "recall": TP / P,
+                "fpr": FP / N if N else 0.0, "fnr": FN / P,
+                "threshold": float(THRESHOLDS[keep][k])}

@@ -3,6 +3,9 @@ bags, with the cascade label guidance loss, and write self-describing checkpoint
 
     train --data camvid:../shared/data/camvid:train --val camvid:../shared/data/camvid:val \
           --model r18 --epochs 80 --out runs/camvid
+
+Under ``torchrun --nproc_per_node N`` the same command trains with DistributedDataParallel
+(gloo on CPU, nccl on CUDA); --batch-size is per process and rank 0 logs and saves.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
+from torch.utils.data.distributed import DistributedSampler
 
 from .checkpoint import IMAGENET_MEAN, IMAGENET_STD, CheckpointError, ModelMeta, read_checkpoint, save_checkpoint
 from .classes import ClassSet
@@ -29,6 +34,8 @@ from .loss import CascadeLoss
 from .metrics import ConfusionMatrix
 from .model import ICNet
 from .transforms import TrainAugment
+
+CSV_HEADER = ["epoch", "iteration", "lr", "train_loss", "val_miou", "val_pixel_acc", "seconds"]
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -41,34 +48,44 @@ def parse_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size {text!r} must be HxW with both at least 8, e.g. 360x480") from None
 
 
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """Options shared with ``evaluate``: class file and bag topics."""
+    p.add_argument("--classes", help="YAML class file for folder:/bag: data (names, colors, drivable_ids, ignore_index)")
+    p.add_argument("--image-topic", help="bag: image topic (sensor_msgs Image or CompressedImage)")
+    p.add_argument("--mask-topic", help="bag: mask topic (mono8 class ids or rgb8 KITTI colours)")
+    p.add_argument("--max-dt", type=float, default=0.05, help="bag: max image/mask header stamp gap in seconds")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="kitti:PATH | camvid:PATH:SPLIT | folder:IMAGES:MASKS | bag:PATH")
     p.add_argument("--val", help="validation spec (same forms as --data)")
     p.add_argument("--val-split", type=float, default=0.0, help="fraction of --data held out when --val is not given")
-    p.add_argument("--classes", help="YAML class file for folder:/bag: data (names, colors, drivable_ids, ignore_index)")
+    add_data_args(p)
     p.add_argument("--model", default="r18", choices=["r18", "r50"], help="ICNet variant")
     p.add_argument("--width", type=float, default=0.5, help="channel width multiplier (0.5 = official ICNet)")
     p.add_argument("--input-size", type=parse_size, help="HxW the deployed model resizes frames to (stored in the checkpoint)")
     p.add_argument("--crop", type=parse_size, default=(360, 480), help="training crop HxW")
     p.add_argument("--base-size", type=parse_size, help="resize every training image to HxW before random scaling")
     p.add_argument("--scale", type=float, nargs=2, default=(0.5, 2.0), metavar=("MIN", "MAX"))
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="images per step (per process under torchrun)")
     p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
+    p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd", help="SGD momentum 0.9 (paper) or AdamW")
     p.add_argument("--lr", type=float, help="base learning rate (default 0.01 SGD, 0.002 AdamW)")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--power", type=float, default=0.9, help="poly schedule power")
     p.add_argument("--warmup-iters", type=int, default=0)
     p.add_argument("--loss-weights", type=float, nargs=3, default=(0.4, 0.4, 1.0), metavar=("W16", "W8", "W4"))
     p.add_argument("--class-weights", default="none", help="none | auto (inverse sqrt frequency) | comma list")
+    p.add_argument("--no-amp", action="store_true", help="train in fp32 on CUDA (AMP is used by default there)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
-    p.add_argument("--out", required=True, help="directory for last.pt, best.pt, metrics.csv, logs")
+    p.add_argument("--out", required=True, help="directory for last.pt, best.pt, metrics.csv, tb/, previews/")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt exactly")
     p.add_argument("--init", help="checkpoint to fine-tune from (classifiers re-initialised if the classes differ)")
+    p.add_argument("--preview", type=int, default=3, help="validation frames in each epoch's preview PNG (0: none)")
     p.add_argument("--max-iters", type=int, default=0, help="stop each epoch after this many iterations (smoke tests)")
     return p
 
@@ -99,7 +116,7 @@ def class_weights_from(arg: str, dataset, classes: ClassSet) -> list[float] | No
     if arg == "auto":
         counts = np.zeros(classes.num_classes, np.float64)
         for i in range(len(dataset)):
-            label = dataset.decode(dataset.samples[i].label)
+            label = dataset.label(i)
             counts += np.bincount(label[label < classes.num_classes].ravel(), minlength=classes.num_classes)
         freq = counts / max(counts.sum(), 1)
         freq[freq == 0] = freq[freq > 0].min() if (freq > 0).any() else 1
@@ -114,22 +131,59 @@ def class_weights_from(arg: str, dataset, classes: ClassSet) -> list[float] | No
     return w
 
 
+# --- distributed ----------------------------------------------------------------------
+
+class Dist:
+    """This process's place in a torchrun job (world 1 without torchrun)."""
+
+    def __init__(self, device_arg: str):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        device = resolve_device(device_arg)
+        if self.world > 1:
+            if device.type == "cuda":
+                device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+                torch.cuda.set_device(device)
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        self.device = device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def sum_(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            dist.all_reduce(t)
+        return t
+
+    def close(self) -> None:
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
 @torch.no_grad()
-def evaluate_model(model: ICNet, dataset, device, input_size=None) -> ConfusionMatrix:
-    """mIoU at label resolution over a dataset of (uint8 image, label) pairs."""
+def evaluate_model(model: ICNet, dataset, device, input_size=None, part=(0, 1)) -> ConfusionMatrix:
+    """Confusion matrix at label resolution over a dataset of (uint8 image, label) pairs;
+    ``part`` = (rank, world) evaluates every world-th frame from rank."""
+    was_training = model.training
     model.eval()
     cm = ConfusionMatrix(dataset.classes.num_classes, dataset.classes.ignore_index)
-    for i in range(len(dataset)):
+    for i in range(part[0], len(dataset), part[1]):
         image, label = dataset[i]
-        x = normalise(image[None], device)
-        h, w = label.shape
-        if input_size:
-            x = F.interpolate(x, size=tuple(input_size), mode="bilinear", align_corners=False)
-        logits = model(x)
-        if logits.shape[-2:] != (h, w):
-            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-        cm.update(logits.argmax(1)[0].cpu().numpy(), label.numpy())
+        cm.update(predict(model, image, device, input_size), label.numpy())
+    model.train(was_training)
     return cm
+
+
+def predict(model: ICNet, image: torch.Tensor, device, input_size=None) -> np.ndarray:
+    x = normalise(image[None], device)
+    h, w = image.shape[:2]
+    if input_size:
+        x = F.interpolate(x, size=tuple(input_size), mode="bilinear", align_corners=False)
+    logits = model(x)
+    if logits.shape[-2:] != (h, w):
+        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+    return logits.argmax(1)[0].cpu().numpy()
 
 
 def init_from(model: ICNet, path: str) -> list[str]:
@@ -142,139 +196,319 @@ def init_from(model: ICNet, path: str) -> list[str]:
     return skipped
 
 
+# --- outputs --------------------------------------------------------------------------
+
+@torch.no_grad()
+def write_preview(path: Path, model: ICNet, dataset, device, input_size, count: int) -> np.ndarray:
+    """A PNG with one row per frame: image | ground truth | prediction.  Returns it (RGB)."""
+    import cv2
+
+    from .visualize import colorize
+
+    was_training = model.training
+    model.eval()
+    colors = dataset.classes.colors
+    picks = np.unique(np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().astype(int))
+    rows = []
+    for i in picks:
+        image, label = dataset[int(i)]
+        pred = predict(model, image, device, input_size)
+        row = np.concatenate([image.numpy(), colorize(label.numpy().astype(np.uint8), colors),
+                              colorize(pred.astype(np.uint8), colors)], axis=1)
+        scale = min(1.0, 1440 / row.shape[1])
+        if scale < 1:
+            row = cv2.resize(row, (round(row.shape[1] * scale), round(row.shape[0] * scale)),
+                             interpolation=cv2.INTER_NEAREST)
+        rows.append(row)
+    model.train(was_training)
+    width = max(r.shape[1] for r in rows)
+    sheet = np.concatenate([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return sheet
+
+
+def read_metrics(csv_path: Path) -> list[dict]:
+    if not csv_path.exists():
+        return []
+    with csv_path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def write_metrics(csv_path: Path, rows: list[dict]) -> None:
+    with csv_path.open("w", newline="") as f:
+        w = csv.DictWriter(f, CSV_HEADER)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def plot_curves(csv_path: Path, out: Path) -> None:
+    """Loss and validation mIoU per epoch from metrics.csv, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(csv_path)
+    if not rows:
+        return
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    ax[0].plot(epochs, [float(r["train_loss"]) for r in rows], marker=".")
+    ax[0].set(title="training loss", xlabel="epoch")
+    ax[1].plot(epochs, [float(r["val_miou"]) for r in rows], marker=".", color="tab:green")
+    ax[1].set(title="validation mIoU", xlabel="epoch", ylim=(0, 1))
+    for a in ax:
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+# --- main -----------------------------------------------------------------------------
+
+def _clean(e: Exception) -> str:
+    """One sentence for the user; a DataLoader worker wraps errors in its traceback text."""
+    msg = str(e)
+    if "Original Traceback" in msg:
+        last = [ln for ln in msg.strip().splitlines() if ln.strip()][-1]
+        msg = last.split(": ", 1)[1] if ": " in last else last
+    return msg
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except (DataError, CheckpointError, EngineError, FileNotFoundError) as e:
-        print(f"train: error: {e}", file=sys.stderr)
+    except (DataError, CheckpointError, EngineError, FileNotFoundError, ValueError) as e:
+        print(f"train: error: {_clean(e)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"train: interrupted; continue with the same command and --resume ({args.out}/last.pt)",
+              file=sys.stderr)
+        return 130
 
 
 def run(args) -> int:
     seed_all(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    ddp = Dist(args.device)
+    try:
+        return _train(args, ddp)
+    finally:
+        ddp.close()
+
+
+def _open(spec: str, args, classes):
+    return open_dataset(spec, classes, image_topic=args.image_topic, mask_topic=args.mask_topic, max_dt=args.max_dt)
+
+
+def _train(args, ddp: Dist) -> int:
+    device = ddp.device
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if ddp.main:
+        out.mkdir(parents=True, exist_ok=True)
+    log = print if ddp.main else (lambda *a, **k: None)
 
     user_classes = ClassSet.from_yaml(args.classes) if args.classes else None
-    probe = open_dataset(args.data, user_classes)
-    classes = probe.classes
+    data = _open(args.data, args, user_classes)
+    classes = data.classes
     augment = TrainAugment(args.crop, tuple(args.scale), ignore_index=classes.ignore_index, base_size=args.base_size)
-    train_set = open_dataset(args.data, user_classes, augment, args.seed)
+    train_set = data.with_augment(augment, args.seed)
+    val_set = None
     if args.val:
-        val_set = open_dataset(args.val, user_classes)
+        val_set = _open(args.val, args, user_classes)
+        if val_set.classes.names != classes.names:
+            raise DataError(f"--val {args.val} has classes ({', '.join(val_set.classes.names)}) that differ from "
+                            f"--data {args.data} ({', '.join(classes.names)})")
     elif args.val_split > 0:
-        order = np.random.default_rng(args.seed).permutation(len(train_set))
+        if not 0 < args.val_split < 1:
+            raise DataError(f"--val-split {args.val_split} must be between 0 and 1")
+        order = np.random.default_rng(args.seed).permutation(len(data))
         n_val = max(1, int(round(len(order) * args.val_split)))
-        val_set = Subset(open_dataset(args.data, user_classes), sorted(order[:n_val].tolist()))
+        if n_val >= len(data):
+            raise DataError(f"--val-split {args.val_split} leaves no training images out of {len(data)}")
+        val_set = Subset(data, sorted(order[:n_val].tolist()))
         val_set.classes = classes
         train_set = Subset(train_set, sorted(order[n_val:].tolist()))
-    else:
-        val_set = None
+    base_set = train_set.dataset if isinstance(train_set, Subset) else train_set
 
     model = ICNet(classes.num_classes, args.model, args.width).to(device)
     meta = ModelMeta(classes, args.model, args.width, input_size=args.input_size,
-                     info={"command": "train " + " ".join(sys.argv[1:] if argv_is_cli() else [])})
+                     info={"command": "train " + " ".join(sys.argv[1:])})
     if args.init and not args.resume:
         skipped = init_from(model, args.init)
         if skipped:
-            print(f"train: --init {args.init}: re-initialised {len(skipped)} tensors that do not fit "
-                  f"(classes differ): {', '.join(sorted({k.rsplit('.', 1)[0] for k in skipped}))}")
+            log(f"train: --init {args.init}: re-initialised {len(skipped)} tensors that do not fit "
+                f"(classes differ): {', '.join(sorted({k.rsplit('.', 1)[0] for k in skipped}))}")
 
     base_lr = args.lr or (0.01 if args.optimizer == "sgd" else 0.002)
     if args.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=0.9, weight_decay=args.weight_decay)
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=base_lr, weight_decay=args.weight_decay)
-    base_set = train_set.dataset if isinstance(train_set, Subset) else train_set
     cw = class_weights_from(args.class_weights, base_set, classes)
     criterion = CascadeLoss(tuple(args.loss_weights), classes.ignore_index, cw).to(device)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    amp = device.type == "cuda" and not args.no_amp
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
 
-    start_epoch, it, best = 0, 0, -1.0
+    start_epoch, it, best = 0, 0, -math.inf
+    last = out / "last.pt"
     if args.resume:
-        last = out / "last.pt"
-        meta_r, state, extra = read_checkpoint(last)
-        if not extra:
+        if not last.is_file():
+            raise CheckpointError(f"--resume: {last} does not exist (nothing to resume in {out})")
+        _, state, extra = read_checkpoint(last)
+        if not extra or "optimizer" not in extra:
             raise CheckpointError(f"checkpoint {last} has no training state to resume from")
-        model.load_state_dict(state)
-        opt.load_state_dict(extra["optimizer"])
+        try:
+            model.load_state_dict(state)
+            opt.load_state_dict(extra["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"checkpoint {last} does not fit this command's model or optimiser "
+                                  f"({str(e).splitlines()[0]}); resume with the arguments it was started with") from None
         scaler.load_state_dict(extra["scaler"])
-        start_epoch, it, best = extra["epoch"] + 1, extra["iteration"], extra["best_miou"]
-        torch.set_rng_state(extra["torch_rng"])
-        np.random.set_state(tuple(extra["numpy_rng"]))
-        print(f"train: resumed from {last} at epoch {start_epoch}")
+        start_epoch, it = extra["epoch"] + 1, extra["iteration"]
+        best = extra.get("best_score", extra.get("best_miou", -math.inf))
+        set_rng_state(extra, device)
+        log(f"train: resumed from {last} after epoch {start_epoch}")
+        if start_epoch >= args.epochs:
+            log(f"train: {last} already finished {start_epoch} of {args.epochs} epochs; nothing to do")
+            return 0
 
-    loader_gen = torch.Generator()
-    loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=len(train_set) > args.batch_size,
-                        num_workers=args.workers, generator=loader_gen, persistent_workers=False)
+    train_model = model
+    if ddp.world > 1:
+        if device.type == "cuda":
+            train_model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            train_model, device_ids=[device.index] if device.type == "cuda" else None)
+        sampler = DistributedSampler(train_set, ddp.world, ddp.rank, shuffle=True, seed=args.seed, drop_last=True)
+        loader_gen = None
+    else:
+        sampler, loader_gen = None, torch.Generator()
+    loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
+                        drop_last=len(train_set) // ddp.world > args.batch_size, num_workers=args.workers,
+                        generator=loader_gen, pin_memory=device.type == "cuda")
+    if len(loader) == 0:
+        raise DataError(f"--data {args.data}: {len(train_set)} training images give no batch of {args.batch_size}")
     iters_per_epoch = min(len(loader), args.max_iters) if args.max_iters else len(loader)
     total_iters = max(1, iters_per_epoch * args.epochs)
 
-    csv_path = out / "metrics.csv"
-    if not args.resume or not csv_path.exists():
-        csv_path.write_text("epoch,iteration,lr,train_loss,val_miou,val_pixel_acc,seconds\n")
+    csv_path, writer = out / "metrics.csv", None
+    if ddp.main:
+        # Rows after the resumed epoch come from a run that died before saving them.
+        write_metrics(csv_path, [r for r in read_metrics(csv_path) if int(r["epoch"]) <= start_epoch]
+                      if args.resume else [])
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tb"), purge_step=it if args.resume else None)
+        log(f"train: {len(train_set)} training images, {len(val_set) if val_set is not None else 0} validation, "
+            f"{classes.num_classes} classes, {args.model} x{args.width} on {device}"
+            + (f", {ddp.world} processes" if ddp.world > 1 else ""))
     from tqdm import tqdm
 
-    for epoch in range(start_epoch, args.epochs):
-        base_set.epoch = epoch
-        loader_gen.manual_seed(args.seed * 1000 + epoch)  # same shuffle after a resume
-        model.train()
-        t0, losses = time.time(), []
-        bar = tqdm(loader, total=iters_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False,
-                   disable=not sys.stderr.isatty())
-        for step, (images, labels) in enumerate(bar):
-            if step >= iters_per_epoch:
-                break
-            lr = poly_lr(base_lr, it, total_iters, args.power, args.warmup_iters)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            x = normalise(images, device)
-            y = labels.to(device, non_blocking=True)
-            with torch.autocast(device.type, enabled=device.type == "cuda"):
-                outputs = model(x)
-            loss = criterion(outputs, y)
-            if not torch.isfinite(loss):
-                print(f"train: error: the loss became {loss.item()} at epoch {epoch + 1}, iteration {it}; "
-                      f"stopping (last good checkpoint kept in {out / 'last.pt'}); try a lower --lr",
-                      file=sys.stderr)
-                return 3
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            losses.append(loss.item())
-            it += 1
-            bar.set_postfix(loss=f"{losses[-1]:.3f}", lr=f"{lr:.2e}")
-        train_loss = float(np.mean(losses)) if losses else math.nan
-        miou = acc = math.nan
-        if val_set is not None:
-            cm = evaluate_model(model, val_set, device, args.input_size)
-            miou, acc = cm.miou(), cm.pixel_accuracy()
-        seconds = time.time() - t0
-        print(f"epoch {epoch + 1}/{args.epochs}  loss {train_loss:.4f}  val mIoU {miou:.4f}  "
-              f"acc {acc:.4f}  lr {lr:.2e}  {seconds:.0f}s", flush=True)
-        with csv_path.open("a") as f:
-            csv.writer(f).writerow([epoch + 1, it, f"{lr:.6g}", f"{train_loss:.6f}", f"{miou:.6f}", f"{acc:.6f}",
-                                    f"{seconds:.1f}"])
-        score = miou if val_set is not None else -train_loss
-        is_best = score > best
-        best = max(best, score)
-        meta.info.update({"epochs": epoch + 1, "val_miou": None if math.isnan(miou) else round(miou, 4)})
-        extra = {"epoch": epoch, "iteration": it, "best_miou": best, "optimizer": opt.state_dict(),
-                 "scaler": scaler.state_dict(), "torch_rng": torch.get_rng_state(),
-                 "numpy_rng": list(np.random.get_state()), "args": {k: str(v) for k, v in vars(args).items()}}
-        save_checkpoint(out / "last.pt", model, meta, extra)
-        if is_best:
-            save_checkpoint(out / "best.pt", model, meta)
+    lr = poly_lr(base_lr, it, total_iters, args.power, args.warmup_iters)
+    try:
+        for epoch in range(start_epoch, args.epochs):
+            base_set.epoch = epoch
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            else:
+                loader_gen.manual_seed(args.seed * 1000 + epoch)  # same shuffle after a resume
+            train_model.train()
+            t0, loss_sum, steps = time.time(), 0.0, 0
+            bar = tqdm(loader, total=iters_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False,
+                       disable=None if ddp.main else True)
+            for step, (images, labels) in enumerate(bar):
+                if step >= iters_per_epoch:
+                    break
+                lr = poly_lr(base_lr, it, total_iters, args.power, args.warmup_iters)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                x = normalise(images, device)
+                y = labels.to(device, non_blocking=True)
+                with torch.autocast(device.type, enabled=amp):
+                    outputs = train_model(x)
+                loss = criterion(outputs, y)
+                mean_loss = float(ddp.sum_(loss.detach().clone()).item()) / ddp.world  # every rank sees NaN
+                if not math.isfinite(mean_loss):
+                    print(f"train: error: the loss became {mean_loss} at epoch {epoch + 1}, iteration {it + 1}; "
+                          f"stopped, keeping the last good checkpoint {last} (try a lower --lr)", file=sys.stderr)
+                    return 3
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                loss_sum, steps, it = loss_sum + mean_loss, steps + 1, it + 1
+                bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}")
+                if writer is not None:
+                    writer.add_scalar("train/loss", mean_loss, it)
+                    writer.add_scalar("train/lr", lr, it)
+            train_loss = loss_sum / max(steps, 1)
+            miou = acc = math.nan
+            if val_set is not None:
+                cm = evaluate_model(model, val_set, device, args.input_size, (ddp.rank, ddp.world))
+                cm.matrix = ddp.sum_(torch.from_numpy(cm.matrix)).numpy()
+                miou, acc = cm.miou(), cm.pixel_accuracy()
+            seconds = time.time() - t0
+            if not ddp.main:
+                continue
+            log(f"epoch {epoch + 1}/{args.epochs}  loss {train_loss:.4f}  val mIoU {miou:.4f}  "
+                f"acc {acc:.4f}  lr {lr:.2e}  {seconds:.0f}s", flush=True)
+            with csv_path.open("a", newline="") as f:
+                csv.writer(f).writerow([epoch + 1, it, f"{lr:.6g}", f"{train_loss:.6f}", f"{miou:.6f}",
+                                        f"{acc:.6f}", f"{seconds:.1f}"])
+            writer.add_scalar("epoch/train_loss", train_loss, epoch + 1)
+            if val_set is not None:
+                writer.add_scalar("val/miou", miou, epoch + 1)
+                writer.add_scalar("val/pixel_accuracy", acc, epoch + 1)
+                for name, v in cm.class_iou(classes.names).items():
+                    if v is not None:
+                        writer.add_scalar(f"val_iou/{name}", v, epoch + 1)
+            if args.preview > 0:
+                sheet = write_preview(out / "previews" / f"epoch_{epoch + 1:03d}.png", model,
+                                      val_set if val_set is not None else data, device, args.input_size, args.preview)
+                writer.add_image("preview", sheet, epoch + 1, dataformats="HWC")
+            writer.flush()
+            # Best by validation mIoU; without validation data, by training loss.
+            score = miou if val_set is not None else -train_loss
+            is_best = not math.isnan(score) and score > best
+            best = max(best, score) if not math.isnan(score) else best
+            meta.info.update({"epochs": epoch + 1, "val_miou": None if math.isnan(miou) else round(miou, 4)})
+            extra = {"epoch": epoch, "iteration": it, "best_score": best, "optimizer": opt.state_dict(),
+                     "scaler": scaler.state_dict(), **rng_state(device),
+                     "args": {k: str(v) for k, v in vars(args).items()}}
+            save_checkpoint(last, model, meta, extra)
+            if is_best:
+                save_checkpoint(out / "best.pt", model, meta)
+    finally:
+        if writer is not None:
+            writer.close()
+            plot_curves(csv_path, out / "curves.png")
+    log(f"train: done; checkpoints in {last} and {out / 'best.pt'}")
     return 0
 
 
-def argv_is_cli() -> bool:
-    return Path(sys.argv[0]).name in ("train", "train.py") or sys.argv[0].endswith("icnet_ros.train")
+def rng_state(device) -> dict:
+    """Every random generator's state in types that ``torch.load(weights_only=True)``
+    accepts (tensors, lists, numbers; no numpy arrays)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {"torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "numpy_rng": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+            "python_rng": [version, list(internal), gauss_next]}
+
+
+def set_rng_state(extra: dict, device) -> None:
+    torch.set_rng_state(extra["torch_rng"])
+    if device.type == "cuda" and extra.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(extra["cuda_rng"], device)
+    kind, keys, pos, has_gauss, gauss = extra["numpy_rng"]
+    np.random.set_state((kind, np.asarray(keys, np.int64).astype(np.uint32), pos, has_gauss, gauss))
+    if "python_rng" in extra:
+        version, internal, gauss_next = extra["python_rng"]
+        random.setstate((version, tuple(internal), gauss_next))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+MEAN_RGB = (124, 116, 104)  # ImageNet mean in 0..255
+
 
 def resize_pair(image: np.ndarray, label: np.ndarray, size_hw) -> tuple[np.ndarray, np.ndarray]:
     h, w = size_hw
@@ -42,8 +44,9 @@ class TrainAugment:
         ch, cw = self.crop
         h, w = label.shape
         ph, pw = max(ch - h, 0), max(cw - w, 0)
-        if ph or pw:  # pad: image with zeros, label with "ignore" so padding is not learnt
-            image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        if ph or pw:  # pad: image with the mean colour (0 after normalising), label with
+            # "ignore" so that padding is never learnt as a class
+            image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=MEAN_RGB)
             label = cv2.copyMakeBorder(label, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=self.ignore_index)
             h, w = label.shape
         y = int(rng.integers(0, h - ch + 1))

@@ -1,0 +1,140 @@
+"""Training pairs from ROS bags (``bag:PATH``), read with ``rosbags``: a ROS 1 ``.bag``
+file or a ROS 2 bag directory (sqlite3 or MCAP storage).  No ROS install is needed.
+
+An image topic (sensor_msgs Image or CompressedImage) is paired with a mask topic (mono8
+class ids, or rgb8/bgr8 in KITTI road colours; raw or PNG-compressed) by header stamp:
+each image takes the nearest mask no more than ``max_dt`` seconds away.
+
+The bag is read once; paired frames are kept in memory as PNG/JPEG bytes (compressed
+messages as they came), so the dataset is random-access and cheap to share with
+DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import bisect
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .classes import KITTI_ROAD, ClassSet
+from .datasets import DataError, Encoded, Sample, decode_kitti_gt, read_id_mask, read_image
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
+# encoding -> (channels, reverse to RGB)
+ENCODINGS = {"rgb8": (3, False), "bgr8": (3, True), "rgba8": (4, False), "bgra8": (4, True),
+             "mono8": (1, False), "8uc1": (1, False), "8uc3": (3, True)}
+
+
+def _topic_list(reader) -> str:
+    seen = sorted({(c.topic, c.msgtype) for c in reader.connections})
+    return ", ".join(f"{t} ({m})" for t, m in seen) or "none"
+
+
+def _raw_array(msg, name: str) -> np.ndarray:
+    """H x W x C (C = 1, 3) uint8 in RGB order (or ids) from a sensor_msgs/Image."""
+    enc = msg.encoding.strip().lower()
+    if enc not in ENCODINGS:
+        raise DataError(f"{name} has encoding {msg.encoding!r}; only rgb8, bgr8, rgba8, bgra8 and mono8 are supported")
+    ch, reverse = ENCODINGS[enc]
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    data = np.frombuffer(bytes(msg.data), np.uint8) if not isinstance(msg.data, np.ndarray) else msg.data
+    if h <= 0 or w <= 0 or step < w * ch or data.size < step * h:
+        raise DataError(f"{name} is malformed: {w}x{h} {msg.encoding} with step {step} and {data.size} bytes")
+    arr = data[: step * h].reshape(h, step)[:, : w * ch].reshape(h, w, ch)
+    if ch == 4:
+        arr = arr[..., :3]
+    if reverse:
+        arr = arr[..., ::-1]
+    return np.ascontiguousarray(arr)
+
+
+def _encode(msg, msgtype: str, name: str) -> tuple[Encoded, int]:
+    """(Encoded frame, channels) for one message; compressed ones keep their bytes."""
+    if msgtype == COMPRESSED:
+        data = bytes(msg.data)
+        probe = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if probe is None:
+            raise DataError(f"{name} cannot be decoded (format {msg.format!r}; jpeg or png expected)")
+        return Encoded(data, name), 1 if probe.ndim == 2 else probe.shape[2]
+    arr = _raw_array(msg, name)
+    ch = arr.shape[2]
+    out = arr[..., 0] if ch == 1 else arr[..., ::-1]  # cv2 writes BGR
+    ok, buf = cv2.imencode(".png", out, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise DataError(f"{name} could not be re-encoded")
+    return Encoded(buf.tobytes(), name), ch
+
+
+def read_bag_mask(src: Encoded) -> np.ndarray:
+    """Class ids from a mask frame: single-channel ids as they are, colour in KITTI colours."""
+    probe = cv2.imdecode(np.frombuffer(src.data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if probe is not None and probe.ndim == 3:
+        return decode_kitti_gt(read_image(src))
+    return read_id_mask(src)
+
+
+def _stamp(msg) -> float:
+    return float(msg.header.stamp.sec) + float(msg.header.stamp.nanosec) * 1e-9
+
+
+def bag_samples(path: Path, image_topic: str | None, mask_topic: str | None, max_dt: float,
+                classes: ClassSet | None):
+    """(samples, label decoder, class set) for ``bag:PATH``."""
+    from rosbags.highlevel import AnyReader
+
+    if not path.exists():
+        raise DataError(f"bag {path} does not exist")
+    try:
+        reader = AnyReader([path])
+        reader.open()
+    except Exception as e:  # rosbags raises several unrelated error types for bad files
+        raise DataError(f"bag {path} cannot be read as a ROS 1 or ROS 2 bag ({e})") from None
+    try:
+        if not reader.connections or reader.message_count == 0:
+            raise DataError(f"bag {path} is empty (it holds no messages)")
+        if not image_topic or not mask_topic:
+            raise DataError(f"bag {path} needs --image-topic and --mask-topic; its topics are: {_topic_list(reader)}")
+        conns = {}
+        for role, topic in (("image", image_topic), ("mask", mask_topic)):
+            found = [c for c in reader.connections if c.topic == topic]
+            if not found:
+                raise DataError(f"bag {path} has no {role} topic {topic}; its topics are: {_topic_list(reader)}")
+            bad = [c.msgtype for c in found if c.msgtype not in (IMAGE, COMPRESSED)]
+            if bad:
+                raise DataError(f"topic {topic} in bag {path} carries {bad[0]}, not {IMAGE} or {COMPRESSED}")
+            conns[topic] = found
+        frames: dict[str, list[tuple[float, Encoded, int]]] = {image_topic: [], mask_topic: []}
+        wanted = conns[image_topic] + conns[mask_topic]
+        for conn, _, raw in reader.messages(connections=wanted):
+            msg = reader.deserialize(raw, conn.msgtype)
+            t = _stamp(msg)
+            enc, ch = _encode(msg, conn.msgtype, f"{conn.topic} message stamped {t:.3f} s in {path}")
+            frames[conn.topic].append((t, enc, ch))
+    finally:
+        reader.close()
+
+    images, masks = frames[image_topic], sorted(frames[mask_topic], key=lambda f: f[0])
+    for topic, got in ((image_topic, images), (mask_topic, masks)):
+        if not got:
+            raise DataError(f"topic {topic} in bag {path} has no messages")
+    stamps = [m[0] for m in masks]
+    samples = []
+    for t, enc, _ in sorted(images, key=lambda f: f[0]):
+        j = bisect.bisect_left(stamps, t)
+        near = [k for k in (j - 1, j) if 0 <= k < len(masks)]
+        k = min(near, key=lambda k: abs(stamps[k] - t))
+        if abs(stamps[k] - t) <= max_dt:
+            samples.append(Sample(enc, masks[k][1]))
+    if not samples:
+        raise DataError(f"bag {path}: no {image_topic} message has a {mask_topic} mask stamped within "
+                        f"--max-dt {max_dt} s ({len(images)} images, {len(masks)} masks)")
+    colour = any(m[2] >= 3 for m in masks)
+    if colour:
+        if classes is not None and classes.names != KITTI_ROAD.names:
+            raise DataError(f"topic {mask_topic} in bag {path} holds colour masks, read as KITTI road colours; "
+                            f"--classes must then be not_road/road")
+        return samples, read_bag_mask, KITTI_ROAD
+    return samples, read_bag_mask, classes or KITTI_ROAD

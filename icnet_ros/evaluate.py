@@ -1,0 +1,162 @@
+"""``ros2 run icnet_ros evaluate``: score a checkpoint on labelled data.
+
+    evaluate --checkpoint runs/kitti/best.pt --data kitti:data_road --json scores.json [--bev]
+
+Reports per-class IoU, mIoU and pixel accuracy, and the KITTI road benchmark metrics of
+the drivable classes (MaxF, AP, precision, recall, FPR, FNR) computed as KITTI's devkit
+does.  When the model's classes differ from the data's (a CamVid model on KITTI road
+ground truth), drivable is compared with drivable: the KITTI metrics and a two-class
+(not_drivable, drivable) IoU.  ``--bev`` scores the KITTI metrics in KITTI's bird's-eye
+view (x -10..10 m, z 6..46 m, 0.05 m cells) using each frame's calib file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import CheckpointError
+from .classes import ClassSet
+from .datasets import DataError, kitti_base, open_dataset
+from .engine import Engine, EngineError
+from .metrics import ConfusionMatrix, RoadEval
+from .train import add_data_args
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", help="model to score (default: the shipped model)")
+    p.add_argument("--data", required=True, help="kitti:PATH | camvid:PATH:SPLIT | folder:IMAGES:MASKS | bag:PATH")
+    add_data_args(p)
+    p.add_argument("--json", help="write the scores to this JSON file")
+    p.add_argument("--bev", action="store_true", help="KITTI metrics in the bird's-eye view (needs calib files)")
+    p.add_argument("--calib", help="folder of KITTI calib files named like the images (default: kitti:PATH's calib/)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="fp32", help="auto | fp32 | fp16 | bf16")
+    p.add_argument("--limit", type=int, default=0, help="score only the first N frames")
+    return p
+
+
+class BevView:
+    """KITTI's bird's-eye view of a frame, from its calib file (geometry.py's projector)."""
+
+    def __init__(self, calib_dir: Path):
+        from . import geometry
+
+        self.geometry, self.calib_dir = geometry, calib_dir
+        if not calib_dir.is_dir():
+            raise DataError(f"calib directory {calib_dir} does not exist (--bev needs KITTI calib files)")
+        self._cache: dict = {}
+
+    def __call__(self, image_path: Path, prob: np.ndarray, label: np.ndarray, ignore: int):
+        g = self.geometry
+        calib = self.calib_dir / f"{Path(image_path).stem}.txt"
+        key = (calib, prob.shape)
+        if key not in self._cache:
+            if not calib.is_file():
+                raise DataError(f"image {image_path} has no calib file {calib} (needed by --bev)")
+            try:
+                H = g.kitti_ground_homography(calib)
+            except g.GeometryError as e:
+                raise DataError(str(e)) from None
+            self._cache = {key: g.GroundProjector(H, g.KITTI_BEV, prob.shape)}
+        proj = self._cache[key]
+        return proj.sample(prob.astype(np.float32), fill=0.0), proj.sample(label, fill=ignore)
+
+
+def evaluate(engine: Engine, dataset, bev: BevView | None = None, limit: int = 0) -> dict:
+    model_cs, data_cs = engine.classes, dataset.classes
+    same = model_cs.names == data_cs.names
+    names = list(data_cs.names) if same else ["not_drivable", "drivable"]
+    cm = ConfusionMatrix(len(names), data_cs.ignore_index if same else 255)
+    road = RoadEval()
+    drivable = np.array(sorted(data_cs.drivable_ids), np.int64)
+    n = min(len(dataset), limit) if limit else len(dataset)
+    seconds = 0.0
+    for i in range(n):
+        image, label = dataset.load(i)
+        if i == 0:
+            engine.infer(image)  # warm-up, not timed
+        t0 = time.perf_counter()
+        (res,) = engine.infer(image, probabilities=True)
+        seconds += time.perf_counter() - t0
+        valid = label != data_cs.ignore_index
+        gt_drivable = np.isin(label, drivable)
+        if same:
+            cm.update(res.classes, label)
+        else:
+            cm.update(res.drivable.astype(np.uint8), np.where(valid, gt_drivable.astype(np.uint8), 255))
+        if len(drivable):
+            prob = res.drivable_prob
+            if bev is not None:
+                prob, label = bev(dataset.samples[i].image, prob, label, data_cs.ignore_index)
+                valid, gt_drivable = label != data_cs.ignore_index, np.isin(label, drivable)
+            road.update(prob, gt_drivable, valid)
+    kitti = road.scores() if len(drivable) else None
+    return {"miou": _num(cm.miou()), "pixel_accuracy": _num(cm.pixel_accuracy()),
+            "class_iou": cm.class_iou(names), "kitti": kitti,
+            "fps": n / seconds if seconds > 0 else None, "images": n,
+            "compared": "classes" if same else "drivable", "view": "bev" if bev is not None else "image"}
+
+
+def _num(v: float):
+    return None if v is None or math.isnan(v) else float(v)
+
+
+def table(scores: dict) -> str:
+    def f(v):
+        return "   n/a" if v is None else f"{100 * v:6.2f}"
+    lines = [f"{'class':<16}{'IoU %':>8}"]
+    lines += [f"{name:<16}{f(v):>8}" for name, v in scores["class_iou"].items()]
+    lines += [f"{'mIoU':<16}{f(scores['miou']):>8}", f"{'pixel accuracy':<16}{f(scores['pixel_accuracy']):>8}"]
+    k = scores["kitti"]
+    if k:
+        lines.append(f"KITTI road ({scores['view']}): MaxF {f(k['maxf'])}  AP {f(k['ap'])}  PRE {f(k['precision'])}  "
+                     f"REC {f(k['recall'])}  FPR {f(k['fpr'])}  FNR {f(k['fnr'])}  at threshold {k['threshold']:.3f}")
+    fps = scores["fps"]
+    lines.append(f"{scores['images']} images, {fps:.1f} frames/s" if fps else f"{scores['images']} images")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (DataError, CheckpointError, EngineError, FileNotFoundError, ValueError) as e:
+        print(f"evaluate: error: {e}", file=sys.stderr)
+        return 2
+
+
+def run(args) -> int:
+    classes = ClassSet.from_yaml(args.classes) if args.classes else None
+    dataset = open_dataset(args.data, classes, image_topic=args.image_topic, mask_topic=args.mask_topic,
+                           max_dt=args.max_dt)
+    bev = None
+    if args.bev:
+        if args.calib:
+            calib_dir = Path(args.calib)
+        elif args.data.startswith("kitti:"):
+            calib_dir = kitti_base(Path(args.data.partition(":")[2])) / "calib"
+        else:
+            raise DataError("--bev needs --calib DIR for data that is not kitti:PATH")
+        if not isinstance(dataset.samples[0].image, Path):
+            raise DataError("--bev needs image files named like their calib files (not bag frames)")
+        bev = BevView(calib_dir)
+    engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision, warmup=False)
+    scores = evaluate(engine, dataset, bev, args.limit)
+    print(table(scores))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(scores, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

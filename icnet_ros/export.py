@@ -1,0 +1,169 @@
+"""``ros2 run icnet_ros export``: a checkpoint as a self-contained ONNX or TorchScript file.
+
+    export --checkpoint runs/kitti/best.pt --format onnx --out icnet.onnx --height 375 --width 1242
+
+The exported graph takes what a camera gives: ``image``, uint8 N x H x W x 3 RGB (N is
+dynamic, H x W fixed at export), normalises it inside, and returns ``logits`` (float32
+N x C x H x W) and ``classes`` (uint8 N x H x W).  The model's metadata (classes, colours,
+drivable ids) travels with it: ONNX metadata_props["icnet_ros"], or the TorchScript extra
+file "icnet_ros.json".  After writing, the file is run (onnxruntime, or torch.jit.load)
+on a batch of two frames and its class maps compared with PyTorch's; less than 99.9 %
+agreement is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import CheckpointError, ModelMeta, load_checkpoint
+
+MIN_AGREEMENT = 0.999
+
+
+class ExportError(ValueError):
+    """An export that cannot be written or does not reproduce PyTorch's output."""
+
+
+class Deployable(nn.Module):
+    """uint8 RGB N x H x W x 3 in; logits and uint8 class maps out."""
+
+    def __init__(self, model: nn.Module, meta: ModelMeta):
+        super().__init__()
+        self.model = model.eval()
+        self.register_buffer("mean", torch.tensor(meta.mean).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("std", torch.tensor(meta.std).view(1, 3, 1, 1) * 255.0)
+
+    def forward(self, image: torch.Tensor):
+        x = (image.permute(0, 3, 1, 2).float() - self.mean) / self.std
+        logits = self.model(x)
+        return logits, logits.argmax(1).to(torch.uint8)
+
+
+def sample_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Smooth, road-scene-like check frames: a coarse random image upsampled (plain noise
+    would make every pixel a near tie)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        coarse = rng.integers(0, 256, (max(2, h // 24), max(2, w // 24), 3), dtype=np.uint8)
+        out.append(cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC))
+    return np.stack(out)
+
+
+def export_onnx(net: Deployable, meta: ModelMeta, out: Path, h: int, w: int, opset: int) -> None:
+    import onnx
+
+    dummy = torch.zeros(1, h, w, 3, dtype=torch.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and legacy-exporter chatter
+        torch.onnx.export(net, (dummy,), str(out), dynamo=False, opset_version=opset,
+                          input_names=["image"], output_names=["logits", "classes"],
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "classes": {0: "batch"}})
+    graph = onnx.load(str(out))
+    onnx.checker.check_model(graph)
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = "icnet_ros", json.dumps(meta.to_dict())
+    onnx.save(graph, str(out))
+
+
+def export_torchscript(net: Deployable, meta: ModelMeta, out: Path, h: int, w: int) -> None:
+    dummy = torch.zeros(1, h, w, 3, dtype=torch.uint8)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(net, (dummy,))
+        torch.jit.save(traced, str(out), _extra_files={"icnet_ros.json": json.dumps(meta.to_dict())})
+
+
+def run_exported(path: Path, fmt: str, frames: np.ndarray) -> tuple[np.ndarray, float]:
+    """(class maps, seconds per batch) from the exported file, without this package."""
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        run = lambda: sess.run(["classes"], {"image": frames})[0]  # noqa: E731
+    else:
+        module = torch.jit.load(str(path), map_location="cpu")
+        run = lambda: module(torch.from_numpy(frames))[1].numpy()  # noqa: E731
+    with torch.no_grad():
+        run()  # warm-up
+        t0 = time.perf_counter()
+        classes = run()
+    return classes, time.perf_counter() - t0
+
+
+def check(net: Deployable, path: Path, fmt: str, h: int, w: int) -> dict:
+    frames = sample_frames(2, h, w)
+    with torch.no_grad():
+        net(torch.from_numpy(frames[:1]))  # warm-up
+        t0 = time.perf_counter()
+        ref = net(torch.from_numpy(frames))[1].numpy()
+        torch_s = time.perf_counter() - t0
+    got, exported_s = run_exported(path, fmt, frames)
+    if got.shape != ref.shape:
+        raise ExportError(f"{path} returned class maps of shape {got.shape}, PyTorch {ref.shape}")
+    return {"agreement": float((got == ref).mean()), "torch_s": torch_s, "exported_s": exported_s}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="export", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", help="model to export (default: the shipped model)")
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    p.add_argument("--out", required=True, help="file to write (.onnx, .pt/.ts)")
+    p.add_argument("--height", type=int, help="input height (default: the model's input size, else 375)")
+    p.add_argument("--width", type=int, help="input width (default: the model's input size, else 1242)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    p.add_argument("--no-check", action="store_true", help="skip running the exported file against PyTorch")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (CheckpointError, ExportError, FileNotFoundError, ValueError) as e:
+        print(f"export: error: {e}", file=sys.stderr)
+        return 2
+
+
+def run(args) -> int:
+    torch.set_grad_enabled(False)
+    if args.checkpoint is None:
+        from .paths import default_model_path
+
+        args.checkpoint = default_model_path()
+    model, meta, _ = load_checkpoint(args.checkpoint)
+    default = meta.input_size or (375, 1242)
+    h, w = args.height or default[0], args.width or default[1]
+    if h < 32 or w < 32:
+        raise ExportError(f"--height/--width {h}x{w} is too small; ICNet needs at least 32x32")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    net = Deployable(model, meta).eval()
+    if args.format == "onnx":
+        export_onnx(net, meta, out, h, w, args.opset)
+    else:
+        export_torchscript(net, meta, out, h, w)
+    print(f"export: wrote {out} ({args.format}, input uint8 Nx{h}x{w}x3 RGB, {meta.classes.num_classes} classes)")
+    if not args.no_check:
+        r = check(net, out, args.format, h, w)
+        print(f"export: class maps {100 * r['agreement']:.3f} % equal to PyTorch's on 2 frames; "
+              f"CPU {r['exported_s'] * 500:.1f} ms/frame exported vs {r['torch_s'] * 500:.1f} ms/frame PyTorch")
+        if r["agreement"] < MIN_AGREEMENT:
+            raise ExportError(f"{out}: class maps only {100 * r['agreement']:.3f} % equal to PyTorch's "
+                              f"(at least {100 * MIN_AGREEMENT:.1f} % needed)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
