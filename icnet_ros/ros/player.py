@@ -96,10 +96,8 @@ def _bag_camera_info(msg) -> CameraInfo:
     info = CameraInfo()
     info.width, info.height = int(msg.width), int(msg.height)
     info.distortion_model = msg.distortion_model
-    info.d = [float(v) for v in msg.d]
-    info.k = [float(v) for v in msg.k]
-    info.r = [float(v) for v in msg.r]
-    info.p = [float(v) for v in msg.p]
+    for name in ("d", "k", "r", "p"):  # ROS 1 bags spell them D, K, R, P
+        setattr(info, name, [float(v) for v in getattr(msg, name, getattr(msg, name.upper(), []))])
     return info
 
 
@@ -143,7 +141,7 @@ class Player(Node):
                 geometry.read_kitti_calib(self.calib_file)
             except geometry.GeometryError as e:
                 raise PlayError(f"parameter 'calib_file': {e}") from None
-        qos = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE if p("qos_reliability") == "reliable"
+        qos = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE if p("qos_reliability") == "reliable"
                          else QoSReliabilityPolicy.BEST_EFFORT)
         if self.transport == "compressed":
             self.image_pub = self.create_publisher(CompressedImage, "image/compressed", qos)
