@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import cv2
+import cv2.utils.logging as cv_log
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -42,9 +43,15 @@ class Encoded:
 
 
 def _decode(src, flags) -> np.ndarray | None:
-    if isinstance(src, Encoded):
-        return cv2.imdecode(np.frombuffer(src.data, np.uint8), flags)
-    return cv2.imread(str(src), flags)
+    # OpenCV logs its own lines about broken files; our DataError says it in one sentence.
+    level = cv_log.getLogLevel()
+    cv_log.setLogLevel(cv_log.LOG_LEVEL_SILENT)
+    try:
+        if isinstance(src, Encoded):
+            return cv2.imdecode(np.frombuffer(src.data, np.uint8), flags)
+        return cv2.imread(str(src), flags)
+    finally:
+        cv_log.setLogLevel(level)
 
 
 def read_image(src) -> np.ndarray:
