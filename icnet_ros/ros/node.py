@@ -111,6 +111,7 @@ class Stats:
     bad: int = 0            # messages that could not be converted
     skipped: int = 0        # nobody listened to any output
     infer_ms: list = field(default_factory=list)    # this diagnostics window
+    process_ms: list = field(default_factory=list)  # conversion + network + outputs, per batch
     latency_ms: list = field(default_factory=list)
     last_error: str = ""
     last_batch: int = 0
@@ -419,6 +420,7 @@ class SegmentationNode(LifecycleNode):
                 if self.p("publish_" + name) and pub.get_subscription_count() > 0}
 
     def _process(self, batch) -> None:
+        start = time.perf_counter()
         jobs = []
         for cam, (msg, _) in batch:
             wanted = self._wanted(cam)
@@ -456,6 +458,10 @@ class SegmentationNode(LifecycleNode):
                 cam.stats.infer_ms.append(infer_ms)
                 if stamp > 0:
                     cam.stats.latency_ms.append((now - stamp) / 1e6)
+        process_ms = (time.perf_counter() - start) * 1000.0
+        with self._cond:
+            for cam in {j[0] for j in jobs}:
+                cam.stats.process_ms.append(process_ms)
 
     def _publish(self, cam: Camera, header, rgb: np.ndarray, res, wanted: dict) -> None:
         from ..visualize import overlay
@@ -539,13 +545,14 @@ class SegmentationNode(LifecycleNode):
                 start, rec0, proc0 = cam.window
                 dt = max(now - start, 1e-6)
                 in_rate, out_rate = (s.received - rec0) / dt, (s.processed - proc0) / dt
-                infer, lat = s.infer_ms, s.latency_ms
-                s.infer_ms, s.latency_ms = [], []
+                infer, lat, proc = s.infer_ms, s.latency_ms, s.process_ms
+                s.infer_ms, s.latency_ms, s.process_ms = [], [], []
                 cam.window = (now, s.received, s.processed)
                 values = {
                     "input rate (Hz)": f"{in_rate:.2f}",
                     "output rate (Hz)": f"{out_rate:.2f}",
                     "inference (ms)": f"{np.mean(infer):.1f}" if infer else "nan",
+                    "processing (ms)": f"{np.mean(proc):.1f}" if proc else "nan",
                     "latency mean (ms)": f"{np.mean(lat):.1f}" if lat else "nan",
                     "latency max (ms)": f"{np.max(lat):.1f}" if lat else "nan",
                     "frames received": str(s.received),
