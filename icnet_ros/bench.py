@@ -1,0 +1,764 @@
+"""`bench`: speed, latency and memory of ICNet and of the node, next to the models a user
+would pick instead, in one run on one machine.
+
+1. Models: every model goes through the same full path the node uses (``Engine.infer``:
+   uint8 frames in, normalise, network, argmax, class maps back on the host), so
+   torchvision's models pay the same pre/post-processing as ICNet.  Each model runs in a
+   subprocess of its own so that its peak RSS (VmHWM, reset per configuration) is its
+   own; on CUDA the peak is ``torch.cuda.max_memory_allocated``.
+2. Node: ``segment`` as a separate process (as deployed), fed over real DDS by a
+   publisher in this process at a set rate (default: the bare engine's fps measured here
+   on the same frames), a subscriber to ``~/mask`` measuring receive time - header stamp;
+   then twice that rate, with drops read from the node's /diagnostics.
+3. ``--soak S``: the node at twice the rate for S seconds: RSS, latency trend, crashes.
+
+Everything runs on a private ROS_DOMAIN_ID; nothing is downloaded (random weights for
+every model but the shipped one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ICNETS = ("icnet_r50_w0.5", "icnet_r18_w0.5", "icnet_r18_w0.25")
+TORCHVISION = ("lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50")
+ALL_MODELS = ICNETS + TORCHVISION
+KITTI = (375, 1242)
+CITYSCAPES = (1024, 2048)
+NODE_DEFAULT = "icnet_r18_w0.5"       # the node's model when no shipped model is installed
+
+# Timing schedules: warmup calls, then reps until (n >= min_reps and elapsed >= min_s),
+# or n >= 2 and elapsed >= max_s, or n >= max_reps.  p99 of a handful of reps is close
+# to their maximum; the Markdown table says how many there were.
+SCHEDULES = {
+    ("cpu", True): dict(warmup=1, min_reps=3, min_s=1.0, max_s=4.0, max_reps=100),
+    ("cpu", False): dict(warmup=1, min_reps=10, min_s=3.0, max_s=10.0, max_reps=200),
+    ("cuda", True): dict(warmup=5, min_reps=20, min_s=0.5, max_s=2.0, max_reps=500),
+    ("cuda", False): dict(warmup=20, min_reps=100, min_s=2.0, max_s=5.0, max_reps=2000),
+}
+
+
+class BenchError(ValueError):
+    """A bench option that cannot be used; the message names it."""
+
+
+def log(*parts) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+# --- frames ---------------------------------------------------------------------------
+
+def sample_frames(shape: tuple[int, int], count: int = 6) -> list[np.ndarray]:
+    """KITTI road frames from the source checkout's test data resized to shape, or
+    synthetic frames when they are not there (content does not change the timings)."""
+    import cv2
+
+    h, w = shape
+    folder = Path(__file__).resolve().parent.parent / "test" / "data" / "kitti_road" / "image_2"
+    files = sorted(folder.glob("*.png"))[:count] if folder.is_dir() else []
+    frames = []
+    for f in files:
+        bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        if bgr is not None:
+            frames.append(np.ascontiguousarray(cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)[..., ::-1]))
+    rng = np.random.default_rng(0)
+    while len(frames) < count:
+        frames.append(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    return frames
+
+
+# --- memory ---------------------------------------------------------------------------
+
+def _status_mb(key: str, pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+# --- models ---------------------------------------------------------------------------
+
+def _torchvision_model(name: str, num_classes: int):
+    import torch
+    from torchvision.models import segmentation
+
+    class OutOnly(torch.nn.Module):
+        """torchvision returns {'out': logits, ...}; the engine wants the logits."""
+
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net(x)["out"]
+
+    builder = getattr(segmentation, name)
+    net = builder(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
+    return OutOnly(net)
+
+
+def build(name: str, checkpoint: str | None = None):
+    """(model, meta) for a bench model name; ICNet from checkpoint when one is given.
+    The meta's input_size is cleared: every model runs at the size it is given."""
+    from .checkpoint import ModelMeta, load_checkpoint
+    from .classes import CAMVID
+
+    if checkpoint:
+        model, meta, _ = load_checkpoint(checkpoint)
+        meta.input_size = None
+        return model, meta
+    if name.startswith("icnet_"):
+        _, variant, width = name.split("_")
+        meta = ModelMeta(CAMVID, variant=variant, width=float(width[1:]))
+        return meta.build(), meta
+    if name in TORCHVISION:
+        meta = ModelMeta(CAMVID, arch=name)
+        return _torchvision_model(name, CAMVID.num_classes), meta
+    raise BenchError(f"unknown model {name!r}; choose from {', '.join(ALL_MODELS)}")
+
+
+class GraphedPath:
+    """The engine's CUDA path (uint8 upload, normalise, network under autocast,
+    argmax, class maps to the host) with the device part captured in one CUDA graph:
+    a replay launches everything at once instead of one Python call per kernel."""
+
+    def __init__(self, engine, batch: int, h: int, w: int):
+        import torch
+        import torch.nn.functional as F
+
+        dev = engine.device
+        self.host_in = torch.empty((batch, h, w, 3), dtype=torch.uint8).pin_memory()
+        self.dev_in = torch.empty((batch, h, w, 3), dtype=torch.uint8, device=dev)
+        self.host_out = torch.empty((batch, h, w), dtype=torch.uint8).pin_memory()
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(engine.precision)
+        size = tuple(engine.meta.input_size) if engine.meta.input_size else None
+
+        def step():
+            x = self.dev_in.permute(0, 3, 1, 2).float()
+            x = ((x - engine._mean) / engine._std).contiguous(memory_format=torch.channels_last)
+            if size and size != (h, w):
+                x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+            with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None, cache_enabled=False):
+                logits = engine.model(x)
+            if logits.shape[-2:] != (h, w):
+                logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
+            return logits.argmax(1).to(torch.uint8)
+
+        with torch.inference_mode():
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    step()
+            torch.cuda.current_stream().wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.dev_out = step()
+        self._host_np = self.host_in.numpy()
+
+    def infer(self, frames: list[np.ndarray]):
+        import torch
+
+        for i, f in enumerate(frames):
+            self._host_np[i] = f
+        self.dev_in.copy_(self.host_in, non_blocking=True)
+        self.graph.replay()
+        self.host_out.copy_(self.dev_out, non_blocking=True)
+        torch.cuda.current_stream().synchronize()
+        return self.host_out.numpy()
+
+
+def time_calls(call, warmup: int, min_reps: int, min_s: float, max_s: float, max_reps: int) -> list[float]:
+    """Per-call wall times in ms (each call ends with the class maps on the host)."""
+    for _ in range(warmup):
+        call()
+    times: list[float] = []
+    start = time.perf_counter()
+    while True:
+        t = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - t) * 1000.0)
+        elapsed = time.perf_counter() - start
+        n = len(times)
+        if n >= max_reps or (n >= min_reps and elapsed >= min_s) or (n >= 2 and elapsed >= max_s):
+            return times
+
+
+def measure_model(spec: dict) -> list[dict]:
+    """One model, several (height, width, batch, precision) configurations; run in a
+    subprocess of its own by ``bench_models``."""
+    import torch
+
+    from .engine import Engine
+
+    device = spec["device"]
+    model, meta = build(spec["name"], spec.get("checkpoint"))
+    rows = []
+    for h, w, batch, precision in spec["configs"]:
+        graphed = precision.endswith("+graph")
+        prec = precision.split("+")[0]
+        engine = Engine(model, meta, device, prec, warmup=False)
+        cuda = engine.device.type == "cuda"
+        frames = sample_frames((h, w), batch)
+        try:
+            if cuda:
+                torch.cuda.synchronize()
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats(engine.device)
+            reset = _reset_peak_rss()
+            if graphed:
+                path = GraphedPath(engine, batch, h, w)
+                call = lambda: path.infer(frames)  # noqa: E731
+            else:
+                call = lambda: engine.infer(frames)  # noqa: E731
+            times = time_calls(call, **(spec.get("schedule") or SCHEDULES[(engine.device.type, bool(spec["quick"]))]))
+        except Exception as e:  # one configuration failing (e.g. out of memory) is reported, not fatal
+            log(f"bench: {spec['name']} {h}x{w} batch {batch} {precision} failed: {type(e).__name__}: {e}")
+            continue
+        if cuda:
+            peak = torch.cuda.max_memory_allocated(engine.device) / 2**20
+        else:
+            peak = _status_mb("VmHWM") if reset else float("nan")
+        t = np.asarray(times)
+        rows.append({"name": spec["name"], "shipped": bool(spec.get("checkpoint")), "height": h, "width": w,
+                     "batch": batch, "precision": precision,
+                     "fps": batch * len(t) / (t.sum() / 1000.0),
+                     "p50_ms": float(np.percentile(t, 50)), "p99_ms": float(np.percentile(t, 99)),
+                     "peak_mb": float(peak), "reps": len(t)})
+        log(f"bench: {spec['name']:30s} {h}x{w} b{batch} {precision:10s} "
+            f"{rows[-1]['fps']:8.2f} fps  p50 {rows[-1]['p50_ms']:8.1f} ms  peak {peak:7.0f} MB  ({len(t)} reps)")
+        del engine
+    return rows
+
+
+def model_plan(device: str, quick: bool, models, shapes, batches) -> dict[str, list]:
+    """{model name: [(h, w, batch, precision), ...]}, smallest work first."""
+    cuda = device.startswith("cuda")
+    precisions = ["fp32", "fp16", "bf16", "fp16+graph"] if cuda else ["fp32"]
+    plan = {}
+    for name in models:
+        configs = []
+        for h, w in shapes:
+            for b in batches:
+                # deeplabv3_resnet50 at 1024x2048 costs minutes per call on a small CPU.
+                if not cuda and quick and name == "deeplabv3_resnet50" and (h * w > KITTI[0] * KITTI[1] or b > 1):
+                    continue
+                configs += [(h, w, b, p) for p in precisions]
+        plan[name] = sorted(configs, key=lambda c: (c[0] * c[1] * c[2], precisions.index(c[3])))
+    return plan
+
+
+def bench_models(device: str, quick: bool, models, shapes, batches, shipped: str | None,
+                 isolate: bool = True, schedule: dict | None = None) -> list[dict]:
+    shipped_name = None
+    if shipped:
+        from .checkpoint import read_checkpoint
+
+        meta = read_checkpoint(shipped)[0]
+        shipped_name = f"icnet_{meta.variant}_w{meta.width:g}"
+        if shipped_name not in models:
+            models = [shipped_name] + list(models)
+    rows = []
+    for name, configs in model_plan(device, quick, models, shapes, batches).items():
+        if not configs:
+            continue
+        spec = {"name": name, "device": device, "quick": quick, "configs": configs,
+                "checkpoint": shipped if name == shipped_name else None, "schedule": schedule}
+        if not isolate:
+            rows += measure_model(spec)
+            continue
+        proc = subprocess.run([sys.executable, "-m", "icnet_ros.bench", "--worker", json.dumps(spec)],
+                              stdout=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench worker for {name} failed with exit code {proc.returncode}")
+        rows += json.loads(proc.stdout.strip().splitlines()[-1])
+    return rows
+
+
+# --- the node over DDS ----------------------------------------------------------------
+
+def _pct(values, q: float) -> float:
+    return float(np.percentile(values, q)) if len(values) else float("nan")
+
+
+class NodeHarness:
+    """``segment`` in a subprocess; a publisher, a ~/mask subscriber and a /diagnostics
+    subscriber in this process, on a private context and ROS domain."""
+
+    def __init__(self, checkpoint: str, device: str, frames: list[np.ndarray], domain_id: int,
+                 num_threads: int = 0):
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        from .ros.conversions import numpy_to_image
+
+        self.ns = f"/bench{os.getpid()}"
+        env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED="1")
+        self.log_file = tempfile.NamedTemporaryFile("w+", prefix="icnet_bench_node_", suffix=".log", delete=False)
+        cmd = [sys.executable, "-m", "icnet_ros.ros.node", "--ros-args", "-r", f"__ns:={self.ns}",
+               "-p", f"model_path:={checkpoint}", "-p", f"device:={device}",
+               "-p", f"num_threads:={num_threads}", "--log-level", "warn"]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
+        self.context = rclpy.Context()
+        rclpy.init(args=[], context=self.context, domain_id=domain_id)
+        self.probe = rclpy.create_node("icnet_bench", namespace=self.ns, context=self.context)
+        self.msgs = [numpy_to_image(f, "rgb8") for f in frames]
+        for m in self.msgs:
+            m.header.frame_id = "camera"
+        camera_qos = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.BEST_EFFORT)
+        self.image_pub = self.probe.create_publisher(Image, f"{self.ns}/image", camera_qos)
+        self._lock = threading.Lock()
+        self.masks: list[tuple[int, int]] = []          # (stamp ns, receive ns)
+        self.diag: list[tuple[int, dict]] = []          # (receive ns, values)
+        self.mask_sub = self.probe.create_subscription(
+            Image, f"{self.ns}/icnet/mask", self._on_mask,
+            QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE))
+        self.probe.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.probe)
+        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spin.start()
+        self.published = 0
+
+    def _on_mask(self, msg) -> None:
+        now = time.time_ns()
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        with self._lock:
+            self.masks.append((stamp, now))
+
+    def _on_diag(self, msg) -> None:
+        now = time.time_ns()
+        for status in msg.status:
+            if status.name == "icnet: camera":
+                with self._lock:
+                    self.diag.append((now, {kv.key: kv.value for kv in status.values}))
+
+    def node_output(self) -> str:
+        self.log_file.flush()
+        self.log_file.seek(0)
+        return self.log_file.read()[-3000:]
+
+    def wait_ready(self, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the node exited with code {self.proc.returncode} before it was ready:\n"
+                                   f"{self.node_output()}")
+            if self.image_pub.get_subscription_count() > 0 and self.mask_sub.get_publisher_count() > 0:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"the node did not subscribe to {self.ns}/image within {timeout:.0f} s:\n"
+                           f"{self.node_output()}")
+
+    def publish(self, rate: float, seconds: float, on_tick=None) -> tuple[int, int]:
+        """Publish at rate (absolute deadlines, no catch-up bursts) for seconds; returns
+        the (first, last) stamps in ns."""
+        period = 1.0 / rate
+        start = time.monotonic()
+        end = start + seconds
+        due = start
+        i = 0
+        first = last = time.time_ns()
+        while True:
+            now = time.monotonic()
+            if now >= end:
+                break
+            if now < due:
+                time.sleep(min(due - now, end - now))
+                continue
+            msg = self.msgs[i % len(self.msgs)]
+            stamp = time.time_ns()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+            self.image_pub.publish(msg)
+            if i == 0:
+                first = stamp
+            last = stamp
+            i += 1
+            self.published += 1
+            due = max(due + period, now - period)
+            if on_tick is not None:
+                on_tick()
+        return first, last
+
+    def masks_between(self, first: int, last: int) -> list[tuple[int, int]]:
+        with self._lock:
+            return [m for m in self.masks if first <= m[0] <= last]
+
+    def diag_after(self, t_ns: int, timeout: float = 5.0) -> dict:
+        """The first diagnostics the node sent after t_ns (it sends them once a second)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._lock:
+                later = [d for t, d in self.diag if t > t_ns]
+            if later:
+                return later[0]
+            time.sleep(0.05)
+        raise RuntimeError(f"no /diagnostics from the node within {timeout:.0f} s")
+
+    def rss_mb(self) -> float:
+        return _status_mb("VmRSS", self.proc.pid)
+
+    def close(self) -> int | None:
+        """Stop the node with SIGINT (as Ctrl-C); its exit code, None if it had to be killed."""
+        code = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                code = self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        else:
+            code = self.proc.returncode
+        self.executor.shutdown(timeout_sec=2.0)
+        self.probe.destroy_node()
+        self.context.try_shutdown()
+        self.log_file.close()
+        os.unlink(self.log_file.name)
+        return code
+
+
+def engine_fps(checkpoint: str, device: str, frames: list[np.ndarray], seconds: float) -> float:
+    """The bare engine on the node's frames, one frame a call as the node gets them."""
+    from .engine import Engine
+
+    engine = Engine.from_checkpoint(checkpoint, device, "auto", warmup=False)
+    for f in frames[:2]:
+        engine.infer(f)
+    n, start = 0, time.perf_counter()
+    while n < 5 or time.perf_counter() - start < seconds:
+        engine.infer(frames[n % len(frames)])
+        n += 1
+    fps = n / (time.perf_counter() - start)
+    del engine
+    return fps
+
+
+def _phase(h: NodeHarness, rate: float, seconds: float, settle: float) -> dict:
+    first, last = h.publish(rate, seconds)
+    time.sleep(settle)                                   # the last frames in flight
+    got = h.masks_between(first, last)
+    lat = [(r - s) / 1e6 for s, r in got]
+    span = (last - first) / 1e9 + 1.0 / rate            # n frames published over n periods
+    return {"fps": len(got) / span, "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99), "frames": len(got)}
+
+
+def bench_node(checkpoint: str, device: str, shape: tuple[int, int], seconds: float, rate: float | None,
+               soak: float, domain_id: int) -> tuple[dict, dict, dict]:
+    """(node, soak, details) dicts."""
+    frames = sample_frames(shape)
+    e_fps = engine_fps(checkpoint, device, frames, max(seconds / 2, 1.0))
+    rate = rate or e_fps
+    log(f"bench: bare engine {e_fps:.2f} fps on {shape[0]}x{shape[1]}; node at {rate:.2f} Hz, then {2 * rate:.2f} Hz")
+    h = NodeHarness(checkpoint, device, frames, domain_id)
+    details = {"rate_hz": rate, "shape": list(shape)}
+    soak_out: dict = {"seconds": 0}
+    try:
+        h.wait_ready(timeout=180)
+        settle = max(3.0 / e_fps, 0.5)
+        h.publish(rate, max(2.0 / rate, 1.0))             # warm the path, fill caches
+        time.sleep(settle)
+        nominal = _phase(h, rate, seconds, settle)
+        before = h.diag_after(time.time_ns())
+        over = _phase(h, 2 * rate, seconds, settle)
+        after = h.diag_after(time.time_ns())
+        dropped = int(after["dropped frames"]) - int(before["dropped frames"])
+        received = int(after["frames received"]) - int(before["frames received"])
+        details.update(nominal_frames=nominal["frames"], overload_fps=over["fps"],
+                       overload_p50_ms=over["p50_ms"], overload_frames=over["frames"],
+                       overload_published=int(2 * rate * seconds), overload_received=received)
+        node = {"fps": nominal["fps"], "engine_fps": e_fps, "ratio": nominal["fps"] / e_fps,
+                "p50_ms": nominal["p50_ms"], "p99_ms": nominal["p99_ms"],
+                "overload_p99_ms": over["p99_ms"], "dropped": dropped}
+        if soak > 0:
+            soak_out = _soak(h, 2 * rate, soak, settle)
+    finally:
+        code = h.close()
+    if soak > 0:
+        soak_out["exit_code"] = code
+        if code not in (0, None) and soak_out.get("crashes", 0) == 0:
+            soak_out["crashes"] = 1
+    details["node_exit_code"] = code
+    return node, soak_out, details
+
+
+def _soak(h: NodeHarness, rate: float, seconds: float, settle: float) -> dict:
+    windows = min(20, max(2, int(seconds // 5)))
+    width = seconds / windows
+    before = h.diag_after(time.time_ns())
+    rss_start = h.rss_mb()
+    rows = []
+    crashed = False
+    for k in range(windows):
+        first, last = h.publish(rate, width)
+        if h.proc.poll() is not None:
+            crashed = True
+            break
+        time.sleep(min(settle, 0.5))
+        got = h.masks_between(first, last)
+        lat = [(r - s) / 1e6 for s, r in got]
+        rows.append({"t_s": round((k + 1) * width, 2), "fps": len(got) / width, "frames": len(got),
+                     "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99), "rss_mb": h.rss_mb()})
+    after = h.diag_after(time.time_ns()) if not crashed else before
+    t = np.array([r["t_s"] for r in rows])
+    p50 = np.array([r["p50_ms"] for r in rows])
+    ok = np.isfinite(p50)
+    slope = float(np.polyfit(t[ok] / 60.0, p50[ok], 1)[0]) if ok.sum() >= 2 else float("nan")
+    return {"seconds": seconds, "rate_hz": rate, "rss_start_mb": rss_start,
+            "rss_end_mb": rows[-1]["rss_mb"] if rows else float("nan"),
+            "p50_ms_start": rows[0]["p50_ms"] if rows else float("nan"),
+            "p50_ms_end": rows[-1]["p50_ms"] if rows else float("nan"),
+            "latency_trend_ms_per_min": slope,
+            "frames": sum(r["frames"] for r in rows),
+            "dropped": int(after["dropped frames"]) - int(before["dropped frames"]),
+            "crashes": int(crashed), "windows": rows}
+
+
+# --- report ---------------------------------------------------------------------------
+
+def describe_device(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        return f"{device}: {torch.cuda.get_device_name(torch.device(device))}"
+    cpu = "cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"cpu: {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def _f(v, digits=1) -> str:
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{digits}f}"
+
+
+def markdown(report: dict) -> str:
+    lines = [f"Device: {report['device']}. {report['_notes']}", "",
+             "| model | shipped | size | batch | precision | fps | p50 ms | p99 ms | peak MB | reps |",
+             "|---|---|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in report["models"]:
+        lines.append(f"| {r['name']} | {'yes' if r['shipped'] else 'no'} | {r['height']}x{r['width']} | "
+                     f"{r['batch']} | {r['precision']} | {_f(r['fps'], 2)} | {_f(r['p50_ms'])} | "
+                     f"{_f(r['p99_ms'])} | {_f(r['peak_mb'], 0)} | {r.get('reps', '')} |")
+    n, d = report.get("node"), report.get("_node_details", {})
+    if n:
+        lines += ["", f"Node end to end over DDS ({d['shape'][0]}x{d['shape'][1]}, publisher at "
+                      f"{d['rate_hz']:.2f} Hz = the bare engine's fps, then 2x):", "",
+                  "| node fps | engine fps | ratio | p50 ms | p99 ms | 2x p99 ms | 2x fps | 2x dropped |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|",
+                  f"| {_f(n['fps'], 2)} | {_f(n['engine_fps'], 2)} | {_f(n['ratio'], 2)} | {_f(n['p50_ms'])} | "
+                  f"{_f(n['p99_ms'])} | {_f(n['overload_p99_ms'])} | {_f(d.get('overload_fps'), 2)} | "
+                  f"{n['dropped']} of {d.get('overload_received')} received |"]
+    s = report.get("soak") or {}
+    if s.get("seconds"):
+        lines += ["", f"Soak {s['seconds']:.0f} s at {s['rate_hz']:.2f} Hz: RSS {_f(s['rss_start_mb'], 0)} -> "
+                      f"{_f(s['rss_end_mb'], 0)} MB, p50 {_f(s['p50_ms_start'])} -> {_f(s['p50_ms_end'])} ms "
+                      f"(trend {_f(s['latency_trend_ms_per_min'], 2)} ms/min), {s['frames']} masks, "
+                      f"{s['dropped']} dropped, crashes {s['crashes']}, node exit code {s.get('exit_code')}"]
+    lines += ["", "Targets:"] + [f"- {t}" for t in targets(report)]
+    return "\n".join(lines)
+
+
+def targets(report: dict) -> list[str]:
+    out = []
+    rows = report["models"]
+
+    def find(pred):
+        return next((r for r in rows if pred(r)), None)
+
+    kitti = lambda r: (r["height"], r["width"], r["batch"]) == (*KITTI, 1)  # noqa: E731
+    ship = find(lambda r: r["shipped"] and kitti(r) and r["precision"] == "fp32")
+    ship = ship or find(lambda r: r["name"] == NODE_DEFAULT and kitti(r) and r["precision"] == "fp32")
+    lr = find(lambda r: r["name"] == "lraspp_mobilenet_v3_large" and kitti(r) and r["precision"] == "fp32")
+    if ship and lr and report["device"].startswith("cpu"):
+        which = "shipped" if ship["shipped"] else f"{ship['name']} (random weights, no shipped model yet)"
+        out.append(f"CPU, 375x1242: {which} {ship['fps']:.2f} fps vs LR-ASPP {lr['fps']:.2f} fps: "
+                   f"{'met' if ship['fps'] >= lr['fps'] else 'MISSED'}")
+    n = report.get("node")
+    if n:
+        out.append(f"node fps >= 0.9 x engine fps: ratio {n['ratio']:.2f}: {'met' if n['ratio'] >= 0.9 else 'MISSED'}")
+        ok = n["p99_ms"] <= 1.5 * n["p50_ms"]
+        out.append(f"node p99 <= 1.5 x p50: {n['p99_ms']:.1f} vs {n['p50_ms']:.1f} ms: {'met' if ok else 'MISSED'}")
+    if report["device"].startswith("cuda"):
+        best = [r for r in rows if (r["height"], r["width"], r["batch"]) == (*CITYSCAPES, 1)
+                and r["precision"].startswith("fp16") and r["name"].startswith("icnet")]
+        if best:
+            b = max(best, key=lambda r: r["fps"])
+            out.append(f"GPU 1024x2048 fp16 batch 1: best ICNet {b['name']} {b['precision']} {b['fps']:.0f} fps "
+                       f"(target 300): {'met' if b['fps'] >= 300 else 'MISSED'}")
+        if n:
+            out.append(f"GPU node p50 at KITTI size {n['p50_ms']:.1f} ms (target 10): "
+                       f"{'met' if n['p50_ms'] <= 10 else 'MISSED'}")
+    return out or ["(nothing to compare in this run)"]
+
+
+# --- entry points ---------------------------------------------------------------------
+
+def shipped_checkpoint() -> str | None:
+    from .paths import PACKAGE, SHIPPED_MODEL, default_model_path
+
+    try:
+        return str(default_model_path())
+    except FileNotFoundError:
+        return None
+    except OSError:
+        # ament_index raises OSError when AMENT_PREFIX_PATH is unset (a plain venv);
+        # look where paths.share_dirs would look after it.
+        for d in (Path(sys.prefix) / "share" / PACKAGE, Path(__file__).resolve().parent.parent):
+            if (d / "models" / SHIPPED_MODEL).is_file():
+                return str(d / "models" / SHIPPED_MODEL)
+        return None
+
+
+def run(device: str = "cpu", quick: bool = False, soak: float = 0.0, models=None, shapes=None,
+        batches=None, node: bool = True, node_shape=KITTI, node_seconds: float | None = None,
+        rate: float | None = None, domain_id: int | None = None, checkpoint: str | None = None,
+        isolate: bool = True, schedule: dict | None = None) -> dict:
+    """The whole bench; returns the report (JSON shape of the issue, plus '_'-keys that
+    ``main`` prints but does not write).  isolate=False measures the models in this
+    process (peak RSS then includes what came before); schedule overrides SCHEDULES
+    (tests use a tiny one)."""
+    from .engine import EngineError, resolve_device
+
+    try:
+        dev = resolve_device(device)
+    except EngineError as e:
+        raise BenchError(f"--device: {e}") from None
+    device = str(dev) if dev.type == "cuda" else "cpu"
+    if soak < 0:
+        raise BenchError(f"--soak must be 0 or more seconds, got {soak}")
+    if rate is not None and rate <= 0:
+        raise BenchError(f"--rate must be positive, got {rate}")
+    models = list(models or (ALL_MODELS if not quick or dev.type == "cuda" else ALL_MODELS[:-1]))
+    shapes = [tuple(s) for s in (shapes or ([KITTI] if quick else [KITTI, CITYSCAPES]))]
+    batches = list(batches or [1, 4])
+    shipped = checkpoint or shipped_checkpoint()
+    notes = (f"Shipped model: {shipped}." if shipped else
+             "No shipped model installed: every model has random weights (speed does not depend on them).")
+    if os.getloadavg()[0] > 0.5 and dev.type == "cpu":
+        notes += f" Load average at start {os.getloadavg()[0]:.2f}: other work shared the CPU."
+    log(f"bench: {describe_device(device)}; {notes}")
+    report = {"device": describe_device(device),
+              "models": bench_models(device, quick, models, shapes, batches, shipped, isolate, schedule),
+              "node": None, "soak": {"seconds": 0}, "_notes": notes}
+    if node:
+        tmp = None
+        ckpt = shipped
+        if ckpt is None:
+            from .checkpoint import save_checkpoint
+
+            model, meta = build(NODE_DEFAULT)
+            tmp = tempfile.TemporaryDirectory(prefix="icnet_bench_")
+            ckpt = str(save_checkpoint(Path(tmp.name) / "random.pt", model, meta))
+        domain = domain_id if domain_id is not None else random.Random().randrange(1, 100)
+        seconds = node_seconds or (6.0 if quick else 20.0)
+        try:
+            node_out, soak_out, details = bench_node(ckpt, device, tuple(node_shape), seconds, rate, soak, domain)
+        finally:
+            if tmp is not None:
+                tmp.cleanup()
+        report.update(node=node_out, soak=soak_out, _node_details=details)
+    return report
+
+
+def _clean(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None                                   # JSON has no NaN
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    return v
+
+
+def public(report: dict) -> dict:
+    """The report as written to JSON: the issue's keys only, NaN as null."""
+    out = {k: v for k, v in report.items() if not k.startswith("_")}
+    out["models"] = [{k: v for k, v in r.items() if k != "reps"} for r in report["models"]]
+    return _clean(out)
+
+
+def _shape(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HEIGHTxWIDTH, e.g. 375x1242") from None
+    if h < 8 or w < 8:
+        raise argparse.ArgumentTypeError(f"{text!r} is smaller than 8x8")
+    return h, w
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:                       # one model in a subprocess
+        print(json.dumps(measure_model(json.loads(argv[1]))))
+        return 0
+    ap = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    ap.add_argument("--json", default="", help="write the results to this JSON file")
+    ap.add_argument("--quick", action="store_true",
+                    help="375x1242 only, fewer reps, no deeplabv3_resnet50 at batch 4 on the CPU")
+    ap.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
+                    help="then run the node at 2x rate for SECONDS (RSS, latency trend, crashes)")
+    ap.add_argument("--models", nargs="+", choices=ALL_MODELS, help="models to compare (default: all)")
+    ap.add_argument("--shapes", nargs="+", type=_shape, metavar="HxW", help="frame sizes (default 375x1242 1024x2048)")
+    ap.add_argument("--batches", nargs="+", type=int, help="batch sizes (default 1 4)")
+    ap.add_argument("--model", default="", help="checkpoint to bench as the shipped model and run in the node")
+    ap.add_argument("--rate", type=float, help="publisher rate in Hz (default: the bare engine's fps)")
+    ap.add_argument("--node-shape", type=_shape, default=KITTI, metavar="HxW", help="node frame size (375x1242)")
+    ap.add_argument("--node-seconds", type=float, help="seconds per node phase (6 quick, 20 full)")
+    ap.add_argument("--no-node", action="store_true", help="models only")
+    ap.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID for the node (default: a random private one)")
+    args = ap.parse_args(argv)
+    if args.batches and min(args.batches) < 1:
+        ap.error(f"--batches must be 1 or more, got {args.batches}")
+    if args.model and not Path(args.model).is_file():
+        ap.error(f"--model: checkpoint {args.model} does not exist")
+    if args.domain_id is not None and not 0 <= args.domain_id <= 232:
+        ap.error(f"--domain-id must be within 0..232, got {args.domain_id}")
+    try:
+        report = run(args.device, args.quick, args.soak, args.models, args.shapes, args.batches,
+                     not args.no_node, args.node_shape, args.node_seconds, args.rate, args.domain_id,
+                     args.model or None)
+    except BenchError as e:
+        ap.error(str(e))
+    print(markdown(report))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(public(report), indent=2) + "\n")
+        log(f"bench: wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""`bench` in a tiny mode: the report has the issue's JSON shape and finite, positive
+numbers.  No timing assertions (speed targets are for the bench itself, on a quiet machine)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+
+from conftest import HAVE_RCLPY
+from icnet_ros import bench
+
+MODEL_KEYS = {"name", "shipped", "height", "width", "batch", "precision", "fps", "p50_ms", "p99_ms", "peak_mb"}
+NODE_KEYS = {"fps", "engine_fps", "ratio", "p50_ms", "p99_ms", "overload_p99_ms", "dropped"}
+TINY = dict(warmup=1, min_reps=2, min_s=0.0, max_s=1.0, max_reps=3)
+
+
+def positive(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+
+
+def check_models(rows, names, shape, batches):
+    assert [(r["name"], r["batch"]) for r in rows] == [(n, b) for n in names for b in batches]
+    for r in rows:
+        assert set(r) == MODEL_KEYS
+        assert (r["height"], r["width"], r["precision"], r["shipped"]) == (*shape, "fp32", False)
+        assert all(positive(r[k]) for k in ("fps", "p50_ms", "p99_ms", "peak_mb")), r
+        assert r["p99_ms"] >= r["p50_ms"]
+
+
+def test_models_only_in_subprocesses(tmp_path):
+    report = bench.run("cpu", quick=True, models=["icnet_r18_w0.25", "lraspp_mobilenet_v3_large"],
+                       shapes=[(48, 64)], batches=[1, 2], node=False, schedule=TINY, checkpoint=None)
+    out = bench.public(report)
+    assert set(out) == {"device", "models", "node", "soak"}
+    assert out["device"].startswith("cpu")
+    check_models(out["models"], ["icnet_r18_w0.25", "lraspp_mobilenet_v3_large"], (48, 64), [1, 2])
+    json.dumps(out, allow_nan=False)
+    assert "| icnet_r18_w0.25 |" in bench.markdown(report)
+
+
+@pytest.mark.ros
+@pytest.mark.skipif(not HAVE_RCLPY, reason="rclpy does not import")
+def test_cli_writes_the_issue_json_with_the_node_and_a_soak(tmp_path, tiny_checkpoint, capsys):
+    path = tmp_path / "bench.json"
+    assert bench.main(["--device", "cpu", "--json", str(path), "--models", "icnet_r18_w0.25",
+                       "--shapes", "48x64", "--batches", "1", "--model", str(tiny_checkpoint),
+                       "--node-shape", "48x64", "--node-seconds", "1.5", "--soak", "2",
+                       "--domain-id", os.environ["ROS_DOMAIN_ID"]]) == 0
+    out = json.loads(path.read_text())
+    assert set(out) == {"device", "models", "node", "soak"}
+    rows = out["models"]
+    # the --model checkpoint (ICNet r18 w0.25) is benched as the shipped model
+    assert len(rows) == 1 and rows[0]["shipped"] and rows[0]["name"] == "icnet_r18_w0.25"
+    assert set(rows[0]) == MODEL_KEYS and positive(rows[0]["fps"]) and positive(rows[0]["peak_mb"])
+    node = out["node"]
+    assert set(node) == NODE_KEYS
+    assert all(positive(node[k]) for k in NODE_KEYS - {"dropped"}), node
+    assert isinstance(node["dropped"], int) and node["dropped"] >= 0
+    soak = out["soak"]
+    assert soak["seconds"] == 2 and soak["crashes"] == 0 and soak["exit_code"] == 0
+    assert positive(soak["rss_start_mb"]) and positive(soak["rss_end_mb"]) and soak["frames"] > 0
+    printed = capsys.readouterr().out
+    assert "| node fps |" in printed and "Soak 2 s" in printed
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--device", "tpu"], "--device"),
+    (["--soak", "-1"], "--soak must be 0 or more"),
+    (["--shapes", "375by1242"], "is not HEIGHTxWIDTH"),
+    (["--batches", "0"], "--batches must be 1 or more"),
+    (["--model", "/nonexistent/model.pt"], "/nonexistent/model.pt does not exist"),
+    (["--rate", "0", "--no-node"], "--rate must be positive"),
+])
+def test_bad_options_name_themselves(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        bench.main(argv)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
