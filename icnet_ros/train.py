@@ -343,7 +343,7 @@ def _train(args, ddp: Dist) -> int:
             log(f"train: --init {args.init}: re-initialised {len(skipped)} tensors that do not fit "
                 f"(classes differ): {', '.join(sorted({k.rsplit('.', 1)[0] for k in skipped}))}")
 
-    base_lr = args.lr or (0.01 if args.optimizer == "sgd" else 0.002)
+    base_lr = args.lr if args.lr is not None else (0.01 if args.optimizer == "sgd" else 0.002)
     if args.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=0.9, weight_decay=args.weight_decay)
     else:
@@ -445,6 +445,11 @@ def _train(args, ddp: Dist) -> int:
                     writer.add_scalar("train/loss", mean_loss, it)
                     writer.add_scalar("train/lr", lr, it)
             train_loss = loss_sum / max(steps, 1)
+            bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+            if bad:  # a finite loss can still leave overflowed weights behind
+                print(f"train: error: weights became infinite or NaN ({bad[0]}) in epoch {epoch + 1}; stopped, "
+                      f"keeping the last good checkpoint {last} (try a lower --lr)", file=sys.stderr)
+                return 3
             miou = acc = math.nan
             if val_set is not None:
                 cm = evaluate_model(model, val_set, device, args.input_size, (ddp.rank, ddp.world))
