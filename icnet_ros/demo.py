@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -219,6 +220,7 @@ def main(argv=None) -> int:
         collector.destroy_node()
         rclpy.try_shutdown()
         node_log.close()
+        shutil.rmtree(work, ignore_errors=True)
     return code
 
 

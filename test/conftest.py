@@ -44,6 +44,35 @@ def tiny_checkpoint_file(path, classes=None, constant_class: int | None = None):
     return save_checkpoint(path, model, meta)
 
 
+def green_road_checkpoint_file(path):
+    """A KITTI_ROAD checkpoint wired by hand so that green pixels are road and red ones
+    are not: the high-resolution branch carries (green - red) through one channel of
+    each conv to the classifier; every other weight is zero."""
+    import torch
+
+    from icnet_ros.checkpoint import ModelMeta, save_checkpoint
+    from icnet_ros.classes import KITTI_ROAD
+
+    meta = ModelMeta(KITTI_ROAD, variant="r18", width=0.25)
+    model = meta.build().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        for m in model.modules():             # eval BatchNorm: identity
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.fill_(1.0)
+                m.running_mean.zero_()
+                m.running_var.fill_(1.0)
+        first, second, third = (block[0] for block in model.sub1)
+        first.weight[0, 1, 1, 1], first.weight[0, 0, 1, 1] = 1.0, -1.0     # green - red
+        second.weight[0, 0, 1, 1] = 1.0
+        third.weight[0, 0, 1, 1] = 1.0
+        model.cff_12.high[0].weight[0, 0, 0, 0] = 1.0
+        model.classifier.weight[1, 0, 0, 0] = 10.0                         # road logit
+        model.classifier.bias[1] = -10.0
+    return save_checkpoint(path, model, meta)
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     return tiny_checkpoint_file(tmp_path_factory.mktemp("ckpt") / "tiny.pt")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import HAVE_RCLPY, tiny_checkpoint_file, wait_for
+from conftest import HAVE_RCLPY, green_road_checkpoint_file, tiny_checkpoint_file, wait_for
 
 pytestmark = [pytest.mark.ros, pytest.mark.skipif(not HAVE_RCLPY, reason="rclpy does not import")]
 
@@ -128,6 +128,37 @@ def test_grid_free_ahead_and_unseen_outside_the_view(graph_factory, tmp_path, ro
     pub.publish(image_msg(frame(64, 128), 8))
     assert wait_for(lambda: stamp(grids[-1])[0] == 8, 10.0)
     assert (grids[-1].info.width, grids[-1].info.height) == (150, 100)
+
+
+def test_frame_whose_lower_part_is_road_gives_free_cells_ahead(graph_factory, tmp_path):
+    # Green is road for this hand-wired model; the lower 40% of the frame is green.
+    g = graph_factory(green_road_checkpoint_file(tmp_path / "green.pt"), qos_reliability="reliable",
+                      camera_height=1.5, grid_x_max=30.0)
+    grids = g.collect(OccupancyGrid, g.output("drivable_area"))
+    masks = g.collect(Image, g.output("drivable_mask"))
+    pub = g.publisher(Image, g.topic("image"))
+    info_pub = g.publisher(CameraInfo, g.topic("camera_info"))
+    g.wait_matched(pub, info_pub)
+    info_pub.publish(camera_info(96, 128, f=100.0))
+    assert wait_for(lambda: g.node.cameras[0].info is not None, 5.0)
+    rgb = np.zeros((96, 128, 3), np.uint8)
+    rgb[:58, :, 0] = 255           # red above row 58
+    rgb[58:, :, 1] = 255           # green (road) below
+    pub.publish(image_msg(rgb, 5))
+    assert wait_for(lambda: grids and masks, 10.0)
+    drivable = np.frombuffer(masks[-1].data, np.uint8).reshape(96, 128) > 0
+    assert drivable[64:].all() and not drivable[:52].any()      # the network saw the road
+    msg = grids[-1]
+    grid = np.array(msg.data, np.int8).reshape(msg.info.height, msg.info.width)
+    cell = lambda x, y: grid[int((y + 10.0) / 0.1), int(x / 0.1)]  # noqa: E731
+    # level camera 1.5 m up, f 100, cy 48: ground at X is on row 48 + 150 / X
+    assert cell(5.05, 0.05) == 0          # row 77.7: road, ahead
+    assert cell(8.05, -1.0) == 0          # row 66.6
+    assert cell(25.05, 0.05) == 100       # row 54: red, not drivable
+    assert cell(1.05, 0.05) == -1         # row 191: below the image
+    assert cell(5.05, 9.95) == -1         # far left at 5 m: outside the view
+    H = geometry.ground_homography(np.array(camera_info(96, 128, 100.0).k).reshape(3, 3), 1.5)
+    np.testing.assert_array_equal(grid, geometry.occupancy_grid(drivable, H, geometry.GridSpec(x_max=30.0)))
 
 
 def rclpy_param(name, value):

@@ -392,10 +392,11 @@ class SegmentationNode(LifecycleNode):
 
     def _gather(self) -> list:
         """Wait for frames; with several cameras, give the others batch_wait_ms to arrive."""
+        wait = self.p("batch_wait_ms") / 1000.0    # read outside the lock
         with self._cond:
             while not self._stop.is_set() and not any(c.pending for c in self.cameras):
                 self._cond.wait(0.2)
-            deadline = time.monotonic() + self.p("batch_wait_ms") / 1000.0
+            deadline = time.monotonic() + wait
             while (not self._stop.is_set() and not all(c.pending for c in self.cameras)
                    and time.monotonic() < deadline):
                 self._cond.wait(max(deadline - time.monotonic(), 0.0))
