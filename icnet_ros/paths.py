@@ -17,7 +17,7 @@ def share_dirs() -> list[Path]:
 
         try:
             dirs.append(Path(get_package_share_directory(PACKAGE)))
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # OSError: AMENT_PREFIX_PATH unset (plain venv)
             pass
     except ImportError:
         pass
