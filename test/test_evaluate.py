@@ -1,0 +1,121 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from icnet_ros.checkpoint import ModelMeta, save_checkpoint
+from icnet_ros.classes import CAMVID
+from icnet_ros.datasets import open_dataset
+from icnet_ros.engine import Engine
+from icnet_ros.evaluate import main as evaluate_main
+from icnet_ros.metrics import ConfusionMatrix, RoadEval
+from icnet_ros.model import icnet
+import sys
+from pathlib import Path
+
+import icnet_ros.paths as paths
+from icnet_ros.train import main as train_main
+
+from synthetic import make_kitti
+
+torch.set_num_threads(1)
+H, W = 60, 200  # KITTI's aspect ratio, calibration scaled by 0.161
+
+
+@pytest.fixture(scope="module")
+def kitti(tmp_path_factory):
+    return make_kitti(tmp_path_factory.mktemp("kitti"), n=4, h=H, w=W, calib_scale=0.161)
+
+
+@pytest.fixture(scope="module")
+def road_model(kitti, tmp_path_factory):
+    """A model that has learnt the synthetic road (trained through the CLI)."""
+    out = tmp_path_factory.mktemp("run")
+    assert train_main(["--data", f"kitti:{kitti}", "--out", str(out), "--model", "r18", "--width", "0.25",
+                       "--crop", f"{H}x{W}", "--scale", "0.9", "1.1", "--batch-size", "4", "--epochs", "12",
+                       "--optimizer", "adamw", "--lr", "0.005", "--workers", "0", "--threads", "1",
+                       "--preview", "0"]) == 0
+    return out / "last.pt"
+
+
+def run_eval(tmp_path, capfd, *argv):
+    js = tmp_path / "scores.json"
+    rc = evaluate_main([*argv, "--json", str(js), "--device", "cpu"])
+    out, err = capfd.readouterr()
+    return rc, (json.loads(js.read_text()) if rc == 0 else None), out, err.strip()
+
+
+def direct(checkpoint, spec):
+    """The same scores computed here from the engine's outputs, for comparison."""
+    eng = Engine.from_checkpoint(checkpoint, device="cpu", warmup=False)
+    ds = open_dataset(spec)
+    cm, road = ConfusionMatrix(2), RoadEval()
+    for i in range(len(ds)):
+        image, label = ds.load(i)
+        (r,) = eng.infer(image, probabilities=True)
+        cm.update(r.drivable.astype(np.uint8), label)       # KITTI ids: 1 road, 255 ignored
+        road.update(r.drivable_prob, label == 1, label != 255)
+    return cm, road.scores()
+
+
+def test_kitti_scores_json_shape_and_values(kitti, road_model, tmp_path, capfd):
+    rc, s, out, err = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}")
+    assert rc == 0, err
+    assert set(s) >= {"miou", "pixel_accuracy", "class_iou", "kitti", "fps", "images"}
+    assert set(s["kitti"]) == {"maxf", "ap", "precision", "recall", "fpr", "fnr", "threshold"}
+    assert s["images"] == 4 and s["fps"] > 0 and s["compared"] == "classes" and s["view"] == "image"
+    assert list(s["class_iou"]) == ["not_road", "road"]
+    for v in [s["miou"], s["pixel_accuracy"], *s["class_iou"].values(), *s["kitti"].values()]:
+        assert 0.0 <= v <= 1.0
+    assert s["kitti"]["maxf"] > 0.9 and s["miou"] > 0.8  # the model learnt the road
+    cm, k = direct(road_model, f"kitti:{kitti}")
+    assert s["miou"] == pytest.approx(cm.miou()) and s["kitti"] == pytest.approx(k)
+    assert "MaxF" in out and "mIoU" in out
+
+
+def test_bev_scores_in_kittis_birds_eye_view(kitti, road_model, tmp_path, capfd):
+    rc, s, out, err = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}", "--bev")
+    assert rc == 0, err
+    assert s["view"] == "bev" and "KITTI road (bev)" in out
+    assert s["kitti"]["maxf"] > 0.85
+    # the same model scored in the image is not the same number: the view changes the weighting
+    rc, img, _, _ = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}")
+    assert s["kitti"] != img["kitti"]
+    calib = kitti / "training" / "calib" / "uu_000002.txt"
+    calib.unlink()
+    rc, _, _, err = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}", "--bev")
+    image = kitti / "training" / "image_2" / "uu_000002.png"
+    assert rc == 2 and err == f"evaluate: error: image {image} has no calib file {calib} (needed by --bev)"
+
+
+def test_camvid_model_on_kitti_compares_drivable_with_drivable(kitti, tmp_path, capfd):
+    torch.manual_seed(0)
+    ck = tmp_path / "camvid.pt"
+    save_checkpoint(ck, icnet(CAMVID.num_classes, "r18", 0.25), ModelMeta(CAMVID, "r18", 0.25))
+    rc, s, out, err = run_eval(tmp_path, capfd, "--checkpoint", str(ck), "--data", f"kitti:{kitti}")
+    assert rc == 0, err
+    assert s["compared"] == "drivable" and list(s["class_iou"]) == ["not_drivable", "drivable"]
+    cm, k = direct(ck, f"kitti:{kitti}")
+    assert s["class_iou"]["drivable"] == pytest.approx(cm.iou()[1])
+    assert s["miou"] == pytest.approx(cm.miou()) and s["kitti"] == pytest.approx(k)
+
+
+def test_without_checkpoint_uses_the_shipped_model(kitti, tmp_path, capfd):
+    rc, s, _, err = run_eval(tmp_path, capfd, "--data", f"kitti:{kitti}", "--limit", "1")
+    name = paths.SHIPPED_MODEL
+    shipped = [d / "models" / name for d in (Path(sys.prefix) / "share" / "icnet_ros",
+                                             Path(paths.__file__).resolve().parent.parent)]
+    if not any(p.is_file() for p in shipped):
+        assert rc == 2 and err.startswith(f"evaluate: error: shipped model {name} not found")
+        assert len(err.splitlines()) == 1
+    else:
+        assert rc == 0 and s["images"] == 1
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, capfd):
+    rc, _, _, err = run_eval(tmp_path, capfd, "--checkpoint", str(tmp_path / "none.pt"), "--data",
+                             f"kitti:{tmp_path}")
+    assert rc == 2 and err.startswith("evaluate: error:") and len(err.splitlines()) == 1
+    rc, _, _, err = run_eval(tmp_path, capfd, "--data", f"kitti:{tmp_path / 'missing'}")
+    assert rc == 2 and err == f"evaluate: error: KITTI road directory {tmp_path / 'missing'} does not exist"
