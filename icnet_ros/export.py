@@ -93,7 +93,9 @@ def run_exported(path: Path, fmt: str, frames: np.ndarray) -> tuple[np.ndarray, 
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         run = lambda: sess.run(["classes"], {"image": frames})[0]  # noqa: E731
     else:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit's deprecation notice
+            module = torch.jit.load(str(path), map_location="cpu")
         run = lambda: module(torch.from_numpy(frames))[1].numpy()  # noqa: E731
     with torch.no_grad():
         run()  # warm-up

@@ -1,0 +1,97 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from icnet_ros.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_checkpoint, save_checkpoint
+from icnet_ros.classes import CAMVID
+from icnet_ros.engine import Engine
+from icnet_ros.export import main as export_main
+from icnet_ros.export import sample_frames
+from icnet_ros.model import icnet
+
+torch.set_num_threads(1)
+H, W = 64, 96
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = icnet(CAMVID.num_classes, "r18", 0.25)
+    # a few train-mode passes give the BatchNorm layers non-trivial statistics
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(2, 3, H, W))
+    path = tmp_path_factory.mktemp("ck") / "m.pt"
+    save_checkpoint(path, model, ModelMeta(CAMVID, "r18", 0.25))
+    return path
+
+
+def engine_classes(checkpoint, frames):
+    eng = Engine.from_checkpoint(checkpoint, device="cpu", warmup=False)
+    return np.stack([r.classes for r in eng.infer(list(frames))])
+
+
+def test_onnx_has_dynamic_batch_and_matches_pytorch(checkpoint, tmp_path, capfd):
+    import onnx
+    import onnxruntime as ort
+
+    out = tmp_path / "m.onnx"
+    rc = export_main(["--checkpoint", str(checkpoint), "--format", "onnx", "--out", str(out),
+                      "--height", str(H), "--width", str(W)])
+    text = capfd.readouterr().out
+    assert rc == 0 and "% equal to PyTorch's" in text
+    graph = onnx.load(str(out))
+    meta = json.loads({p.key: p.value for p in graph.metadata_props}["icnet_ros"])
+    assert meta["classes"]["names"] == list(CAMVID.names)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].shape[0] == "batch" and sess.get_inputs()[0].shape[1:] == [H, W, 3]
+    frames = sample_frames(3, H, W, seed=4)
+    logits, classes = sess.run(None, {"image": frames})
+    assert logits.shape == (3, CAMVID.num_classes, H, W) and classes.dtype == np.uint8
+    ref = engine_classes(checkpoint, frames)
+    assert (classes == ref).mean() >= 0.999
+    # logits agree too, not only their argmax
+    model, _, _ = load_checkpoint(checkpoint)
+    x = (torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) \
+        / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        np.testing.assert_allclose(logits, model(x).numpy(), rtol=1e-3, atol=1e-3)
+    one = sess.run(["classes"], {"image": frames[:1]})[0]
+    np.testing.assert_array_equal(one[0], classes[0])
+
+
+def test_torchscript_loads_without_the_package(checkpoint, tmp_path, capfd):
+    out = tmp_path / "m.ts"
+    rc = export_main(["--checkpoint", str(checkpoint), "--format", "torchscript", "--out", str(out),
+                      "--height", str(H), "--width", str(W)])
+    assert rc == 0, capfd.readouterr().err
+    frames = sample_frames(2, H, W, seed=9)
+    np.save(tmp_path / "frames.npy", frames)
+    script = f"""
+import sys
+sys.modules["icnet_ros"] = None  # importing the package would fail
+import json, numpy as np, torch
+files = {{"icnet_ros.json": ""}}
+m = torch.jit.load({str(out)!r}, _extra_files=files)
+logits, classes = m(torch.from_numpy(np.load({str(tmp_path / 'frames.npy')!r})))
+np.save({str(tmp_path / 'classes.npy')!r}, classes.numpy())
+print(json.loads(files["icnet_ros.json"])["classes"]["name"])
+"""
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "camvid"
+    classes = np.load(tmp_path / "classes.npy")
+    assert (classes == engine_classes(checkpoint, frames)).mean() >= 0.999
+
+
+def test_export_errors(tmp_path, capfd):
+    rc = export_main(["--checkpoint", str(tmp_path / "none.pt"), "--format", "onnx", "--out", str(tmp_path / "x.onnx")])
+    err = capfd.readouterr().err.strip()
+    assert rc == 2 and err == f"export: error: checkpoint {tmp_path / 'none.pt'} does not exist"
+    with pytest.raises(SystemExit):
+        export_main(["--format", "tflite", "--out", "x"])
