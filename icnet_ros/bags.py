@@ -87,6 +87,8 @@ def bag_samples(path: Path, image_topic: str | None, mask_topic: str | None, max
 
     if not path.exists():
         raise DataError(f"bag {path} does not exist")
+    if path.suffix in (".mcap", ".db3") and (path.parent / "metadata.yaml").is_file():
+        path = path.parent  # a ROS 2 bag is its directory, not one of its storage files
     try:
         reader = AnyReader([path])
         reader.open()

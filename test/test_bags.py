@@ -126,6 +126,12 @@ def test_bags_pair_by_stamp_and_train(tmp_path, capfd, kind, image_kind, mask_ki
     assert (out / "best.pt").is_file() and (out / "previews" / "epoch_001.png").is_file()
 
 
+def test_ros2_storage_file_means_its_bag(tmp_path):
+    bag = write_bag(tmp_path / "b", "mcap", "png", "mono8", n=2)
+    (storage,) = bag.glob("*.mcap")
+    assert len(open_dataset(f"bag:{storage}", image_topic="/camera/image", mask_topic="/camera/mask")) == 2
+
+
 def test_max_dt_too_small_pairs_nothing(tmp_path):
     bag = write_bag(tmp_path / "b.bag", "ros1", "rgb8", "mono8", n=2)
     with pytest.raises(DataError, match=r"no /camera/image message has a /camera/mask mask stamped within "
