@@ -29,24 +29,6 @@ from .metrics import ConfusionMatrix, RoadEval
 from .train import add_data_args
 
 
-def shipped_model() -> Path:
-    """paths.default_model_path(), tolerating an unsourced ROS 2 environment: ament raises
-    OSError when AMENT_PREFIX_PATH is unset, and paths.share_dirs() lets that through."""
-    from . import paths
-
-    try:
-        return paths.default_model_path()
-    except FileNotFoundError:
-        raise
-    except OSError:
-        dirs = [Path(sys.prefix) / "share" / paths.PACKAGE, Path(paths.__file__).resolve().parent.parent]
-        for d in dirs:
-            if (d / "models" / paths.SHIPPED_MODEL).is_file():
-                return d / "models" / paths.SHIPPED_MODEL
-        raise FileNotFoundError(f"shipped model {paths.SHIPPED_MODEL} not found (looked in "
-                                f"{', '.join(str(d / 'models') for d in dirs)}); pass a checkpoint path") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", help="model to score (default: the shipped model)")
@@ -166,7 +148,7 @@ def run(args) -> int:
         if not isinstance(dataset.samples[0].image, Path):
             raise DataError("--bev needs image files named like their calib files (not bag frames)")
         bev = BevView(calib_dir)
-    engine = Engine.from_checkpoint(args.checkpoint or shipped_model(), device=args.device, precision=args.precision, warmup=False)
+    engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision, warmup=False)
     scores = evaluate(engine, dataset, bev, args.limit)
     print(table(scores))
     if args.json:

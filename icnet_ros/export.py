@@ -141,9 +141,9 @@ def main(argv=None) -> int:
 def run(args) -> int:
     torch.set_grad_enabled(False)
     if args.checkpoint is None:
-        from .evaluate import shipped_model
+        from .paths import default_model_path
 
-        args.checkpoint = shipped_model()
+        args.checkpoint = default_model_path()
     model, meta, _ = load_checkpoint(args.checkpoint)
     default = meta.input_size or (375, 1242)
     h, w = args.height or default[0], args.width or default[1]
