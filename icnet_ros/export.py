@@ -139,7 +139,11 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
-    torch.set_grad_enabled(False)
+    with torch.no_grad():  # scoped: main() may run inside another program (tests, notebooks)
+        return _run(args)
+
+
+def _run(args) -> int:
     if args.checkpoint is None:
         from .paths import default_model_path
 
