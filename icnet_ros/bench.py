@@ -192,6 +192,28 @@ class GraphedPath:
         return self.host_out.numpy()
 
 
+def in_thread(fn, *args):
+    """fn(*args) on a fresh thread, as the node's worker runs the engine.  On this
+    project's loaded 2-core machine the same engine ran ~6x slower on the thread that
+    first ran torch than on a later thread (both threads of torch's pool spinning), so
+    engine, models and node are all timed the same way: built on the main thread, run
+    on another."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn(*args)
+        except BaseException as e:  # re-raised on the caller's thread
+            box["error"] = e
+
+    t = threading.Thread(target=target, name="bench-worker")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def time_calls(call, warmup: int, min_reps: int, min_s: float, max_s: float, max_reps: int) -> list[float]:
     """Per-call wall times in ms (each call ends with the class maps on the host)."""
     for _ in range(warmup):
@@ -235,7 +257,8 @@ def measure_model(spec: dict) -> list[dict]:
                 call = lambda: path.infer(frames)  # noqa: E731
             else:
                 call = lambda: engine.infer(frames)  # noqa: E731
-            times = time_calls(call, **(spec.get("schedule") or SCHEDULES[(engine.device.type, bool(spec["quick"]))]))
+            times = in_thread(lambda: time_calls(
+                call, **(spec.get("schedule") or SCHEDULES[(engine.device.type, bool(spec["quick"]))])))
         except Exception as e:  # one configuration failing (e.g. out of memory) is reported, not fatal
             log(f"bench: {spec['name']} {h}x{w} batch {batch} {precision} failed: {type(e).__name__}: {e}")
             continue
@@ -449,20 +472,33 @@ class NodeHarness:
         return code
 
 
-def engine_fps(checkpoint: str, device: str, frames: list[np.ndarray], seconds: float) -> float:
-    """The bare engine on the node's frames, one frame a call as the node gets them."""
+def engine_fps(checkpoint: str, device: str, shape, seconds: float) -> float:
+    """The bare engine on the node's frames, one frame a call as the node gets them, in a
+    fresh process of its own like the node (this process stays idle meanwhile)."""
+    spec = {"checkpoint": checkpoint, "device": device, "shape": list(shape), "seconds": seconds}
+    proc = subprocess.run([sys.executable, "-m", "icnet_ros.bench", "--engine-worker", json.dumps(spec)],
+                          stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench engine worker failed with exit code {proc.returncode}")
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def _engine_fps_here(checkpoint: str, device: str, frames: list[np.ndarray], seconds: float) -> float:
     from .engine import Engine
 
-    engine = Engine.from_checkpoint(checkpoint, device, "auto", warmup=False)
-    for f in frames[:2]:
-        engine.infer(f)
-    n, start = 0, time.perf_counter()
-    while n < 5 or time.perf_counter() - start < seconds:
-        engine.infer(frames[n % len(frames)])
-        n += 1
-    fps = n / (time.perf_counter() - start)
-    del engine
-    return fps
+    # As in the node: loaded and warmed up on the main thread, run on a worker thread.
+    engine = Engine.from_checkpoint(checkpoint, device, "auto", warmup=True)
+
+    def loop() -> float:
+        for f in frames[:2]:
+            engine.infer(f)
+        n, start = 0, time.perf_counter()
+        while n < 5 or time.perf_counter() - start < seconds:
+            engine.infer(frames[n % len(frames)])
+            n += 1
+        return n / (time.perf_counter() - start)
+
+    return in_thread(loop)
 
 
 def _phase(h: NodeHarness, rate: float, seconds: float, settle: float) -> dict:
@@ -478,7 +514,7 @@ def bench_node(checkpoint: str, device: str, shape: tuple[int, int], seconds: fl
                soak: float, domain_id: int) -> tuple[dict, dict, dict]:
     """(node, soak, details) dicts."""
     frames = sample_frames(shape)
-    e_fps = engine_fps(checkpoint, device, frames, max(seconds / 2, 1.0))
+    e_fps = engine_fps(checkpoint, device, shape, max(seconds / 2, 1.0))
     rate = rate or e_fps
     log(f"bench: bare engine {e_fps:.2f} fps on {shape[0]}x{shape[1]}; node at {rate:.2f} Hz, then {2 * rate:.2f} Hz")
     h = NodeHarness(checkpoint, device, frames, domain_id)
@@ -497,7 +533,7 @@ def bench_node(checkpoint: str, device: str, shape: tuple[int, int], seconds: fl
         over = _phase(h, 2 * rate, seconds, settle)
         after = h.diag_after(time.time_ns())
         # The engine again, the node idle: their mean cancels slow drifts in machine load.
-        e_after = engine_fps(checkpoint, device, frames, max(seconds / 2, 1.0))
+        e_after = engine_fps(checkpoint, device, shape, max(seconds / 2, 1.0))
         log(f"bench: bare engine {e_after:.2f} fps after the node phases")
         details["engine_fps_before_after"] = [e_fps, e_after]
         e_fps = (e_fps + e_after) / 2
@@ -638,18 +674,11 @@ def targets(report: dict) -> list[str]:
 # --- entry points ---------------------------------------------------------------------
 
 def shipped_checkpoint() -> str | None:
-    from .paths import PACKAGE, SHIPPED_MODEL, default_model_path
+    from .paths import default_model_path
 
     try:
         return str(default_model_path())
     except FileNotFoundError:
-        return None
-    except OSError:
-        # ament_index raises OSError when AMENT_PREFIX_PATH is unset (a plain venv);
-        # look where paths.share_dirs would look after it.
-        for d in (Path(sys.prefix) / "share" / PACKAGE, Path(__file__).resolve().parent.parent):
-            if (d / "models" / SHIPPED_MODEL).is_file():
-                return str(d / "models" / SHIPPED_MODEL)
         return None
 
 
@@ -672,7 +701,7 @@ def run(device: str = "cpu", quick: bool = False, soak: float = 0.0, models=None
         raise BenchError(f"--soak must be 0 or more seconds, got {soak}")
     if rate is not None and rate <= 0:
         raise BenchError(f"--rate must be positive, got {rate}")
-    models = list(models or (ALL_MODELS if not quick or dev.type == "cuda" else ALL_MODELS[:-1]))
+    models = list(models or ALL_MODELS)
     shapes = [tuple(s) for s in (shapes or ([KITTI] if quick else [KITTI, CITYSCAPES]))]
     batches = list(batches or ([1] if quick else [1, 4]))
     shipped = checkpoint or shipped_checkpoint()
@@ -735,6 +764,11 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:                       # one model in a subprocess
         print(json.dumps(measure_model(json.loads(argv[1]))))
+        return 0
+    if argv[:1] == ["--engine-worker"]:                # the bare engine in a subprocess
+        spec = json.loads(argv[1])
+        print(_engine_fps_here(spec["checkpoint"], spec["device"], sample_frames(tuple(spec["shape"])),
+                               spec["seconds"]))
         return 0
     ap = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
