@@ -97,6 +97,8 @@ class Engine:
         self._mean = torch.tensor(meta.mean, device=self.device).view(1, 3, 1, 1) * 255.0
         self._std = torch.tensor(meta.std, device=self.device).view(1, 3, 1, 1) * 255.0
         self._drivable = torch.tensor(sorted(meta.classes.drivable_ids), dtype=torch.long, device=self.device)
+        self._drivable_lut = torch.zeros(256, dtype=torch.bool, device=self.device)
+        self._drivable_lut[self._drivable] = True
         self.last_ms = 0.0
         if warmup:
             h, w = meta.input_size or (375, 1242)
@@ -164,12 +166,13 @@ class Engine:
         dtype = _DTYPES.get(self.precision)
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             logits = self.model(x)
-        logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
+        if logits.shape[-2:] != (h, w):  # ICNet without input_size already answers at h x w
+            logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
         classes = logits.argmax(1).to(torch.uint8)
-        drivable = torch.isin(classes, self._drivable.to(torch.uint8))
+        drivable = self._drivable_lut[classes.long()]  # a 256-entry lookup: ~2x faster than isin
         out = [classes, drivable]
         if probabilities:
-            out.append(logits.softmax(1).index_select(1, self._drivable).sum(1))
+            out.append(logits.float().softmax(1).index_select(1, self._drivable).sum(1))
         host = [t.cpu().numpy() for t in out]        # the one device -> host copy
         return [Result(host[0][i], host[1][i], host[2][i] if probabilities else None)
                 for i in range(len(frames))]
