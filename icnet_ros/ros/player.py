@@ -10,6 +10,7 @@ MCAP folders, read with rosbags.  Stamps are publish time.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -128,6 +129,7 @@ class Player(Node):
         self.loop, self.count, self.frame_id = p("loop"), p("count"), p("frame_id")
         self.image_topic, self.calib_file = p("image_topic"), p("calib_file")
         self.transport, self.wait_for = p("transport"), p("wait_for_subscribers")
+        self._ready_at = 0.0
         if not p("source"):
             raise PlayError("parameter 'source' is empty: give a folder of images or a bag")
         if not self.source.exists():
@@ -173,8 +175,14 @@ class Player(Node):
     def _tick(self) -> None:
         if self.done:
             return
-        if self.wait_for and self.image_pub.get_subscription_count() < self.wait_for:
-            return
+        if self.wait_for:
+            if self.image_pub.get_subscription_count() < self.wait_for:
+                return
+            # The subscriber's other readers (camera_info) match a moment after its image
+            # reader; give them half a second so the first CameraInfo is not lost.
+            self._ready_at = self._ready_at or time.monotonic() + 0.5
+            if time.monotonic() < self._ready_at:
+                return
         self.wait_for = 0
         item = self._next
         if item is None and self.loop:
@@ -249,7 +257,8 @@ class Player(Node):
     def _finish(self) -> None:
         self.done = True
         self.timer.cancel()
-        self.image_pub.wait_for_all_acked(Duration(seconds=2.0))
+        for pub in (self.info_pub, self.image_pub):  # returns as soon as all are acknowledged
+            pub.wait_for_all_acked(Duration(seconds=10.0))
         self.get_logger().info(f"published {self.sent} frames from {self.source}")
 
 
