@@ -257,6 +257,7 @@ class Player(Node):
     def _finish(self) -> None:
         self.done = True
         self.timer.cancel()
+        self.frames.close()  # closes a bag reader now, not at interpreter teardown
         for pub in (self.info_pub, self.image_pub):  # returns as soon as all are acknowledged
             pub.wait_for_all_acked(Duration(seconds=10.0))
         self.get_logger().info(f"published {self.sent} frames from {self.source}")
