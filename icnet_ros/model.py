@@ -193,6 +193,11 @@ class ICNet(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        # Classifiers start near zero: He init there gives logits in the tens and a first
+        # loss of ~7 instead of log(num_classes); it also keeps fine-tuning (--init) calm.
+        for head in (self.classifier, self.cff_24.classifier, self.cff_12.classifier):
+            nn.init.normal_(head.weight, std=0.01)
+            nn.init.zeros_(head.bias)
 
     def forward(self, image: torch.Tensor):
         size = image.shape[-2:]
