@@ -151,11 +151,18 @@ def test_bad_value_in_params_file_exits_naming_it(tmp_path, tiny_checkpoint):
     assert "'qos_depth'" in out, out
 
 
-def test_missing_shipped_model_is_a_clear_error(tmp_path):
-    if any((d / "models/icnet_camvid_road.pt").exists() for d in (ROOT, Path(sys.prefix) / "share/icnet_ros")):
-        pytest.skip("the shipped model exists")
+def test_missing_model_file_is_a_clear_error(tmp_path):
     start = time.monotonic()
-    proc = _segment(["-r", "__ns:=/pnomodel"])
+    missing = tmp_path / "no_such_model.pt"
+    proc = _segment(["-p", f"model_path:={missing}", "-r", "__ns:=/pnomodel"])
     out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 1 and "'model_path'" in out, out
+    assert proc.returncode == 1 and "'model_path'" in out and str(missing) in out, out
     assert time.monotonic() - start < 60
+
+
+def test_missing_shipped_model_names_where_it_looked(monkeypatch):
+    from icnet_ros import paths
+
+    monkeypatch.setattr(paths, "SHIPPED_MODEL", "not_shipped.pt")
+    with pytest.raises(FileNotFoundError, match="shipped model not_shipped.pt not found .*pass a checkpoint path"):
+        paths.default_model_path()
