@@ -714,6 +714,9 @@ def run(device: str = "cpu", quick: bool = False, soak: float = 0.0, models=None
               "models": bench_models(device, quick, models, shapes, batches, shipped, isolate, schedule),
               "node": None, "soak": {"seconds": 0}, "_notes": notes}
     if node:
+        from .paths import use_large_frame_transport
+
+        use_large_frame_transport()  # as the node does; inherited by the node process
         tmp = None
         ckpt = shipped
         if ckpt is None:

@@ -61,6 +61,9 @@ def main(argv=None) -> int:
 
     # A private DDS domain: the demo never talks to other ROS graphs on this host.
     os.environ["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 90)
+    from .paths import use_large_frame_transport
+
+    use_large_frame_transport()  # inherited by play and segment
     import cv2
     import numpy as np
     import rclpy

@@ -41,3 +41,20 @@ def default_model_path() -> Path:
         raise FileNotFoundError(f"shipped model {SHIPPED_MODEL} not found (looked in {looked}); "
                                 f"pass a checkpoint path")
     return found
+
+
+def use_large_frame_transport() -> str | None:
+    """Point Fast DDS at config/fastdds_large_frames.xml (a 32 MB shared-memory segment)
+    unless the user chose a profile already.  Call before rclpy.init(): the participant
+    reads it once.  Without it, frames over 512 KB cross processes as fragmented UDP
+    (more CPU; best-effort QoS then loses whole frames).  Returns the file in use."""
+    import os
+
+    for var in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
+        if os.environ.get(var):
+            return os.environ[var]
+    found = find_share_file("config/fastdds_large_frames.xml")
+    if found is not None:
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(found)
+        return str(found)
+    return None

@@ -15,6 +15,9 @@ import time
 import pytest
 
 os.environ["ROS_DOMAIN_ID"] = str(120 + os.getpid() % 100)
+from icnet_ros.paths import use_large_frame_transport  # noqa: E402
+
+use_large_frame_transport()  # as the node and player do: megabyte frames over shared memory
 
 try:
     import rclpy  # noqa: F401

@@ -582,6 +582,9 @@ class SegmentationNode(LifecycleNode):
 def main(args=None) -> int:
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
+    from ..paths import use_large_frame_transport
+
+    use_large_frame_transport()  # before rclpy.init: megabyte frames over shared memory
     rclpy.init(args=args if args is not None else sys.argv)
     node = SegmentationNode()
     code = 0

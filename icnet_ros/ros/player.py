@@ -266,6 +266,9 @@ class Player(Node):
 def main(args=None) -> int:
     from rclpy.executors import ExternalShutdownException
 
+    from ..paths import use_large_frame_transport
+
+    use_large_frame_transport()  # before rclpy.init: megabyte frames over shared memory
     rclpy.init(args=args if args is not None else sys.argv)
     code = 0
     node = None
