@@ -1,0 +1,75 @@
+"""The Fast DDS shared-memory profile: chosen unless the user set one, and it lets
+best-effort megabyte frames cross processes (with Fast DDS's defaults none arrived here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import HAVE_RCLPY, wait_for
+from icnet_ros import paths
+
+
+def test_profile_is_used_unless_the_user_chose_one(monkeypatch):
+    monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
+    monkeypatch.delenv("FASTRTPS_DEFAULT_PROFILES_FILE", raising=False)
+    chosen = paths.use_large_frame_transport()
+    assert chosen and chosen.endswith("config/fastdds_large_frames.xml")
+    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", "/etc/mine.xml")
+    assert paths.use_large_frame_transport() == "/etc/mine.xml"
+    monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE")
+    monkeypatch.setenv("FASTRTPS_DEFAULT_PROFILES_FILE", "/etc/humble.xml")
+    assert paths.use_large_frame_transport() == "/etc/humble.xml"
+
+
+PUBLISHER = textwrap.dedent("""
+    import sys, time, rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    rclpy.init()
+    node = rclpy.create_node("big_publisher", namespace=sys.argv[1])
+    pub = node.create_publisher(Image, "big", qos_profile_sensor_data)
+    msg = Image(height=375, width=1242, encoding="rgb8", step=1242 * 3)
+    msg.data = bytes(1242 * 375 * 3)
+    deadline = time.time() + 20
+    while pub.get_subscription_count() == 0 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    for _ in range(10):
+        pub.publish(msg)
+        time.sleep(0.1)
+    time.sleep(0.5)
+""")
+
+
+@pytest.mark.ros
+@pytest.mark.skipif(not HAVE_RCLPY, reason="rclpy does not import")
+def test_best_effort_megabyte_frames_arrive_between_processes(ros_context):
+    import os
+    import threading
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    got = []
+    ns = f"/dds{os.getpid()}"
+    node = rclpy.create_node("big_listener", namespace=ns)
+    node.create_subscription(Image, "big", lambda m: got.append(len(m.data)), qos_profile_sensor_data)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        run = subprocess.run([sys.executable, "-c", PUBLISHER, ns], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        assert wait_for(lambda: len(got) >= 5, 5.0), f"only {len(got)} of 10 best-effort 1.4 MB frames arrived"
+        assert set(got) == {1242 * 375 * 3}
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        thread.join(timeout=5.0)
+        node.destroy_node()
