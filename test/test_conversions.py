@@ -122,3 +122,15 @@ def test_numpy_to_image_errors():
         numpy_to_image(np.zeros((2, 2, 3), np.uint8), "mono8")
     with pytest.raises(ConversionError, match="jpeg or png"):
         numpy_to_compressed(np.zeros((2, 2, 3), np.uint8), "gif")
+
+
+def test_outgoing_data_is_the_message_array_type_and_passes_field_checks():
+    import array
+
+    mask = np.arange(6 * 5, dtype=np.uint8).reshape(6, 5)[:, ::-1]  # not contiguous
+    msg = numpy_to_image(mask, "mono8")
+    assert isinstance(msg.data, array.array) and msg.data.typecode == "B"
+    assert bytes(msg.data) == np.ascontiguousarray(mask).tobytes()
+    checked = Image(check_fields=True)  # what ROS_PYTHON_CHECK_FIELDS=1 turns on
+    checked.data = msg.data
+    assert bytes(checked.data) == bytes(msg.data)

@@ -518,7 +518,9 @@ class SegmentationNode(LifecycleNode):
         msg.info.origin.position.x = float(spec.x_min)
         msg.info.origin.position.y = float(spec.y_min)
         msg.info.origin.orientation.w = 1.0
-        msg.data = array.array("b", grid.tobytes())
+        data = array.array("b")
+        data.frombytes(np.ascontiguousarray(grid, np.int8).data)  # one copy, no bytes detour
+        msg.data = data
         return msg
 
     # --- diagnostics ------------------------------------------------------------------
