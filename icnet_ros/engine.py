@@ -65,6 +65,16 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 N x H x W x 3 -> float N x 3 x H x W as (x / 255 - mean) / std, on the images'
+    device: the one definition that training and inference share.  The NHWC memory makes
+    the result channels_last already."""
+    x = images.permute(0, 3, 1, 2).float()
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    std = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    return x.sub_(mean * 255.0).div_(std * 255.0)  # in place: no extra frame-sized tensors
+
+
 def fuse_batchnorm(model: nn.Module) -> nn.Module:
     """Fold every eval-mode BatchNorm into the conv before it (inference only): one
     kernel instead of two per layer, the same outputs up to float rounding."""
@@ -94,8 +104,8 @@ class Engine:
         self.model = model.to(self.device, memory_format=torch.channels_last)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        self._mean = torch.tensor(meta.mean, device=self.device).view(1, 3, 1, 1) * 255.0
-        self._std = torch.tensor(meta.std, device=self.device).view(1, 3, 1, 1) * 255.0
+        self._mean = torch.tensor(meta.mean, device=self.device)
+        self._std = torch.tensor(meta.std, device=self.device)
         self._drivable = torch.tensor(sorted(meta.classes.drivable_ids), dtype=torch.long, device=self.device)
         self._drivable_lut = np.zeros(256, dtype=bool)
         self._drivable_lut[list(meta.classes.drivable_ids)] = True
@@ -169,10 +179,10 @@ class Engine:
     @torch.inference_mode()
     def _run(self, frames: list[np.ndarray], color: str, probabilities: bool) -> list[Result]:
         h, w = frames[0].shape[:2]
-        x = self._upload(frames).permute(0, 3, 1, 2)   # NHWC memory: already channels_last
+        x = self._upload(frames)
         if color == "bgr":
-            x = x.flip(1)                               # on uint8: a quarter of the bytes
-        x = x.float().sub_(self._mean).div_(self._std)  # in place: no extra frame-sized tensors
+            x = x.flip(3)                               # on uint8: a quarter of the bytes
+        x = normalise(x, self._mean, self._std)
         if self.meta.input_size and tuple(self.meta.input_size) != (h, w):
             x = F.interpolate(x, size=tuple(self.meta.input_size), mode="bilinear", align_corners=False)
         x = x.contiguous(memory_format=torch.channels_last)

@@ -3,6 +3,7 @@ venv's ``share/`` after ``pip install``, or ``models/`` in a source checkout."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -48,8 +49,6 @@ def use_large_frame_transport() -> str | None:
     unless the user chose a profile already.  Call before rclpy.init(): the participant
     reads it once.  Without it, frames over 512 KB cross processes as fragmented UDP
     (more CPU; best-effort QoS then loses whole frames).  Returns the file in use."""
-    import os
-
     for var in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
         if os.environ.get(var):
             return os.environ[var]

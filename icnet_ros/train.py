@@ -30,6 +30,7 @@ from .checkpoint import IMAGENET_MEAN, IMAGENET_STD, CheckpointError, ModelMeta,
 from .classes import ClassSet
 from .datasets import DataError, open_dataset
 from .engine import EngineError, resolve_device
+from .engine import normalise as engine_normalise  # one normalisation for train and inference
 from .loss import CascadeLoss
 from .metrics import ConfusionMatrix
 from .model import ICNet
@@ -97,11 +98,8 @@ def seed_all(seed: int) -> None:
 
 
 def normalise(images: torch.Tensor, device) -> torch.Tensor:
-    """uint8 N x H x W x 3 -> normalised float N x 3 x H x W on device (as the engine does)."""
-    x = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    """uint8 N x H x W x 3 -> normalised float N x 3 x H x W on device, exactly as the engine does."""
+    return engine_normalise(images.to(device, non_blocking=True), IMAGENET_MEAN, IMAGENET_STD)
 
 
 def poly_lr(base: float, it: int, total: int, power: float, warmup: int) -> float:
