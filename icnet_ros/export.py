@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError, ModelMeta, load_checkpoint
+from .engine import normalise
 
 MIN_AGREEMENT = 0.999
 
@@ -39,11 +40,11 @@ class Deployable(nn.Module):
     def __init__(self, model: nn.Module, meta: ModelMeta):
         super().__init__()
         self.model = model.eval()
-        self.register_buffer("mean", torch.tensor(meta.mean).view(1, 3, 1, 1) * 255.0)
-        self.register_buffer("std", torch.tensor(meta.std).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("mean", torch.tensor(meta.mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(meta.std, dtype=torch.float32))
 
     def forward(self, image: torch.Tensor):
-        x = (image.permute(0, 3, 1, 2).float() - self.mean) / self.std
+        x = normalise(image, self.mean, self.std)  # the engine's own normalisation
         logits = self.model(x)
         return logits, logits.argmax(1).to(torch.uint8)
 
