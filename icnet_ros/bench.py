@@ -7,9 +7,11 @@ would pick instead, in one run on one machine.
    subprocess of its own so that its peak RSS (VmHWM, reset per configuration) is its
    own; on CUDA the peak is ``torch.cuda.max_memory_allocated``.
 2. Node: ``segment`` as a separate process (as deployed), fed over real DDS by a
-   publisher in this process at a set rate (default: the bare engine's fps measured here
-   on the same frames), a subscriber to ``~/mask`` measuring receive time - header stamp;
-   then twice that rate, with drops read from the node's /diagnostics.
+   publisher in this process, a subscriber to ``~/mask`` measuring receive time - header
+   stamp.  Node windows (publisher at the bare engine's fps just measured, or --rate)
+   alternate with bare-engine windows on the same frames in a process of its own, so
+   that drifts in machine speed fall on both; then twice the rate, with drops read from
+   the node's /diagnostics.
 3. ``--soak S``: the node at twice the rate for S seconds: RSS, latency trend, crashes.
 
 Everything runs on a private ROS_DOMAIN_ID; nothing is downloaded (random weights for
@@ -465,6 +467,7 @@ class NodeHarness:
         else:
             code = self.proc.returncode
         self.executor.shutdown(timeout_sec=2.0)
+        self._spin.join(timeout=5.0)     # a daemon thread left inside rclpy aborts the exit
         self.probe.destroy_node()
         self.context.try_shutdown()
         self.log_file.close()
@@ -472,24 +475,42 @@ class NodeHarness:
         return code
 
 
-def engine_fps(checkpoint: str, device: str, shape, seconds: float) -> float:
+class EngineWorker:
     """The bare engine on the node's frames, one frame a call as the node gets them, in a
-    fresh process of its own like the node (this process stays idle meanwhile)."""
-    spec = {"checkpoint": checkpoint, "device": device, "shape": list(shape), "seconds": seconds}
-    proc = subprocess.run([sys.executable, "-m", "icnet_ros.bench", "--engine-worker", json.dumps(spec)],
-                          stdout=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench engine worker failed with exit code {proc.returncode}")
-    return float(proc.stdout.strip().splitlines()[-1])
+    process of its own like the node.  It stays loaded between windows (blocked on its
+    stdin, idle) so that engine and node windows can be taken in turn."""
+
+    def __init__(self, checkpoint: str, device: str, shape):
+        spec = {"checkpoint": checkpoint, "device": device, "shape": list(shape)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "icnet_ros.bench", "--engine-worker", json.dumps(spec)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def fps(self, seconds: float) -> float:
+        self.proc.stdin.write(f"{seconds}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench engine worker failed with exit code {self.proc.wait()}")
+        return float(line)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
-def _engine_fps_here(checkpoint: str, device: str, frames: list[np.ndarray], seconds: float) -> float:
+def _engine_worker(checkpoint: str, device: str, frames: list[np.ndarray]) -> None:
+    """Answer each line of stdin (seconds) with the engine's fps over that long."""
     from .engine import Engine
 
     # As in the node: loaded and warmed up on the main thread, run on a worker thread.
     engine = Engine.from_checkpoint(checkpoint, device, "auto", warmup=True)
 
-    def loop() -> float:
+    def loop(seconds: float) -> float:
         for f in frames[:2]:
             engine.infer(f)
         n, start = 0, time.perf_counter()
@@ -498,7 +519,8 @@ def _engine_fps_here(checkpoint: str, device: str, frames: list[np.ndarray], sec
             n += 1
         return n / (time.perf_counter() - start)
 
-    return in_thread(loop)
+    for line in sys.stdin:
+        print(in_thread(loop, float(line)), flush=True)
 
 
 def _phase(h: NodeHarness, rate: float, seconds: float, settle: float) -> dict:
@@ -507,48 +529,75 @@ def _phase(h: NodeHarness, rate: float, seconds: float, settle: float) -> dict:
     got = h.masks_between(first, last)
     lat = [(r - s) / 1e6 for s, r in got]
     span = (last - first) / 1e9 + 1.0 / rate            # n frames published over n periods
-    return {"fps": len(got) / span, "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99), "frames": len(got)}
+    return {"fps": len(got) / span, "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99), "frames": len(got),
+            "span_s": span, "latencies": lat}
+
+
+def _nominal(h: NodeHarness, engine: EngineWorker, rate: float | None, seconds: float, rounds: int,
+             settle: float, first_fps: float) -> tuple[dict, list[float], list[dict]]:
+    """Engine and node windows in turn, E N E N .. E: a slow drift in the machine's speed
+    (a noisy neighbour on a shared VM) falls on both alike instead of on one of them.
+    Each node window's publisher runs at the given rate, or at the engine's fps just
+    measured.  Returns (pooled node window, engine fps per window, per-round rows)."""
+    width = seconds / rounds
+    e_fps = [first_fps]
+    windows, rows = [], []
+    for _ in range(rounds):
+        r = rate or e_fps[-1]
+        w = _phase(h, r, width, settle)
+        e_fps.append(engine.fps(max(width / 2, 1.0)))
+        windows.append(w)
+        rows.append({"rate_hz": r, "node_fps": w["fps"], "engine_fps": (e_fps[-2] + e_fps[-1]) / 2})
+        rows[-1]["ratio"] = w["fps"] / rows[-1]["engine_fps"]
+    lat = [x for w in windows for x in w["latencies"]]
+    frames = sum(w["frames"] for w in windows)
+    pooled = {"fps": frames / sum(w["span_s"] for w in windows), "p50_ms": _pct(lat, 50),
+              "p99_ms": _pct(lat, 99), "frames": frames}
+    return pooled, e_fps, rows
 
 
 def bench_node(checkpoint: str, device: str, shape: tuple[int, int], seconds: float, rate: float | None,
-               soak: float, domain_id: int) -> tuple[dict, dict, dict]:
+               soak: float, domain_id: int, rounds: int = 3) -> tuple[dict, dict, dict]:
     """(node, soak, details) dicts."""
     frames = sample_frames(shape)
-    e_fps = engine_fps(checkpoint, device, shape, max(seconds / 2, 1.0))
-    rate = rate or e_fps
-    log(f"bench: bare engine {e_fps:.2f} fps on {shape[0]}x{shape[1]}; node at {rate:.2f} Hz, then {2 * rate:.2f} Hz")
-    h = NodeHarness(checkpoint, device, frames, domain_id)
-    details = {"rate_hz": rate, "shape": list(shape)}
+    engine = EngineWorker(checkpoint, device, shape)
+    h = None
     soak_out: dict = {"seconds": 0}
     try:
+        first_fps = engine.fps(max(seconds / rounds / 2, 1.0))
+        log(f"bench: bare engine {first_fps:.2f} fps on {shape[0]}x{shape[1]}; node and engine windows in turn")
+        h = NodeHarness(checkpoint, device, frames, domain_id)
         h.wait_ready(timeout=180)
-        settle = max(3.0 / e_fps, 0.5)
-        h.publish(rate, max(2.0 / rate, 1.0))             # warm the path, fill caches
+        settle = max(3.0 / first_fps, 0.5)
+        warm = rate or first_fps
+        h.publish(warm, max(2.0 / warm, 1.0))             # warm the path, fill caches
         time.sleep(settle)
-        nominal = _phase(h, rate, seconds, settle)
+        nominal, e_list, rows = _nominal(h, engine, rate, seconds, rounds, settle, first_fps)
         if nominal["frames"] == 0:
-            raise RuntimeError(f"no mask came back from the node in {seconds:.0f} s at {rate:.2f} Hz "
+            raise RuntimeError(f"no mask came back from the node in {seconds:.0f} s "
                                f"({h.published} frames published):\n{h.node_output()}")
+        e_fps = float(np.mean(e_list))
+        log("bench: node/engine per round " + ", ".join(f"{r['node_fps']:.2f}/{r['engine_fps']:.2f}" for r in rows))
+        over_rate = 2 * (rate or e_fps)
         before = h.diag_after(time.time_ns())
-        over = _phase(h, 2 * rate, seconds, settle)
+        over = _phase(h, over_rate, seconds, settle)
         after = h.diag_after(time.time_ns())
-        # The engine again, the node idle: their mean cancels slow drifts in machine load.
-        e_after = engine_fps(checkpoint, device, shape, max(seconds / 2, 1.0))
-        log(f"bench: bare engine {e_after:.2f} fps after the node phases")
-        details["engine_fps_before_after"] = [e_fps, e_after]
-        e_fps = (e_fps + e_after) / 2
         dropped = int(after["dropped frames"]) - int(before["dropped frames"])
         received = int(after["frames received"]) - int(before["frames received"])
-        details.update(nominal_frames=nominal["frames"], overload_fps=over["fps"],
-                       overload_p50_ms=over["p50_ms"], overload_frames=over["frames"],
-                       overload_published=int(2 * rate * seconds), overload_received=received)
+        details = {"rate_hz": rate or e_fps, "fixed_rate": rate is not None, "shape": list(shape),
+                   "engine_windows_fps": e_list, "rounds": rows, "nominal_frames": nominal["frames"],
+                   "overload_rate_hz": over_rate, "overload_fps": over["fps"], "overload_p50_ms": over["p50_ms"],
+                   "overload_frames": over["frames"], "overload_published": int(over_rate * seconds),
+                   "overload_received": received}
         node = {"fps": nominal["fps"], "engine_fps": e_fps, "ratio": nominal["fps"] / e_fps,
                 "p50_ms": nominal["p50_ms"], "p99_ms": nominal["p99_ms"],
                 "overload_p99_ms": over["p99_ms"], "dropped": dropped}
+        engine.close()                                     # its memory is not the soak's
         if soak > 0:
-            soak_out = _soak(h, 2 * rate, soak, settle)
+            soak_out = _soak(h, over_rate, soak, settle)
     finally:
-        code = h.close()
+        engine.close()
+        code = h.close() if h is not None else None
     if soak > 0:
         soak_out["exit_code"] = code
         if code not in (0, None) and soak_out.get("crashes", 0) == 0:
@@ -619,10 +668,14 @@ def markdown(report: dict) -> str:
                      f"{_f(r['p99_ms'])} | {_f(r['peak_mb'], 0)} | {r.get('reps', '')} |")
     n, d = report.get("node"), report.get("_node_details", {})
     if n:
-        ba = d.get("engine_fps_before_after") or [float("nan")] * 2
+        rounds = d.get("rounds", [])
+        rate = f"{d['rate_hz']:.2f} Hz" if d.get("fixed_rate") else "the engine's fps of the window before"
         lines += ["", f"Node end to end over DDS ({d['shape'][0]}x{d['shape'][1]}, the node a separate process; "
-                      f"publisher at {d['rate_hz']:.2f} Hz, then 2x; engine fps is the mean of "
-                      f"{_f(ba[0], 2)} before and {_f(ba[1], 2)} after the node phases):", "",
+                      f"{len(rounds)} node windows with the publisher at {rate}, taken in turn with "
+                      f"{len(d.get('engine_windows_fps', []))} bare-engine windows "
+                      f"({', '.join(_f(v, 2) for v in d.get('engine_windows_fps', []))} fps); node/engine "
+                      f"ratio per round {', '.join(_f(r['ratio'], 2) for r in rounds)}; "
+                      f"then 2x at {_f(d.get('overload_rate_hz'), 2)} Hz):", "",
                   "| node fps | engine fps | ratio | p50 ms | p99 ms | 2x p99 ms | 2x fps | 2x dropped |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|",
                   f"| {_f(n['fps'], 2)} | {_f(n['engine_fps'], 2)} | {_f(n['ratio'], 2)} | {_f(n['p50_ms'])} | "
@@ -770,8 +823,7 @@ def main(argv=None) -> int:
         return 0
     if argv[:1] == ["--engine-worker"]:                # the bare engine in a subprocess
         spec = json.loads(argv[1])
-        print(_engine_fps_here(spec["checkpoint"], spec["device"], sample_frames(tuple(spec["shape"])),
-                               spec["seconds"]))
+        _engine_worker(spec["checkpoint"], spec["device"], sample_frames(tuple(spec["shape"])))
         return 0
     ap = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")

@@ -65,6 +65,60 @@ def test_cli_writes_the_issue_json_with_the_node_and_a_soak(tmp_path, tiny_check
     assert positive(soak["rss_start_mb"]) and positive(soak["rss_end_mb"]) and soak["frames"] > 0
     printed = capsys.readouterr().out
     assert "| node fps |" in printed and "Soak 2 s" in printed
+    assert "3 node windows" in printed and "4 bare-engine windows" in printed
+
+
+class FakeEngine:
+    """Bare-engine windows whose fps drift, as a noisy shared machine's do."""
+
+    def __init__(self, values):
+        self.values, self.calls = list(values), []
+
+    def fps(self, seconds):
+        self.calls.append(seconds)
+        return self.values.pop(0)
+
+
+class FakeHarness:
+    """A node that answers a fixed share of the frames published, 50 ms later."""
+
+    def __init__(self, share):
+        self.share, self.rates, self.sent = share, [], []
+
+    def publish(self, rate, seconds):
+        n = round(rate * seconds)
+        start = len(self.sent) * 10**9 + 10**12
+        stamps = [start + int(i * 1e9 / rate) for i in range(n)]
+        self.sent += stamps
+        self.rates.append(rate)
+        return stamps[0], stamps[-1]
+
+    def masks_between(self, first, last):
+        got = [s for s in self.sent if first <= s <= last]
+        keep = got[::round(1 / self.share)] if self.share < 1 else got
+        return [(s, s + 50_000_000) for s in keep]
+
+
+def test_node_and_engine_windows_alternate_and_follow_the_engine():
+    engine, node = FakeEngine([10.0, 20.0, 10.0, 20.0]), FakeHarness(share=0.5)
+    pooled, e_fps, rows = bench._nominal(node, engine, None, seconds=6.0, rounds=3, settle=0.0, first_fps=10.0)
+    # each node window publishes at the fps of the engine window just before it
+    assert node.rates == [10.0, 10.0, 20.0]
+    assert e_fps == [10.0, 10.0, 20.0, 10.0]
+    assert len(engine.calls) == 3 and engine.values == [20.0]
+    # every round compares the node with the engine windows on either side of it
+    assert [r["engine_fps"] for r in rows] == [10.0, 15.0, 15.0]
+    assert [round(r["ratio"], 2) for r in rows] == [0.5, 0.33, 0.67]
+    # pooled over the windows: 10 + 10 + 20 masks in 6 s
+    assert pooled["frames"] == 40 and pooled["fps"] == pytest.approx(40 / 6)
+    assert pooled["p50_ms"] == pytest.approx(50.0) and pooled["p99_ms"] == pytest.approx(50.0)
+
+
+def test_a_fixed_rate_is_kept_in_every_window():
+    engine, node = FakeEngine([9.0, 11.0]), FakeHarness(share=1.0)
+    pooled, e_fps, rows = bench._nominal(node, engine, 12.0, seconds=4.0, rounds=2, settle=0.0, first_fps=10.0)
+    assert node.rates == [12.0, 12.0] and e_fps == [10.0, 9.0, 11.0]
+    assert pooled["fps"] == pytest.approx(12.0, rel=0.01)
 
 
 @pytest.mark.parametrize("argv, message", [
