@@ -8,10 +8,12 @@ would pick instead, in one run on one machine.
    own; on CUDA the peak is ``torch.cuda.max_memory_allocated``.
 2. Node: ``segment`` as a separate process (as deployed), fed over real DDS by a
    publisher in this process, a subscriber to ``~/mask`` measuring receive time - header
-   stamp.  Node windows (publisher at the bare engine's fps just measured, or --rate)
-   alternate with bare-engine windows on the same frames in a process of its own, so
-   that drifts in machine speed fall on both; then twice the rate, with drops read from
-   the node's /diagnostics.
+   stamp.  Node windows alternate with bare-engine windows on the same frames in a
+   process of its own, so that drifts in machine speed fall on both.  The publisher
+   runs at 1.2x the engine's fps just measured (--rate: another factor, or Hz): at
+   exactly 1x, jitter in the frame times alone would leave the node now waiting for a
+   frame, now replacing one, and the ratio would measure that queue, not the node.
+   Then twice the engine's fps, with drops read from the node's /diagnostics.
 3. ``--soak S``: the node at twice the rate for S seconds: RSS, latency trend, crashes.
 
 Everything runs on a private ROS_DOMAIN_ID; nothing is downloaded (random weights for
@@ -41,6 +43,7 @@ ALL_MODELS = ICNETS + TORCHVISION
 KITTI = (375, 1242)
 CITYSCAPES = (1024, 2048)
 NODE_DEFAULT = "icnet_r18_w0.5"       # the node's model when no shipped model is installed
+RATE_FACTOR = 1.2                     # node windows: publisher at this x the engine's fps
 
 # Timing schedules: warmup calls, then reps until (n >= min_reps and elapsed >= min_s),
 # or n >= 2 and elapsed >= max_s, or n >= max_reps.  p99 of a handful of reps is close
@@ -534,16 +537,16 @@ def _phase(h: NodeHarness, rate: float, seconds: float, settle: float) -> dict:
 
 
 def _nominal(h: NodeHarness, engine: EngineWorker, rate: float | None, seconds: float, rounds: int,
-             settle: float, first_fps: float) -> tuple[dict, list[float], list[dict]]:
+             settle: float, first_fps: float, factor: float = 1.0) -> tuple[dict, list[float], list[dict]]:
     """Engine and node windows in turn, E N E N .. E: a slow drift in the machine's speed
     (a noisy neighbour on a shared VM) falls on both alike instead of on one of them.
-    Each node window's publisher runs at the given rate, or at the engine's fps just
-    measured.  Returns (pooled node window, engine fps per window, per-round rows)."""
+    Each node window's publisher runs at the given rate (Hz), or at factor x the
+    engine's fps just measured.  Returns (pooled node window, engine fps per window, per-round rows)."""
     width = seconds / rounds
     e_fps = [first_fps]
     windows, rows = [], []
     for _ in range(rounds):
-        r = rate or e_fps[-1]
+        r = rate or factor * e_fps[-1]
         w = _phase(h, r, width, settle)
         e_fps.append(engine.fps(max(width / 2, 1.0)))
         windows.append(w)
@@ -557,7 +560,7 @@ def _nominal(h: NodeHarness, engine: EngineWorker, rate: float | None, seconds: 
 
 
 def bench_node(checkpoint: str, device: str, shape: tuple[int, int], seconds: float, rate: float | None,
-               soak: float, domain_id: int, rounds: int = 3) -> tuple[dict, dict, dict]:
+               soak: float, domain_id: int, rounds: int = 3, factor: float = RATE_FACTOR) -> tuple[dict, dict, dict]:
     """(node, soak, details) dicts."""
     frames = sample_frames(shape)
     engine = EngineWorker(checkpoint, device, shape)
@@ -569,10 +572,10 @@ def bench_node(checkpoint: str, device: str, shape: tuple[int, int], seconds: fl
         h = NodeHarness(checkpoint, device, frames, domain_id)
         h.wait_ready(timeout=180)
         settle = max(3.0 / first_fps, 0.5)
-        warm = rate or first_fps
+        warm = rate or factor * first_fps
         h.publish(warm, max(2.0 / warm, 1.0))             # warm the path, fill caches
         time.sleep(settle)
-        nominal, e_list, rows = _nominal(h, engine, rate, seconds, rounds, settle, first_fps)
+        nominal, e_list, rows = _nominal(h, engine, rate, seconds, rounds, settle, first_fps, factor)
         if nominal["frames"] == 0:
             raise RuntimeError(f"no mask came back from the node in {seconds:.0f} s "
                                f"({h.published} frames published):\n{h.node_output()}")
@@ -584,7 +587,8 @@ def bench_node(checkpoint: str, device: str, shape: tuple[int, int], seconds: fl
         after = h.diag_after(time.time_ns())
         dropped = int(after["dropped frames"]) - int(before["dropped frames"])
         received = int(after["frames received"]) - int(before["frames received"])
-        details = {"rate_hz": rate or e_fps, "fixed_rate": rate is not None, "shape": list(shape),
+        details = {"rate_hz": float(np.mean([r["rate_hz"] for r in rows])), "fixed_rate": rate is not None,
+                   "rate_factor": None if rate else factor, "shape": list(shape),
                    "engine_windows_fps": e_list, "rounds": rows, "nominal_frames": nominal["frames"],
                    "overload_rate_hz": over_rate, "overload_fps": over["fps"], "overload_p50_ms": over["p50_ms"],
                    "overload_frames": over["frames"], "overload_published": int(over_rate * seconds),
@@ -669,7 +673,8 @@ def markdown(report: dict) -> str:
     n, d = report.get("node"), report.get("_node_details", {})
     if n:
         rounds = d.get("rounds", [])
-        rate = f"{d['rate_hz']:.2f} Hz" if d.get("fixed_rate") else "the engine's fps of the window before"
+        rate = (f"{d['rate_hz']:.2f} Hz" if d.get("fixed_rate") else
+                f"{d.get('rate_factor', 1):g}x the engine's fps of the window before (mean {d['rate_hz']:.2f} Hz)")
         lines += ["", f"Node end to end over DDS ({d['shape'][0]}x{d['shape'][1]}, the node a separate process; "
                       f"{len(rounds)} node windows with the publisher at {rate}, taken in turn with "
                       f"{len(d.get('engine_windows_fps', []))} bare-engine windows "
@@ -738,6 +743,7 @@ def shipped_checkpoint() -> str | None:
 def run(device: str = "cpu", quick: bool = False, soak: float = 0.0, models=None, shapes=None,
         batches=None, node: bool = True, node_shape=KITTI, node_seconds: float | None = None,
         rate: float | None = None, domain_id: int | None = None, checkpoint: str | None = None,
+        rate_factor: float | None = None,
         isolate: bool = True, schedule: dict | None = None) -> dict:
     """The whole bench; returns the report (JSON shape of the issue, plus '_'-keys that
     ``main`` prints but does not write).  isolate=False measures the models in this
@@ -754,6 +760,9 @@ def run(device: str = "cpu", quick: bool = False, soak: float = 0.0, models=None
         raise BenchError(f"--soak must be 0 or more seconds, got {soak}")
     if rate is not None and rate <= 0:
         raise BenchError(f"--rate must be positive, got {rate}")
+    rate_factor = RATE_FACTOR if rate_factor is None else rate_factor
+    if rate_factor <= 0:
+        raise BenchError(f"--rate must be positive, got {rate_factor}x")
     models = list(models or ALL_MODELS)
     shapes = [tuple(s) for s in (shapes or ([KITTI] if quick else [KITTI, CITYSCAPES]))]
     batches = list(batches or ([1] if quick else [1, 4]))
@@ -781,7 +790,8 @@ def run(device: str = "cpu", quick: bool = False, soak: float = 0.0, models=None
         domain = domain_id if domain_id is not None else random.Random().randrange(1, 100)
         seconds = node_seconds or (6.0 if quick else 20.0)
         try:
-            node_out, soak_out, details = bench_node(ckpt, device, tuple(node_shape), seconds, rate, soak, domain)
+            node_out, soak_out, details = bench_node(ckpt, device, tuple(node_shape), seconds, rate, soak, domain,
+                                                       factor=rate_factor)
         finally:
             if tmp is not None:
                 tmp.cleanup()
@@ -804,6 +814,17 @@ def public(report: dict) -> dict:
     out = {k: v for k, v in report.items() if not k.startswith("_")}
     out["models"] = [{k: v for k, v in r.items() if k != "reps"} for r in report["models"]]
     return _clean(out)
+
+
+def _rate(text: str) -> tuple[float | None, float | None]:
+    """'15' -> (15.0 Hz, None); '1.2x' -> (None, factor 1.2)."""
+    factor = text.strip().lower().endswith("x")
+    try:
+        value = float(text.strip()[:-1] if factor else text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate in Hz (15) or a factor of the "
+                                         f"engine's fps (1.2x)") from None
+    return (None, value) if factor else (value, None)
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -836,7 +857,9 @@ def main(argv=None) -> int:
     ap.add_argument("--shapes", nargs="+", type=_shape, metavar="HxW", help="frame sizes (default 375x1242 1024x2048)")
     ap.add_argument("--batches", nargs="+", type=int, help="batch sizes (default 1 4; --quick: 1)")
     ap.add_argument("--model", default="", help="checkpoint to bench as the shipped model and run in the node")
-    ap.add_argument("--rate", type=float, help="publisher rate in Hz (default: the bare engine's fps)")
+    ap.add_argument("--rate", type=_rate, default=(None, RATE_FACTOR), metavar="HZ|FACTORx",
+                    help=f"publisher rate: Hz, or a factor of the bare engine's fps such as 1x "
+                         f"(default {RATE_FACTOR:g}x)")
     ap.add_argument("--node-shape", type=_shape, default=KITTI, metavar="HxW", help="node frame size (375x1242)")
     ap.add_argument("--node-seconds", type=float, help="seconds per node phase (6 quick, 20 full)")
     ap.add_argument("--no-node", action="store_true", help="models only")
@@ -850,8 +873,8 @@ def main(argv=None) -> int:
         ap.error(f"--domain-id must be within 0..232, got {args.domain_id}")
     try:
         report = run(args.device, args.quick, args.soak, args.models, args.shapes, args.batches,
-                     not args.no_node, args.node_shape, args.node_seconds, args.rate, args.domain_id,
-                     args.model or None)
+                     not args.no_node, args.node_shape, args.node_seconds, args.rate[0], args.domain_id,
+                     args.model or None, rate_factor=args.rate[1])
     except BenchError as e:
         ap.error(str(e))
     print(markdown(report))

@@ -66,6 +66,7 @@ def test_cli_writes_the_issue_json_with_the_node_and_a_soak(tmp_path, tiny_check
     printed = capsys.readouterr().out
     assert "| node fps |" in printed and "Soak 2 s" in printed
     assert "3 node windows" in printed and "4 bare-engine windows" in printed
+    assert "1.2x the engine's fps" in printed
 
 
 class FakeEngine:
@@ -114,6 +115,12 @@ def test_node_and_engine_windows_alternate_and_follow_the_engine():
     assert pooled["p50_ms"] == pytest.approx(50.0) and pooled["p99_ms"] == pytest.approx(50.0)
 
 
+def test_a_rate_factor_scales_each_window_by_the_engine_before_it():
+    engine, node = FakeEngine([20.0, 10.0]), FakeHarness(share=1.0)
+    bench._nominal(node, engine, None, seconds=4.0, rounds=2, settle=0.0, first_fps=10.0, factor=1.2)
+    assert node.rates == pytest.approx([12.0, 24.0])
+
+
 def test_a_fixed_rate_is_kept_in_every_window():
     engine, node = FakeEngine([9.0, 11.0]), FakeHarness(share=1.0)
     pooled, e_fps, rows = bench._nominal(node, engine, 12.0, seconds=4.0, rounds=2, settle=0.0, first_fps=10.0)
@@ -128,6 +135,8 @@ def test_a_fixed_rate_is_kept_in_every_window():
     (["--batches", "0"], "--batches must be 1 or more"),
     (["--model", "/nonexistent/model.pt"], "/nonexistent/model.pt does not exist"),
     (["--rate", "0", "--no-node"], "--rate must be positive"),
+    (["--rate", "0x", "--no-node"], "--rate must be positive"),
+    (["--rate", "fast"], "is not a rate in Hz (15) or a factor"),
 ])
 def test_bad_options_name_themselves(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
