@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import CheckpointError, ModelMeta, load_checkpoint
@@ -35,18 +36,36 @@ class ExportError(ValueError):
 
 
 class Deployable(nn.Module):
-    """uint8 RGB N x H x W x 3 in; logits and uint8 class maps out."""
+    """uint8 RGB N x H x W x 3 in; logits and uint8 class maps at H x W out: the engine's
+    path (normalise, resize to the model's input_size if it has one, network, resize back)
+    as one graph."""
 
     def __init__(self, model: nn.Module, meta: ModelMeta):
         super().__init__()
         self.model = model.eval()
+        self.input_size = tuple(meta.input_size) if meta.input_size else None
         self.register_buffer("mean", torch.tensor(meta.mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(meta.std, dtype=torch.float32))
 
     def forward(self, image: torch.Tensor):
+        size = tuple(image.shape[1:3])             # fixed when traced: H x W are set at export
         x = normalise(image, self.mean, self.std)  # the engine's own normalisation
+        if self.input_size and self.input_size != size:
+            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
         logits = self.model(x)
+        if tuple(logits.shape[-2:]) != size:
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         return logits, logits.argmax(1).to(torch.uint8)
+
+
+def trace_onnx(net: Deployable, h: int, w: int, target, opset: int = 17) -> None:
+    """Trace net for H x W frames (batch dynamic) into target, a path or a binary file."""
+    dummy = torch.zeros(1, h, w, 3, dtype=torch.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and legacy-exporter chatter
+        torch.onnx.export(net, (dummy,), target, dynamo=False, opset_version=opset,
+                          input_names=["image"], output_names=["logits", "classes"],
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "classes": {0: "batch"}})
 
 
 def sample_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -65,12 +84,7 @@ def sample_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 def export_onnx(net: Deployable, meta: ModelMeta, out: Path, h: int, w: int, opset: int) -> None:
     import onnx
 
-    dummy = torch.zeros(1, h, w, 3, dtype=torch.uint8)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer and legacy-exporter chatter
-        torch.onnx.export(net, (dummy,), str(out), dynamo=False, opset_version=opset,
-                          input_names=["image"], output_names=["logits", "classes"],
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "classes": {0: "batch"}})
+    trace_onnx(net, h, w, str(out), opset)
     graph = onnx.load(str(out))
     onnx.checker.check_model(graph)
     entry = graph.metadata_props.add()

@@ -4,16 +4,24 @@ import torch
 
 from icnet_ros.checkpoint import ModelMeta, save_checkpoint
 from icnet_ros.classes import CAMVID
-from icnet_ros.engine import Engine, EngineError, resolve_device
+from icnet_ros.engine import Engine, EngineError, resolve_backend, resolve_device
 from icnet_ros.model import icnet
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory):
+def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("m") / "m.pt"
     save_checkpoint(path, icnet(CAMVID.num_classes, "r18", 0.25), ModelMeta(CAMVID, "r18", 0.25))
-    return Engine.from_checkpoint(path, device="cpu", warmup=False)
+    return path
+
+
+@pytest.fixture(scope="module", params=["torch", "onnxruntime"])
+def engine(checkpoint, request):
+    """Every engine test runs on both CPU backends."""
+    eng = Engine.from_checkpoint(checkpoint, device="cpu", warmup=False, backend=request.param)
+    assert eng.backend == request.param
+    return eng
 
 
 def frame(h=75, w=124, seed=0):
@@ -54,11 +62,56 @@ def test_drivable_probability(engine):
     assert r.drivable[r.drivable_prob > 0.5].all()
 
 
-def test_input_size_resizes_and_returns_full_resolution(tmp_path):
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_input_size_resizes_and_returns_full_resolution(tmp_path, backend):
     path = tmp_path / "s.pt"
     save_checkpoint(path, icnet(CAMVID.num_classes, "r18", 0.25), ModelMeta(CAMVID, "r18", 0.25, input_size=(64, 96)))
-    eng = Engine.from_checkpoint(path, device="cpu")
+    eng = Engine.from_checkpoint(path, device="cpu", backend=backend)
     assert eng.infer(frame(200, 300))[0].classes.shape == (200, 300)
+
+
+def smooth_frames(n, h, w):
+    """Road-like frames (plain noise makes every pixel a near tie between classes)."""
+    from icnet_ros.export import sample_frames
+
+    return list(sample_frames(n, h, w))
+
+
+@pytest.mark.parametrize("input_size", [None, (64, 96)])
+def test_onnxruntime_backend_matches_torch(tmp_path, input_size):
+    torch.manual_seed(1)
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, icnet(CAMVID.num_classes, "r18", 0.25),
+                    ModelMeta(CAMVID, "r18", 0.25, input_size=input_size))
+    ref = Engine.from_checkpoint(path, device="cpu", warmup=False, backend="torch")
+    ort = Engine.from_checkpoint(path, device="cpu", warmup=False, backend="onnxruntime")
+    frames = smooth_frames(2, 120, 200) + smooth_frames(1, 96, 128)   # two sizes: two traced graphs
+    for a, b in zip(ref.infer(frames, probabilities=True), ort.infer(frames, probabilities=True)):
+        assert a.classes.shape == b.classes.shape
+        assert (a.classes == b.classes).mean() > 0.999
+        np.testing.assert_allclose(a.drivable_prob, b.drivable_prob, atol=1e-4)
+        np.testing.assert_array_equal(b.drivable, b.classes == 3)
+    assert sorted(ort._onnx._sessions) == [(96, 128), (120, 200)]
+
+
+def test_backend_choice_and_errors(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_backend("auto", cpu, "fp32") == "onnxruntime"
+    assert resolve_backend("auto", cpu, "bf16") == "torch"
+    assert resolve_backend("auto", cuda, "fp16") == "torch"
+    assert resolve_backend("torch", cpu, "fp32") == "torch"
+    with pytest.raises(EngineError, match="backend 'tensorrt' is not one of auto, torch, onnxruntime"):
+        resolve_backend("tensorrt", cpu, "fp32")
+    with pytest.raises(EngineError, match="runs on the CPU only, not on cuda"):
+        resolve_backend("onnxruntime", cuda, "fp16")
+    with pytest.raises(EngineError, match="runs fp32 only, not bf16"):
+        resolve_backend("onnxruntime", cpu, "bf16")
+    import icnet_ros.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "_have_onnxruntime", lambda: False)
+    assert resolve_backend("auto", cpu, "fp32") == "torch"           # falls back quietly
+    with pytest.raises(EngineError, match="needs the onnxruntime package"):
+        resolve_backend("onnxruntime", cpu, "fp32")
 
 
 def test_cuda_without_cuda_fails_clearly(tmp_path, monkeypatch):

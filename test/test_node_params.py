@@ -24,6 +24,8 @@ BAD = [
     ("device", "cuda:7"),
     ("precision", "int4"),
     ("precision", "fp16"),          # needs CUDA; this machine has none (cuda: device fails first otherwise)
+    ("backend", "tensorrt"),
+    ("backend_bf16", "onnxruntime"),  # onnxruntime with precision bf16
     ("input_transport", "h264"),
     ("qos_reliability", "sometimes"),
     ("qos_depth", 0),
@@ -58,6 +60,10 @@ def test_bad_parameter_fails_configure_with_its_name(ros_context, tiny_checkpoin
         value = str(tmp_path / "corrupt.pt")
         Path(value).write_bytes(b"not a checkpoint")
     params = {"model_path": str(tiny_checkpoint), "warmup": False, "device": "cpu", name: value}
+    if name == "backend_bf16":
+        name = "backend"
+        params = {**params, "precision": "bf16", "backend": value}
+        del params["backend_bf16"]
     node = SegmentationNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     try:
         from rclpy.lifecycle import TransitionCallbackReturn as R

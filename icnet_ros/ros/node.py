@@ -51,7 +51,9 @@ PARAMS = (
     Param("model_path", "", "Checkpoint (.pt or .safetensors); empty: the shipped model."),
     Param("device", "auto", "auto, cpu, cuda or cuda:N."),
     Param("precision", "auto", "auto, fp32, fp16 (CUDA) or bf16."),
-    Param("num_threads", 0, "CPU threads for torch; 0 keeps torch's default.", range=(0, 256)),
+    Param("backend", "auto", "auto (onnxruntime for fp32 on the CPU when installed, else torch), "
+                             "torch or onnxruntime (CPU, fp32)."),
+    Param("num_threads", 0, "CPU threads for torch and onnxruntime; 0 keeps torch's default.", range=(0, 256)),
     Param("warmup", True, "Run one frame through the network at configure."),
     Param("cameras", [""], "Camera names; each name C reads C/image and C/camera_info and "
                            "publishes under ~/C/.  [''] is one unnamed camera."),
@@ -81,7 +83,8 @@ PARAMS = (
     Param("publish_overlay", True, "Publish ~/overlay.", False),
     Param("publish_drivable_area", True, "Publish ~/drivable_area.", False),
 )
-CHOICES = {"input_transport": ("raw", "compressed"), "qos_reliability": ("best_effort", "reliable")}
+CHOICES = {"input_transport": ("raw", "compressed"), "qos_reliability": ("best_effort", "reliable"),
+           "backend": ("auto", "torch", "onnxruntime")}
 GEOMETRY_PARAMS = ("camera_height", "camera_pitch", "camera_roll", "camera_yaw", "camera_x", "camera_y",
                    "grid_resolution", "grid_x_min", "grid_x_max", "grid_y_min", "grid_y_max", "calib_file")
 
@@ -201,16 +204,20 @@ class SegmentationNode(LifecycleNode):
         for name, choices in CHOICES.items():
             if self.p(name) not in choices:
                 raise ConfigError(f"parameter '{name}': {self.p(name)!r} is not one of {', '.join(choices)}")
-        from ..engine import EngineError, resolve_device, resolve_precision
+        from ..engine import EngineError, resolve_backend, resolve_device, resolve_precision
 
         try:
             device = resolve_device(self.p("device"))
         except EngineError as e:
             raise ConfigError(f"parameter 'device': {e}") from None
         try:
-            resolve_precision(self.p("precision"), device)
+            precision = resolve_precision(self.p("precision"), device)
         except EngineError as e:
             raise ConfigError(f"parameter 'precision': {e}") from None
+        try:
+            resolve_backend(self.p("backend"), device, precision)
+        except EngineError as e:
+            raise ConfigError(f"parameter 'backend': {e}") from None
         names = list(self.p("cameras"))
         if not names:
             raise ConfigError("parameter 'cameras': the list is empty; use [''] for one unnamed camera")
@@ -268,7 +275,7 @@ class SegmentationNode(LifecycleNode):
         self.last_error = ""
         self.get_logger().info(
             f"configured: model {self.engine.meta.classes.name} {self.engine.meta.variant} on "
-            f"{self.engine.device} ({self.engine.precision}), cameras {[c.name or '(unnamed)' for c in self.cameras]}")
+            f"{self.engine.device} ({self.engine.precision}, {self.engine.backend}), cameras {[c.name or '(unnamed)' for c in self.cameras]}")
         return TransitionCallbackReturn.SUCCESS
 
     def _load_engine(self):
@@ -281,7 +288,8 @@ class SegmentationNode(LifecycleNode):
                 from ..paths import default_model_path
 
                 path = str(default_model_path())
-            return Engine.from_checkpoint(path, self.p("device"), self.p("precision"), self.p("warmup"))
+            return Engine.from_checkpoint(path, self.p("device"), self.p("precision"), self.p("warmup"),
+                                          self.p("backend"))
         except (FileNotFoundError, CheckpointError) as e:
             raise ConfigError(f"parameter 'model_path': {e}") from None
         except OSError as e:  # ament_index without AMENT_PREFIX_PATH (a plain venv) says so this way
@@ -566,6 +574,7 @@ class SegmentationNode(LifecycleNode):
                     "last batch size": str(s.last_batch),
                     "device": str(self.engine.device),
                     "precision": self.engine.precision,
+                    "backend": self.engine.backend,
                 }
             status = DiagnosticStatus()
             status.name = f"{self.get_name()}: {cam.name or 'camera'}"
