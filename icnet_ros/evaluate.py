@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib", help="folder of KITTI calib files named like the images (default: kitti:PATH's calib/)")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="fp32", help="auto | fp32 | fp16 | bf16")
+    p.add_argument("--backend", default="auto", help="auto | torch | onnxruntime (as the node's parameter)")
     p.add_argument("--limit", type=int, default=0, help="score only the first N frames")
     return p
 
@@ -148,7 +149,8 @@ def run(args) -> int:
         if not isinstance(dataset.samples[0].image, Path):
             raise DataError("--bev needs image files named like their calib files (not bag frames)")
         bev = BevView(calib_dir)
-    engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision, warmup=False)
+    engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision, warmup=False,
+                                    backend=args.backend)
     scores = evaluate(engine, dataset, bev, args.limit)
     print(table(scores))
     if args.json:

@@ -119,3 +119,16 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capfd):
     assert rc == 2 and err.startswith("evaluate: error:") and len(err.splitlines()) == 1
     rc, _, _, err = run_eval(tmp_path, capfd, "--data", f"kitti:{tmp_path / 'missing'}")
     assert rc == 2 and err == f"evaluate: error: KITTI road directory {tmp_path / 'missing'} does not exist"
+
+
+def test_backends_agree_and_a_bad_backend_is_one_line(kitti, road_model, tmp_path, capfd):
+    scores = {}
+    for backend in ("torch", "onnxruntime"):
+        rc, s, _, err = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}",
+                                 "--backend", backend)
+        assert rc == 0, err
+        scores[backend] = s
+    assert scores["torch"]["miou"] == pytest.approx(scores["onnxruntime"]["miou"], abs=1e-3)
+    rc, _, _, err = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}",
+                             "--backend", "tensorrt")
+    assert rc == 2 and err == ("evaluate: error: backend 'tensorrt' is not one of auto, torch, onnxruntime")
