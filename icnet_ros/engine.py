@@ -165,6 +165,11 @@ class Engine:
     def classes(self):
         return self.meta.classes
 
+    @property
+    def traced(self) -> list[tuple[int, int, float]]:
+        """(h, w, seconds) for each frame size the onnxruntime backend has traced."""
+        return self._onnx.traced if self._onnx is not None else []
+
     def _check(self, frames) -> list[np.ndarray]:
         if isinstance(frames, np.ndarray):
             frames = [frames] if frames.ndim == 3 else list(frames)

@@ -25,15 +25,19 @@ class OnnxRunner:
         self._net = Deployable(model.float(), meta)
         self._threads = max(1, int(threads))
         self._sessions: dict[tuple[int, int], object] = {}
+        self.traced: list[tuple[int, int, float]] = []   # (h, w, seconds), for the caller to report
 
     def session(self, h: int, w: int):
         """The session for H x W frames, traced and built on first use."""
         sess = self._sessions.get((h, w))
         if sess is None:
+            import time
+
             import onnxruntime as ort
 
             from .export import trace_onnx
 
+            start = time.perf_counter()
             buf = io.BytesIO()
             trace_onnx(self._net, h, w, buf)
             opts = ort.SessionOptions()
@@ -46,6 +50,7 @@ class OnnxRunner:
             opts.log_severity_level = 3                 # warnings about unused initialisers
             sess = self._sessions[(h, w)] = ort.InferenceSession(
                 buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+            self.traced.append((h, w, time.perf_counter() - start))
         return sess
 
     def run(self, images: np.ndarray, logits: bool = False) -> tuple[np.ndarray, np.ndarray | None]:

@@ -91,7 +91,10 @@ def test_onnxruntime_backend_matches_torch(tmp_path, input_size):
         assert (a.classes == b.classes).mean() > 0.999
         np.testing.assert_allclose(a.drivable_prob, b.drivable_prob, atol=1e-4)
         np.testing.assert_array_equal(b.drivable, b.classes == 3)
-    assert sorted(ort._onnx._sessions) == [(96, 128), (120, 200)]
+    assert sorted((h, w) for h, w, _ in ort.traced) == [(96, 128), (120, 200)]
+    assert all(seconds > 0 for _, _, seconds in ort.traced) and ref.traced == []
+    ort.infer(frames)                                                 # sizes seen: nothing new
+    assert len(ort.traced) == 2
 
 
 def test_backend_choice_and_errors(monkeypatch):

@@ -84,10 +84,12 @@ def test_good_parameters_configure(ros_context, tiny_checkpoint, torch_threads):
     node = SegmentationNode(parameter_overrides=[
         Parameter("model_path", value=str(tiny_checkpoint)), Parameter("warmup", value=False),
         Parameter("num_threads", value=1), Parameter("cameras", value=["front", "rear/left"]),
+        Parameter("backend", value="torch"),
         Parameter("calib_file", value=str(ROOT / "test/data/kitti_road/calib/um_000000.txt"))])
     try:
         assert node.trigger_configure() == R.SUCCESS, node.last_error
         assert [c.image_topic for c in node.cameras] == ["front/image", "rear/left/image"]
+        assert node.engine.backend == "torch"
     finally:
         node.destroy_node()
 

@@ -454,8 +454,12 @@ class SegmentationNode(LifecycleNode):
         orders = {j[3] for j in jobs}
         color = orders.pop() if len(orders) == 1 else "rgb"
         frames = [f if (o == color) else f[..., ::-1] for _, _, f, o, _ in jobs]
+        traced = len(self.engine.traced)
         results = self.engine.infer(frames, color=color)
         infer_ms = self.engine.last_ms
+        for h, w, seconds in self.engine.traced[traced:]:   # explains a one-off slow frame
+            self.get_logger().info(f"new frame size {w}x{h}: network traced for onnxruntime in "
+                                   f"{seconds * 1000:.0f} ms (once per size)")
         for (cam, msg, frame, order, wanted), rgb_or_bgr, res in zip(jobs, frames, results):
             rgb = rgb_or_bgr if color == "rgb" else rgb_or_bgr[..., ::-1]
             self._publish(cam, msg.header, rgb, res, wanted)
