@@ -187,18 +187,20 @@ def main(argv=None) -> int:
             print(f"frames: {len(played)} played, {len(done)} segmented, "
                   f"{len(played) - len(done)} dropped (newest-frame policy)")
             print(f"throughput: {fps:.2f} fps (played at {args.rate} Hz)")
-            print(f"end-to-end latency (publish -> overlay received): mean {np.mean(latency):.0f} ms, "
-                  f"max {np.max(latency):.0f} ms")
+            print(f"end-to-end latency (publish -> overlay received): median {np.median(latency):.0f} ms, "
+                  f"mean {np.mean(latency):.0f} ms, max {np.max(latency):.0f} ms")
             if diag:
-                def mean(name):
+                def median(name):
+                    # over the node's 1 s diagnostics windows: one slow frame (a new frame
+                    # size traced for onnxruntime) does not set the figure
                     values = [float(v) for v in diag.get(name, []) if v != "nan"]
-                    return float(np.mean(values)) if values else float("nan")
+                    return float(np.median(values)) if values else float("nan")
 
                 last = {k: v[-1] for k, v in diag.items()}
-                print(f"node: inference {mean('inference (ms)'):.0f} ms, whole frame (convert, network, "
-                      f"overlay, grid, publish) {mean('processing (ms)'):.0f} ms -> capacity about "
-                      f"{1000.0 / mean('processing (ms)'):.1f} fps on {last.get('device', '?')} "
-                      f"({last.get('precision', '?')}); dropped {last.get('dropped frames', '?')}, "
+                print(f"node (median of 1 s windows): inference {median('inference (ms)'):.0f} ms, whole frame "
+                      f"(convert, network, overlay, grid, publish) {median('processing (ms)'):.0f} ms -> capacity "
+                      f"about {1000.0 / median('processing (ms)'):.1f} fps on {last.get('device', '?')} "
+                      f"({last.get('precision', '?')}, {last.get('backend', '?')}); dropped {last.get('dropped frames', '?')}, "
                       f"bad messages {last.get('bad messages', '?')}")
             print(f"wrote {len(list(out.glob('*.png')))} PNGs (overlay, mask, grid per frame) to {out}/")
             if not trained:
