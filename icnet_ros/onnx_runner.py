@@ -11,6 +11,7 @@ is seen.  No ROS here.
 from __future__ import annotations
 
 import io
+from collections import OrderedDict
 
 import numpy as np
 from torch import nn
@@ -19,18 +20,22 @@ from .checkpoint import ModelMeta
 
 
 class OnnxRunner:
+    MAX_SESSIONS = 8        # frame sizes kept traced; the least recently used goes first
+
     def __init__(self, model: nn.Module, meta: ModelMeta, threads: int):
         from .export import Deployable
 
         self._net = Deployable(model.float(), meta)
         self._threads = max(1, int(threads))
-        self._sessions: dict[tuple[int, int], object] = {}
+        self._sessions: OrderedDict[tuple[int, int], object] = OrderedDict()
         self.traced: list[tuple[int, int, float]] = []   # (h, w, seconds), for the caller to report
 
     def session(self, h: int, w: int):
         """The session for H x W frames, traced and built on first use."""
         sess = self._sessions.get((h, w))
-        if sess is None:
+        if sess is not None:
+            self._sessions.move_to_end((h, w))
+        else:
             import time
 
             import onnxruntime as ort
@@ -51,6 +56,8 @@ class OnnxRunner:
             sess = self._sessions[(h, w)] = ort.InferenceSession(
                 buf.getvalue(), opts, providers=["CPUExecutionProvider"])
             self.traced.append((h, w, time.perf_counter() - start))
+            if len(self._sessions) > self.MAX_SESSIONS:     # a stream of ever-new sizes
+                self._sessions.popitem(last=False)          # must not grow memory without end
         return sess
 
     def run(self, images: np.ndarray, logits: bool = False) -> tuple[np.ndarray, np.ndarray | None]:

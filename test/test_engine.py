@@ -185,3 +185,14 @@ def test_batchnorm_fusion_keeps_outputs_and_callers_model():
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in eng.model.modules())
         assert torch.allclose(eng.model(x), before, rtol=1e-4, atol=1e-3)
         assert torch.allclose(fuse_batchnorm(model)(x), before, rtol=1e-4, atol=1e-3)
+
+
+def test_onnxruntime_keeps_a_bounded_number_of_traced_sizes(checkpoint, monkeypatch):
+    from icnet_ros.onnx_runner import OnnxRunner
+
+    monkeypatch.setattr(OnnxRunner, "MAX_SESSIONS", 2)
+    eng = Engine.from_checkpoint(checkpoint, device="cpu", warmup=False, backend="onnxruntime")
+    for h in (40, 48, 40, 56):          # 40 is used again, so 48 is the one dropped
+        eng.infer(frame(h, 64))
+    assert list(eng._onnx._sessions) == [(40, 64), (56, 64)]
+    assert [(h, w) for h, w, _ in eng.traced] == [(40, 64), (48, 64), (56, 64)]
