@@ -3,7 +3,8 @@
     export --checkpoint runs/kitti/best.pt --format onnx --out icnet.onnx --height 375 --width 1242
 
 The exported graph takes what a camera gives: ``image``, uint8 N x H x W x 3 RGB (N is
-dynamic, H x W fixed at export), normalises it inside, and returns ``logits`` (float32
+dynamic, H x W fixed at export), normalises it inside (and, for a model trained with an
+input_size, resizes to it and back, as the engine does), and returns ``logits`` (float32
 N x C x H x W) and ``classes`` (uint8 N x H x W).  The model's metadata (classes, colours,
 drivable ids) travels with it: ONNX metadata_props["icnet_ros"], or the TorchScript extra
 file "icnet_ros.json".  After writing, the file is run (onnxruntime, or torch.jit.load)
