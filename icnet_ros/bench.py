@@ -284,18 +284,14 @@ def measure_model(spec: dict) -> list[dict]:
     return rows
 
 
-def _have_ort() -> bool:
-    from .engine import _have_onnxruntime
-
-    return _have_onnxruntime()
-
-
 def model_plan(device: str, quick: bool, models, shapes, batches) -> dict[str, list]:
     """{model name: [(h, w, batch, precision), ...]}, smallest work first.  On the CPU,
     'fp32' is PyTorch and 'fp32+ort' ONNX Runtime (the node's default there), batch 1."""
+    from .engine import _have_onnxruntime
+
     cuda = device.startswith("cuda")
     precisions = ["fp32", "fp16", "bf16", "fp16+graph"] if cuda else ["fp32"]
-    if not cuda and _have_ort():
+    if not cuda and _have_onnxruntime():
         precisions.append("fp32+ort")
     plan = {}
     for name in models:

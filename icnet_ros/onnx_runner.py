@@ -11,6 +11,7 @@ is seen.  No ROS here.
 from __future__ import annotations
 
 import io
+import time
 from collections import OrderedDict
 
 import numpy as np
@@ -36,8 +37,6 @@ class OnnxRunner:
         if sess is not None:
             self._sessions.move_to_end((h, w))
         else:
-            import time
-
             import onnxruntime as ort
 
             from .export import trace_onnx

@@ -21,6 +21,7 @@ def engine(checkpoint, request):
     """Every engine test runs on both CPU backends."""
     eng = Engine.from_checkpoint(checkpoint, device="cpu", warmup=False, backend=request.param)
     assert eng.backend == request.param
+    assert (eng.model is None) == (request.param == "onnxruntime")   # no unused PyTorch copy
     return eng
 
 
@@ -180,7 +181,7 @@ def test_batchnorm_fusion_keeps_outputs_and_callers_model():
     with torch.no_grad():
         before = model(x)
         eng = Engine(model, ModelMeta(CAMVID.__class__(("a", "b", "c", "d"), ((0, 0, 0),) * 4, (1,)), "r50", 0.25),
-                     device="cpu", warmup=False)
+                     device="cpu", warmup=False, backend="torch")
         assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # caller untouched
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in eng.model.modules())
         assert torch.allclose(eng.model(x), before, rtol=1e-4, atol=1e-3)
