@@ -97,6 +97,16 @@ def test_compressed_input(graph_factory):
     np.testing.assert_array_equal(png_mask, g.node.engine.infer([rgb])[0].classes)
 
 
+def image_publisher_with_info(g, h: int, w: int, f: float):
+    """An image publisher for the node's camera, once the node holds this CameraInfo."""
+    pub = g.publisher(Image, g.topic("image"))
+    info_pub = g.publisher(CameraInfo, g.topic("camera_info"))
+    g.wait_matched(pub, info_pub)
+    info_pub.publish(camera_info(h, w, f=f))
+    assert wait_for(lambda: g.node.cameras[0].info is not None, 5.0)
+    return pub
+
+
 @pytest.mark.parametrize("road", [True, False], ids=["all_road", "no_road"])
 def test_grid_free_ahead_and_unseen_outside_the_view(graph_factory, tmp_path, road):
     # The model calls every pixel road (or none), so the lower part of the frame, which
@@ -104,11 +114,7 @@ def test_grid_free_ahead_and_unseen_outside_the_view(graph_factory, tmp_path, ro
     ckpt = tiny_checkpoint_file(tmp_path / "const.pt", KITTI_ROAD, constant_class=1 if road else 0)
     g = graph_factory(ckpt, qos_reliability="reliable", camera_height=1.5, camera_pitch=0.1)
     grids = g.collect(OccupancyGrid, g.output("drivable_area"))
-    pub = g.publisher(Image, g.topic("image"))
-    info_pub = g.publisher(CameraInfo, g.topic("camera_info"))
-    g.wait_matched(pub, info_pub)
-    info_pub.publish(camera_info(64, 128, f=80.0))
-    assert wait_for(lambda: g.node.cameras[0].info is not None, 5.0)
+    pub = image_publisher_with_info(g, 64, 128, f=80.0)
     pub.publish(image_msg(frame(64, 128), 7))
     assert wait_for(lambda: grids, 10.0)
     msg = grids[-1]
@@ -136,11 +142,7 @@ def test_frame_whose_lower_part_is_road_gives_free_cells_ahead(graph_factory, tm
                       camera_height=1.5, grid_x_max=30.0)
     grids = g.collect(OccupancyGrid, g.output("drivable_area"))
     masks = g.collect(Image, g.output("drivable_mask"))
-    pub = g.publisher(Image, g.topic("image"))
-    info_pub = g.publisher(CameraInfo, g.topic("camera_info"))
-    g.wait_matched(pub, info_pub)
-    info_pub.publish(camera_info(96, 128, f=100.0))
-    assert wait_for(lambda: g.node.cameras[0].info is not None, 5.0)
+    pub = image_publisher_with_info(g, 96, 128, f=100.0)
     rgb = np.zeros((96, 128, 3), np.uint8)
     rgb[:58, :, 0] = 255           # red above row 58
     rgb[58:, :, 1] = 255           # green (road) below
