@@ -41,6 +41,17 @@ class ModelMeta:
     input_size: tuple | None = None
     arch: str = "icnet"
     info: dict = field(default_factory=dict)  # free text: recipe, scores, date
+    # Width frames are resized to, aspect kept (when input_size is None): one scale for
+    # cameras of any resolution.  None: as is.
+    input_width: int | None = None
+
+    def network_size(self, h: int, w: int) -> tuple[int, int]:
+        """The H x W the network runs at for an h x w frame."""
+        if self.input_size:
+            return tuple(int(v) for v in self.input_size)
+        if self.input_width and self.input_width != w:
+            return max(8, round(h * self.input_width / w)), int(self.input_width)
+        return int(h), int(w)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -56,7 +67,8 @@ class ModelMeta:
                    variant=d.get("variant", "r50"), width=float(d.get("width", 0.5)),
                    mean=tuple(d.get("mean", IMAGENET_MEAN)), std=tuple(d.get("std", IMAGENET_STD)),
                    input_size=tuple(int(v) for v in size) if size else None,
-                   arch=d.get("arch", "icnet"), info=dict(d.get("info", {})))
+                   arch=d.get("arch", "icnet"), info=dict(d.get("info", {})),
+                   input_width=int(d["input_width"]) if d.get("input_width") else None)
 
     def build(self) -> ICNet:
         if self.arch != "icnet":

@@ -246,8 +246,9 @@ class Engine:
         if color == "bgr":
             x = x.flip(3)                               # on uint8: a quarter of the bytes
         x = normalise(x, self._mean, self._std)
-        if self.meta.input_size and tuple(self.meta.input_size) != (h, w):
-            x = F.interpolate(x, size=tuple(self.meta.input_size), mode="bilinear", align_corners=False)
+        size = self.meta.network_size(h, w)
+        if size != (h, w):
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         x = x.contiguous(memory_format=torch.channels_last)
         dtype = _DTYPES.get(self.precision)
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):

@@ -44,15 +44,16 @@ class Deployable(nn.Module):
     def __init__(self, model: nn.Module, meta: ModelMeta):
         super().__init__()
         self.model = model.eval()
-        self.input_size = tuple(meta.input_size) if meta.input_size else None
+        self.meta = meta
         self.register_buffer("mean", torch.tensor(meta.mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(meta.std, dtype=torch.float32))
 
     def forward(self, image: torch.Tensor):
         size = tuple(image.shape[1:3])             # fixed when traced: H x W are set at export
         x = normalise(image, self.mean, self.std)  # the engine's own normalisation
-        if self.input_size and self.input_size != size:
-            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
+        net_size = self.meta.network_size(*size)
+        if net_size != size:
+            x = F.interpolate(x, size=net_size, mode="bilinear", align_corners=False)
         logits = self.model(x)
         if tuple(logits.shape[-2:]) != size:
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)

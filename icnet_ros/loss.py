@@ -32,8 +32,16 @@ class CascadeLoss(nn.Module):
         total = labels.new_zeros((), dtype=torch.float32)
         for logits, weight in zip(outputs, self.weights):
             target = shrink_labels(labels, logits.shape[-2:])
-            if not bool((target != self.ignore_index).any()):
-                continue  # all ignored: cross_entropy's mean would be 0/0 = NaN
-            total = total + weight * F.cross_entropy(
-                logits.float(), target, weight=self.class_weights, ignore_index=self.ignore_index)
+            # Sum over valid pixels / their (clamped) weight, cross_entropy's mean written out: a fully ignored
+            # term is then 0 with a (zero) gradient to its head instead of 0/0 = NaN, so every
+            # head takes part in backward on every rank (DDP without find_unused_parameters)
+            # and no host sync is needed to test for it.
+            per_pixel = F.cross_entropy(logits.float(), target, weight=self.class_weights,
+                                        ignore_index=self.ignore_index, reduction="none")
+            valid = target != self.ignore_index
+            if self.class_weights is None:
+                norm = valid.sum()
+            else:
+                norm = (self.class_weights[target.clamp(0, len(self.class_weights) - 1)] * valid).sum()
+            total = total + weight * per_pixel.sum() / norm.clamp(min=1e-6)
         return total

