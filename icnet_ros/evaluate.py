@@ -26,7 +26,7 @@ from .classes import ClassSet
 from .datasets import DataError, kitti_base, open_dataset
 from .engine import Engine, EngineError
 from .metrics import ConfusionMatrix, RoadEval
-from .train import add_data_args
+from .cli import add_data_args
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,6 +30,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from .checkpoint import IMAGENET_MEAN, IMAGENET_STD, CheckpointError, ModelMeta, read_checkpoint, save_checkpoint
 from .classes import ClassSet
+from .cli import add_data_args, parse_size
 from .datasets import DataError, open_dataset
 from .engine import EngineError, resolve_device
 from .engine import normalise as engine_normalise  # one normalisation for train and inference
@@ -40,24 +41,6 @@ from .sources import MixSampler, parse_source, open_source, set_epoch, split_tai
 from .transforms import TrainAugment
 
 CSV_HEADER = ["epoch", "iteration", "lr", "train_loss", "val_miou", "val_pixel_acc", "seconds"]
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-        if h < 8 or w < 8:
-            raise ValueError
-        return h, w
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size {text!r} must be HxW with both at least 8, e.g. 360x480") from None
-
-
-def add_data_args(p: argparse.ArgumentParser) -> None:
-    """Options shared with ``evaluate``: class file and bag topics."""
-    p.add_argument("--classes", help="YAML class file for folder:/bag: data (names, colors, drivable_ids, ignore_index)")
-    p.add_argument("--image-topic", help="bag: image topic (sensor_msgs Image or CompressedImage)")
-    p.add_argument("--mask-topic", help="bag: mask topic (mono8 class ids or rgb8 KITTI colours)")
-    p.add_argument("--max-dt", type=float, default=0.05, help="bag: max image/mask header stamp gap in seconds")
 
 
 def build_parser() -> argparse.ArgumentParser:
