@@ -112,7 +112,7 @@ def load_imagenet(branch: EfficientLiteBranch, path: str | Path | None = None) -
     number of tensors copied."""
     path = Path(path) if path else imagenet_weights_path()
     if not path.is_file():
-        raise PretrainedError(f"pretrained weights {path} do not exist")
+        raise PretrainedError(f"pretrained weights file {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error

@@ -1,12 +1,16 @@
 """``ros2 run icnet_ros evaluate``: score a checkpoint on labelled data.
 
     evaluate --checkpoint runs/kitti/best.pt --data kitti:data_road --json scores.json [--bev]
+    evaluate --data camvid:data/camvid:val labels=config/label_maps/camvid.yaml \
+             --data folder:data/idd/images:data/idd/labels labels=config/label_maps/idd_lite.yaml val=0.1
 
 Reports per-class IoU, mIoU and pixel accuracy, and the KITTI road benchmark metrics of
 the drivable classes (MaxF, AP, precision, recall, FPR, FNR) computed as KITTI's devkit
 does.  When the model's classes differ from the data's (a CamVid model on KITTI road
 ground truth), drivable is compared with drivable: the KITTI metrics and a two-class
-(not_drivable, drivable) IoU.  ``--bev`` scores the KITTI metrics in KITTI's bird's-eye
+(not_drivable, drivable) IoU.  ``labels=YAML`` after a spec maps the data's ids into the
+model's classes (a label map, label_maps.py), so it is scored class by class; ``val=F``
+scores only the held-out tail that ``train`` validated on with the same option.  ``--bev`` scores the KITTI metrics in KITTI's bird's-eye
 view (x -10..10 m, z 6..46 m, 0.05 m cells) using each frame's calib file.
 """
 
@@ -23,16 +27,19 @@ import numpy as np
 
 from .checkpoint import CheckpointError
 from .classes import ClassSet
-from .datasets import DataError, kitti_base, open_dataset
+from .datasets import DataError, kitti_base
 from .engine import Engine, EngineError
 from .metrics import ConfusionMatrix, RoadEval
-from .cli import add_data_args
+from .sources import open_source, parse_source, split_tail
+from .cli import DATA_FORMS, add_data_args
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", help="model to score (default: the shipped model)")
-    p.add_argument("--data", required=True, help="kitti:PATH | camvid:PATH:SPLIT | folder:IMAGES:MASKS | bag:PATH")
+    p.add_argument("--data", required=True, action="append", nargs="+", metavar="SPEC [labels=YAML val=F]",
+                   help=f"{DATA_FORMS}; labels: a label map into the model's classes; val: only the last F "
+                        f"(train's held-out part); repeatable")
     add_data_args(p)
     p.add_argument("--json", help="write the scores to this JSON file")
     p.add_argument("--bev", action="store_true", help="KITTI metrics in the bird's-eye view (needs calib files)")
@@ -100,7 +107,9 @@ def evaluate(engine: Engine, dataset, bev: BevView | None = None, limit: int = 0
                 valid, gt_drivable = label != data_cs.ignore_index, np.isin(label, drivable)
             road.update(prob, gt_drivable, valid)
     kitti = road.scores() if len(drivable) else None
+    drivable_ids = sorted(data_cs.drivable_ids) if same else [1]
     return {"miou": _num(cm.miou()), "pixel_accuracy": _num(cm.pixel_accuracy()),
+            "drivable_iou": _num(cm.group_iou(drivable_ids)),
             "class_iou": cm.class_iou(names), "kitti": kitti,
             "fps": n / seconds if seconds > 0 else None, "images": n,
             "compared": "classes" if same else "drivable", "view": "bev" if bev is not None else "image"}
@@ -113,9 +122,11 @@ def _num(v: float):
 def table(scores: dict) -> str:
     def f(v):
         return "   n/a" if v is None else f"{100 * v:6.2f}"
-    lines = [f"{'class':<16}{'IoU %':>8}"]
-    lines += [f"{name:<16}{f(v):>8}" for name, v in scores["class_iou"].items()]
-    lines += [f"{'mIoU':<16}{f(scores['miou']):>8}", f"{'pixel accuracy':<16}{f(scores['pixel_accuracy']):>8}"]
+    lines = [f"{'class':<20}{'IoU %':>8}"]
+    lines += [f"{name:<20}{f(v):>8}" for name, v in scores["class_iou"].items()]
+    lines += [f"{'mIoU':<20}{f(scores['miou']):>8}", f"{'pixel accuracy':<20}{f(scores['pixel_accuracy']):>8}"]
+    if scores.get("drivable_iou") is not None:
+        lines.append(f"{'drivable IoU':<20}{f(scores['drivable_iou']):>8}")
     k = scores["kitti"]
     if k:
         lines.append(f"KITTI road ({scores['view']}): MaxF {f(k['maxf'])}  AP {f(k['ap'])}  PRE {f(k['precision'])}  "
@@ -136,28 +147,51 @@ def main(argv=None) -> int:
 
 def run(args) -> int:
     classes = ClassSet.from_yaml(args.classes) if args.classes else None
-    dataset = open_dataset(args.data, classes, image_topic=args.image_topic, mask_topic=args.mask_topic,
-                           max_dt=args.max_dt)
-    bev = None
-    if args.bev:
-        if args.calib:
-            calib_dir = Path(args.calib)
-        elif args.data.startswith("kitti:"):
-            calib_dir = kitti_base(Path(args.data.partition(":")[2])) / "calib"
-        else:
-            raise DataError("--bev needs --calib DIR for data that is not kitti:PATH")
-        if not isinstance(dataset.samples[0].image, Path):
-            raise DataError("--bev needs image files named like their calib files (not bag frames)")
-        bev = BevView(calib_dir)
+    sources = [parse_source(tokens) for tokens in args.data]
+    if args.bev and len(sources) > 1:
+        raise DataError("--bev scores one --data source at a time")
     engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision, warmup=False,
                                     backend=args.backend)
-    scores = evaluate(engine, dataset, bev, args.limit)
-    print(table(scores))
+    results = []
+    for src in sources:
+        # A label map maps into the model's classes; otherwise --classes describes the data.
+        dataset = open_source(src, engine.classes if src.labels else classes, image_topic=args.image_topic,
+                              mask_topic=args.mask_topic, max_dt=args.max_dt)
+        if src.val:
+            dataset = held_out(dataset, src.val, src.spec)
+        scores = evaluate(engine, dataset, _bev(args, src.spec, dataset) if args.bev else None, args.limit)
+        scores["data"] = src.spec + (f" (last {src.val:g})" if src.val else "")
+        if len(sources) > 1:
+            print(f"== {scores['data']}")
+        print(table(scores))
+        results.append(scores)
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(scores, indent=2) + "\n")
+        path.write_text(json.dumps(results[0] if len(results) == 1 else results, indent=2) + "\n")
     return 0
+
+
+def held_out(dataset, fraction: float, spec: str):
+    """The part ``train`` validated on with the same ``val=F``: the last files."""
+    import copy
+
+    _, held = split_tail(dataset, fraction, spec)
+    part = copy.copy(dataset)
+    part.samples = [dataset.samples[i] for i in held]
+    return part
+
+
+def _bev(args, spec: str, dataset) -> BevView:
+    if args.calib:
+        calib_dir = Path(args.calib)
+    elif spec.startswith("kitti:"):
+        calib_dir = kitti_base(Path(spec.partition(":")[2])) / "calib"
+    else:
+        raise DataError("--bev needs --calib DIR for data that is not kitti:PATH")
+    if not isinstance(dataset.samples[0].image, Path):
+        raise DataError("--bev needs image files named like their calib files (not bag frames)")
+    return BevView(calib_dir)
 
 
 if __name__ == "__main__":

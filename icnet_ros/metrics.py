@@ -52,6 +52,15 @@ class ConfusionMatrix:
         total = self.matrix.sum()
         return float(np.diag(self.matrix).sum() / total) if total else float("nan")
 
+    def group_iou(self, ids) -> float:
+        """IoU of several classes taken as one (e.g. every drivable class); NaN if absent."""
+        ids = list(ids)
+        if not ids:
+            return float("nan")
+        tp = self.matrix[np.ix_(ids, ids)].sum()
+        union = self.matrix[ids, :].sum() + self.matrix[:, ids].sum() - tp
+        return float(tp / union) if union else float("nan")
+
     def class_iou(self, names) -> dict[str, float | None]:
         return {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, self.iou())}
 

@@ -66,7 +66,10 @@ def parse_source(tokens: list[str] | str) -> Source:
 def open_source(src: Source, classes: ClassSet | None, **bag_args) -> SegmentationDataset:
     """The dataset of one source, its masks mapped into ``classes`` when it has a label map."""
     if src.labels is None:
-        return open_dataset(src.spec, classes, **bag_args)
+        # kitti: and camvid: bring their own classes; the caller compares them with the
+        # model's and suggests a label map when they differ.
+        fixed = src.spec.startswith(("kitti:", "camvid:"))
+        return open_dataset(src.spec, None if fixed else classes, **bag_args)
     if classes is None:
         raise DataError(f"--data {src.spec}: labels={src.labels} needs --classes (the model's class file)")
     # Read the source with its own class set, then map: the label map decides which ids

@@ -173,13 +173,7 @@ def evaluate_model(model: ICNet, dataset, device, meta: ModelMeta | None = None,
 
 def drivable_iou(cm: ConfusionMatrix, classes: ClassSet) -> float:
     """IoU of the drivable classes taken together, from a class confusion matrix."""
-    ids = list(classes.drivable_ids)
-    if not ids:
-        return math.nan
-    m = cm.matrix
-    tp = m[np.ix_(ids, ids)].sum()
-    union = m[ids, :].sum() + m[:, ids].sum() - tp
-    return float(tp / union) if union else math.nan
+    return cm.group_iou(classes.drivable_ids)
 
 
 def predict(model: ICNet, image: torch.Tensor, device, meta: ModelMeta | None = None) -> np.ndarray:
@@ -324,9 +318,10 @@ def build_data(args) -> TrainData:
     bag = {"image_topic": args.image_topic, "mask_topic": args.mask_topic, "max_dt": args.max_dt}
     sources = [parse_source(tokens) for tokens in args.data]
     opened = [open_source(src, classes, **bag) for src in sources]
-    classes = opened[0].classes
-    for src, d in zip(sources[1:], opened[1:]):
-        _same_classes(d, classes, f"--data {src.spec}", f"--data {sources[0].spec}")
+    first = f"--classes {args.classes}" if classes is not None else f"--data {sources[0].spec}"
+    classes = classes or opened[0].classes
+    for src, d in zip(sources, opened):
+        _same_classes(d, classes, f"--data {src.spec}", first)
     augment = TrainAugment(args.crop, tuple(args.scale), ignore_index=classes.ignore_index,
                            base_size=args.base_size, base_width=args.base_width)
     trains, vals, bases = [], [], []

