@@ -49,7 +49,7 @@ class Deployable(nn.Module):
         self.register_buffer("std", torch.tensor(meta.std, dtype=torch.float32))
 
     def forward(self, image: torch.Tensor):
-        size = tuple(image.shape[1:3])             # fixed when traced: H x W are set at export
+        size = tuple(int(v) for v in image.shape[1:3])  # fixed when traced: H x W are set at export
         x = normalise(image, self.mean, self.std)  # the engine's own normalisation
         net_size = self.meta.network_size(*size)
         if net_size != size:

@@ -102,3 +102,18 @@ def test_atomic_save_leaves_no_temp_files(tmp_path, model_and_meta):
     save_checkpoint(tmp_path / "a.pt", model, meta)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt"]
     assert np.isfinite(1.0)
+
+
+def test_input_width_round_trips_and_keeps_the_aspect(tmp_path):
+    from icnet_ros.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
+    from icnet_ros.classes import CAMVID
+    from icnet_ros.model import icnet
+
+    path = save_checkpoint(tmp_path / "w.pt", icnet(CAMVID.num_classes, "effl0", 0.25),
+                           ModelMeta(CAMVID, "effl0", 0.25, input_width=640))
+    _, meta, _ = load_checkpoint(path)
+    assert meta.input_width == 640 and meta.variant == "effl0"
+    assert meta.network_size(375, 1242) == (193, 640)     # KITTI, aspect kept
+    assert meta.network_size(256, 512) == (320, 640)      # Cityscapes copy, upscaled
+    assert meta.network_size(360, 640) == (360, 640)      # already that wide: as is
+    assert ModelMeta(CAMVID, input_size=(48, 64), input_width=640).network_size(375, 1242) == (48, 64)

@@ -65,19 +65,20 @@ def test_onnx_has_dynamic_batch_and_matches_pytorch(checkpoint, tmp_path, capfd)
     np.testing.assert_array_equal(one[0], classes[0])
 
 
-def test_a_model_with_an_input_size_exports_the_engines_resizes(tmp_path, capfd):
+@pytest.mark.parametrize("variant, resize", [("r18", {"input_size": (48, 64)}), ("effl0", {"input_width": 72})])
+def test_a_model_with_an_input_size_exports_the_engines_resizes(tmp_path, capfd, variant, resize):
     import onnxruntime as ort
 
     torch.manual_seed(2)
     path = tmp_path / "s.pt"
-    save_checkpoint(path, icnet(CAMVID.num_classes, "r18", 0.25), ModelMeta(CAMVID, "r18", 0.25, input_size=(48, 64)))
+    save_checkpoint(path, icnet(CAMVID.num_classes, variant, 0.25), ModelMeta(CAMVID, variant, 0.25, **resize))
     out = tmp_path / "s.onnx"
     assert export_main(["--checkpoint", str(path), "--format", "onnx", "--out", str(out),
                         "--height", str(H), "--width", str(W)]) == 0
     frames = sample_frames(2, H, W, seed=5)
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     classes = sess.run(["classes"], {"image": frames})[0]
-    assert classes.shape == (2, H, W)             # network at 48x64, answer at the frame's size
+    assert classes.shape == (2, H, W)             # network at 48x64 (or 72 wide), answer at the frame's size
     assert (classes == engine_classes(path, frames)).mean() >= 0.999
 
 
