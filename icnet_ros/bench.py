@@ -128,13 +128,14 @@ def _torchvision_model(name: str, num_classes: int):
 
 def build(name: str, checkpoint: str | None = None):
     """(model, meta) for a bench model name; ICNet from checkpoint when one is given.
-    The meta's input_size is cleared: every model runs at the size it is given."""
+    A checkpoint keeps its meta, so it runs exactly as the engine runs it (at its
+    input_size or input_width: the table's "net size"); the model-zoo entries have no
+    input size and run at the size they are given."""
     from .checkpoint import ModelMeta, load_checkpoint
     from .classes import CAMVID
 
     if checkpoint:
         model, meta, _ = load_checkpoint(checkpoint)
-        meta.input_size = None
         return model, meta
     if name.startswith("icnet_"):
         _, variant, width = name.split("_")
@@ -147,53 +148,54 @@ def build(name: str, checkpoint: str | None = None):
 
 
 class GraphedPath:
-    """The engine's CUDA path (uint8 upload, normalise, network under autocast,
-    argmax, class maps to the host) with the device part captured in one CUDA graph:
-    a replay launches everything at once instead of one Python call per kernel."""
+    """The engine's CUDA path (uint8 upload, the engine's own device step: normalise,
+    resize to the network size, network under autocast, resize back; argmax, class maps
+    to the host) with the device part captured in one CUDA graph: a replay launches
+    everything at once instead of one Python call per kernel.  capture=False runs the
+    same step eagerly (the CPU test compares it with Engine.infer)."""
 
-    def __init__(self, engine, batch: int, h: int, w: int):
+    def __init__(self, engine, batch: int, h: int, w: int, capture: bool = True):
         import torch
-        import torch.nn.functional as F
 
-        dev = engine.device
-        self.host_in = torch.empty((batch, h, w, 3), dtype=torch.uint8).pin_memory()
-        self.dev_in = torch.empty((batch, h, w, 3), dtype=torch.uint8, device=dev)
-        self.host_out = torch.empty((batch, h, w), dtype=torch.uint8).pin_memory()
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(engine.precision)
-        size = tuple(engine.meta.input_size) if engine.meta.input_size else None
-
-        def step():
-            x = self.dev_in.permute(0, 3, 1, 2).float()
-            x = ((x - engine._mean) / engine._std).contiguous(memory_format=torch.channels_last)
-            if size and size != (h, w):
-                x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-            with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None, cache_enabled=False):
-                logits = engine.model(x)
-            if logits.shape[-2:] != (h, w):
-                logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
-            return logits.argmax(1).to(torch.uint8)
-
-        with torch.inference_mode():
+        self.engine = engine
+        self.dev_in = torch.empty((batch, h, w, 3), dtype=torch.uint8, device=engine.device)
+        self.graph = None
+        if not capture:
+            return
+        with torch.cuda.device(engine.device), torch.inference_mode():   # streams on the engine's GPU
+            self.host_in = torch.empty((batch, h, w, 3), dtype=torch.uint8).pin_memory()
+            self.host_out = torch.empty((batch, h, w), dtype=torch.uint8).pin_memory()
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
-                for _ in range(3):
-                    step()
+                for _ in range(3):  # cuDNN autotune and allocations happen before the capture
+                    self.step()
             torch.cuda.current_stream().wait_stream(side)
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph):
-                self.dev_out = step()
+                self.dev_out = self.step()
         self._host_np = self.host_in.numpy()
 
-    def infer(self, frames: list[np.ndarray]):
+    def step(self):
+        """Device work only: dev_in (uint8 N x H x W x 3 RGB) -> uint8 class maps."""
         import torch
 
+        return self.engine.logits(self.dev_in, graph_safe=True).argmax(1).to(torch.uint8)
+
+    def infer(self, frames: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        if self.graph is None:
+            self.dev_in.copy_(torch.from_numpy(np.stack(frames)))
+            with torch.inference_mode():
+                return self.step().cpu().numpy()
         for i, f in enumerate(frames):
             self._host_np[i] = f
-        self.dev_in.copy_(self.host_in, non_blocking=True)
-        self.graph.replay()
-        self.host_out.copy_(self.dev_out, non_blocking=True)
-        torch.cuda.current_stream().synchronize()
+        with torch.cuda.device(self.engine.device):
+            self.dev_in.copy_(self.host_in, non_blocking=True)
+            self.graph.replay()
+            self.host_out.copy_(self.dev_out, non_blocking=True)
+            torch.cuda.current_stream().synchronize()
         return self.host_out.numpy()
 
 
@@ -237,51 +239,62 @@ def time_calls(call, warmup: int, min_reps: int, min_s: float, max_s: float, max
 
 def measure_model(spec: dict) -> list[dict]:
     """One model, several (height, width, batch, precision) configurations; run in a
-    subprocess of its own by ``bench_models``."""
-    import torch
-
-    from .engine import Engine
-
+    subprocess of its own by ``bench_models``.  A configuration that fails (out of
+    memory, bf16 on a pre-Ampere GPU, a graph that does not capture) is a row too, with
+    its reason in "error" and no numbers: a missing row would read as never tried."""
     device = spec["device"]
     model, meta = build(spec["name"], spec.get("checkpoint"))
     rows = []
     for h, w, batch, precision in spec["configs"]:
-        graphed = precision.endswith("+graph")
-        prec = precision.split("+")[0]
-        backend = "onnxruntime" if precision.endswith("+ort") else "torch"
-        engine = Engine(model, meta, device, prec, warmup=False, backend=backend)
-        cuda = engine.device.type == "cuda"
-        frames = sample_frames((h, w), batch)
+        net_h, net_w = meta.network_size(h, w)
+        row = {"name": spec["name"], "shipped": bool(spec.get("checkpoint")), "height": h, "width": w,
+               "net_height": net_h, "net_width": net_w, "batch": batch, "precision": precision}
         try:
-            if cuda:
-                torch.cuda.synchronize()
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats(engine.device)
-            reset = _reset_peak_rss()
-            if graphed:
-                path = GraphedPath(engine, batch, h, w)
-                call = lambda: path.infer(frames)  # noqa: E731
-            else:
-                call = lambda: engine.infer(frames)  # noqa: E731
-            times = in_thread(lambda: time_calls(
-                call, **(spec.get("schedule") or SCHEDULES[(engine.device.type, bool(spec["quick"]))])))
-        except Exception as e:  # one configuration failing (e.g. out of memory) is reported, not fatal
-            log(f"bench: {spec['name']} {h}x{w} batch {batch} {precision} failed: {type(e).__name__}: {e}")
+            row.update(_measure(spec, model, meta, h, w, batch, precision), error=None)
+        except Exception as e:  # one configuration failing is reported in its row, not fatal
+            first = str(e).strip().splitlines()[:1]
+            reason = f"{type(e).__name__}: {first[0]}" if first else type(e).__name__
+            row.update(fps=float("nan"), p50_ms=float("nan"), p99_ms=float("nan"), peak_mb=float("nan"),
+                       reps=0, error=reason)
+            log(f"bench: {spec['name']} {h}x{w} batch {batch} {precision} failed: {reason}")
+            rows.append(row)
             continue
-        if cuda:
-            peak = torch.cuda.max_memory_allocated(engine.device) / 2**20
-        else:
-            peak = _status_mb("VmHWM") if reset else float("nan")
-        t = np.asarray(times)
-        rows.append({"name": spec["name"], "shipped": bool(spec.get("checkpoint")), "height": h, "width": w,
-                     "batch": batch, "precision": precision,
-                     "fps": batch * len(t) / (t.sum() / 1000.0),
-                     "p50_ms": float(np.percentile(t, 50)), "p99_ms": float(np.percentile(t, 99)),
-                     "peak_mb": float(peak), "reps": len(t)})
-        log(f"bench: {spec['name']:30s} {h}x{w} b{batch} {precision:10s} "
-            f"{rows[-1]['fps']:8.2f} fps  p50 {rows[-1]['p50_ms']:8.1f} ms  peak {peak:7.0f} MB  ({len(t)} reps)")
-        del engine
+        rows.append(row)
+        log(f"bench: {spec['name']:30s} {h}x{w} (net {net_h}x{net_w}) b{batch} {precision:10s} "
+            f"{row['fps']:8.2f} fps  p50 {row['p50_ms']:8.1f} ms  peak {row['peak_mb']:7.0f} MB  ({row['reps']} reps)")
     return rows
+
+
+def _measure(spec: dict, model, meta, h: int, w: int, batch: int, precision: str) -> dict:
+    """fps, p50_ms, p99_ms, peak_mb and reps of one configuration."""
+    import torch
+
+    from .engine import Engine
+
+    prec = precision.split("+")[0]
+    backend = "onnxruntime" if precision.endswith("+ort") else "torch"
+    engine = Engine(model, meta, spec["device"], prec, warmup=False, backend=backend)
+    cuda = engine.device.type == "cuda"
+    frames = sample_frames((h, w), batch)
+    if cuda:
+        torch.cuda.synchronize(engine.device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(engine.device)
+    reset = _reset_peak_rss()
+    if precision.endswith("+graph"):
+        path = GraphedPath(engine, batch, h, w)
+        call = lambda: path.infer(frames)  # noqa: E731
+    else:
+        call = lambda: engine.infer(frames)  # noqa: E731
+    times = in_thread(lambda: time_calls(
+        call, **(spec.get("schedule") or SCHEDULES[(engine.device.type, bool(spec["quick"]))])))
+    if cuda:
+        peak = torch.cuda.max_memory_allocated(engine.device) / 2**20
+    else:
+        peak = _status_mb("VmHWM") if reset else float("nan")
+    t = np.asarray(times)
+    return {"fps": batch * len(t) / (t.sum() / 1000.0), "p50_ms": float(np.percentile(t, 50)),
+            "p99_ms": float(np.percentile(t, 99)), "peak_mb": float(peak), "reps": len(t)}
 
 
 def model_plan(device: str, quick: bool, models, shapes, batches) -> dict[str, list]:
@@ -670,12 +683,13 @@ def _f(v, digits=1) -> str:
 
 def markdown(report: dict) -> str:
     lines = [f"Device: {report['device']}. {report['_notes']}", "",
-             "| model | shipped | size | batch | precision | fps | p50 ms | p99 ms | peak MB | reps |",
-             "|---|---|---|---|---|---:|---:|---:|---:|---:|"]
+             "| model | shipped | size | net size | batch | precision | fps | p50 ms | p99 ms | peak MB | reps |",
+             "|---|---|---|---|---|---|---:|---:|---:|---:|---:|"]
     for r in report["models"]:
+        fps = f"failed: {r['error'].replace('|', '/')}" if r.get("error") else _f(r["fps"], 2)
         lines.append(f"| {r['name']} | {'yes' if r['shipped'] else 'no'} | {r['height']}x{r['width']} | "
-                     f"{r['batch']} | {r['precision']} | {_f(r['fps'], 2)} | {_f(r['p50_ms'])} | "
-                     f"{_f(r['p99_ms'])} | {_f(r['peak_mb'], 0)} | {r.get('reps', '')} |")
+                     f"{r['net_height']}x{r['net_width']} | {r['batch']} | {r['precision']} | {fps} | "
+                     f"{_f(r['p50_ms'])} | {_f(r['p99_ms'])} | {_f(r['peak_mb'], 0)} | {r.get('reps', '')} |")
     n, d = report.get("node"), report.get("_node_details", {})
     if n:
         rounds = d.get("rounds", [])
@@ -704,7 +718,7 @@ def markdown(report: dict) -> str:
 
 def targets(report: dict) -> list[str]:
     out = []
-    rows = report["models"]
+    rows = [r for r in report["models"] if not r.get("error")]
 
     def find(pred):
         return next((r for r in rows if pred(r)), None)
@@ -716,6 +730,8 @@ def targets(report: dict) -> list[str]:
         lr = find(lambda r: r["name"] == "lraspp_mobilenet_v3_large" and kitti(r) and r["precision"] == prec)
         if ship and lr and report["device"].startswith("cpu"):
             which = "shipped" if ship["shipped"] else f"{ship['name']} (random weights, no shipped model yet)"
+            if (ship["net_height"], ship["net_width"]) != KITTI:
+                which += f" (network at {ship['net_height']}x{ship['net_width']})"
             out.append(f"CPU, 375x1242, {label}: {which} {ship['fps']:.2f} fps vs LR-ASPP {lr['fps']:.2f} fps: "
                        f"{'met' if ship['fps'] >= lr['fps'] else 'MISSED'}")
     n = report.get("node")
@@ -728,7 +744,9 @@ def targets(report: dict) -> list[str]:
                 and r["precision"].startswith("fp16") and r["name"].startswith("icnet")]
         if best:
             b = max(best, key=lambda r: r["fps"])
-            out.append(f"GPU 1024x2048 fp16 batch 1: best ICNet {b['name']} {b['precision']} {b['fps']:.0f} fps "
+            net = "" if (b["net_height"], b["net_width"]) == CITYSCAPES else \
+                f" (network at {b['net_height']}x{b['net_width']})"
+            out.append(f"GPU 1024x2048 fp16 batch 1: best ICNet {b['name']}{net} {b['precision']} {b['fps']:.0f} fps "
                        f"(target 300): {'met' if b['fps'] >= 300 else 'MISSED'}")
         if n:
             out.append(f"GPU node p50 at KITTI size {n['p50_ms']:.1f} ms (target 10): "

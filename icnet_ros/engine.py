@@ -4,13 +4,17 @@ Two backends.  On the CPU (fp32) the default is ONNX Runtime (`onnx_runner.py`) 
 is installed: the same graph, 1.3x PyTorch's speed on this project's machine.  Otherwise,
 and always on CUDA, PyTorch.  On CUDA a batch is uploaded once as uint8, then normalised, resized, run (channels_last,
 autocast, inference_mode), argmaxed and resized back on the GPU; only the uint8 class
-maps (and, on request, drivable probabilities) come back to the host, in one copy.
+maps (and, on request, drivable probabilities) come back to the host, in one copy.  CUDA
+work, warm-up included, runs on one thread of the engine's own bound to its GPU, whatever
+thread calls `infer`.
 """
 
 from __future__ import annotations
 
 import copy
 import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +69,13 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return "fp16" if device.type == "cuda" else "fp32"
     if precision == "fp16" and device.type != "cuda":
         raise EngineError("precision 'fp16' needs a CUDA device; use 'fp32' or 'bf16' on the CPU")
+    if precision == "bf16" and device.type == "cuda":
+        # Not torch.cuda.is_bf16_supported(): it also says yes where bf16 is only emulated
+        # (pre-Ampere), slower than fp32.  Asked of this device, not of the current one.
+        major, minor = torch.cuda.get_device_capability(device)
+        if major < 8:
+            raise EngineError(f"precision 'bf16' needs a GPU of compute capability 8.0 or newer; {device} is "
+                              f"{major}.{minor}, where bf16 is only emulated (use 'fp16')")
     return precision
 
 
@@ -122,6 +133,8 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
 
 
 class Engine:
+    MAX_STAGING = 8         # pinned upload buffers kept, one per batch shape; as OnnxRunner.MAX_SESSIONS
+
     def __init__(self, model: torch.nn.Module, meta: ModelMeta, device: str = "auto",
                  precision: str = "auto", warmup: bool = True, backend: str = "auto"):
         self.device = resolve_device(device)
@@ -140,15 +153,25 @@ class Engine:
             # ~20 % faster for ICNet-r18 at 375x1242 on this project's 2-core CPU).
             model = fuse_batchnorm(copy.deepcopy(model).eval())  # the caller's model stays as it was
             self.model = model.to(self.device, memory_format=torch.channels_last)
+        self._thread = None
         if self.device.type == "cuda":
+            # Fixed frame sizes: cuDNN's autotune pays once per size (timed into `traced`).
             torch.backends.cudnn.benchmark = True
-        self._mean = torch.tensor(meta.mean, device=self.device)
-        self._std = torch.tensor(meta.std, device=self.device)
+            # All CUDA work runs on one thread of the engine's own, bound to its GPU: torch keeps
+            # the current device and the cuBLAS/cuDNN handles per thread, so with cuda:1 pinning,
+            # streams and synchronise act on GPU 1 whichever thread calls infer, and the warm-up
+            # below creates the handles every later frame uses.
+            self._thread = ThreadPoolExecutor(1, "icnet-engine", initializer=torch.cuda.set_device,
+                                              initargs=(self.device,))
+        self._mean = torch.tensor(meta.mean, dtype=torch.float32, device=self.device)
+        self._std = torch.tensor(meta.std, dtype=torch.float32, device=self.device)
         self._drivable = torch.tensor(sorted(meta.classes.drivable_ids), dtype=torch.long, device=self.device)
         self._drivable_ids = self._drivable.cpu().numpy()
         self._drivable_lut = np.zeros(256, dtype=bool)
         self._drivable_lut[list(meta.classes.drivable_ids)] = True
-        self._pinned: dict[tuple, torch.Tensor] = {}
+        self._pinned: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._tuned: set[tuple] = set()                  # CUDA: network input shapes cuDNN has tuned
+        self._traced: list[tuple[int, int, float]] = []
         self.last_ms = 0.0
         if warmup:
             h, w = meta.input_size or (375, 1242)
@@ -171,8 +194,15 @@ class Engine:
 
     @property
     def traced(self) -> list[tuple[int, int, float]]:
-        """(h, w, seconds) for each frame size the onnxruntime backend has traced."""
-        return self._onnx.traced if self._onnx is not None else []
+        """(h, w, seconds) of the first call at each new frame size that made the backend
+        prepare: ONNX Runtime traces the graph, cuDNN autotunes its convolutions (CUDA;
+        once per network input shape).  Explains a one-off slow frame."""
+        return self._onnx.traced if self._onnx is not None else self._traced
+
+    @property
+    def prepare_note(self) -> str:
+        """What `traced` entries stand for, for a log line."""
+        return "network traced for onnxruntime" if self._onnx is not None else "cuDNN autotuned"
 
     def _check(self, frames) -> list[np.ndarray]:
         if isinstance(frames, np.ndarray):
@@ -193,6 +223,11 @@ class Engine:
         if color not in ("rgb", "bgr"):
             raise EngineError(f"color must be 'rgb' or 'bgr', got {color!r}")
         frames = self._check(frames)
+        if self._thread is not None:
+            return self._thread.submit(self._infer, frames, color, probabilities).result()
+        return self._infer(frames, color, probabilities)
+
+    def _infer(self, frames: list[np.ndarray], color: str, probabilities: bool) -> list[Result]:
         start = time.perf_counter()
         results: list[Result | None] = [None] * len(frames)
         groups: dict[tuple, list[int]] = {}
@@ -213,12 +248,21 @@ class Engine:
             if len(frames) == 1:
                 return torch.from_numpy(np.ascontiguousarray(frames[0])[None])
             return torch.from_numpy(np.stack(frames))
-        shape = (len(frames), *frames[0].shape)
-        buf = self._pinned.get(shape)
-        if buf is None:
-            buf = self._pinned[shape] = torch.empty(shape, dtype=torch.uint8).pin_memory()
+        buf = self._staging((len(frames), *frames[0].shape))
         np.stack(frames, out=buf.numpy())
         return buf.to(self.device, non_blocking=True)
+
+    def _staging(self, shape: tuple) -> torch.Tensor:
+        """The pinned buffer for one batch shape; the least recently used goes beyond
+        MAX_STAGING, so a stream of ever-new sizes cannot pin memory without end."""
+        buf = self._pinned.get(shape)
+        if buf is not None:
+            self._pinned.move_to_end(shape)
+            return buf
+        buf = self._pinned[shape] = torch.empty(shape, dtype=torch.uint8).pin_memory()
+        if len(self._pinned) > self.MAX_STAGING:
+            self._pinned.popitem(last=False)
+        return buf
 
     def _results(self, classes: np.ndarray, prob: np.ndarray | None) -> list[Result]:
         drivable = self._drivable_lut[classes]          # 256-entry lookup on the host
@@ -241,22 +285,38 @@ class Engine:
     def _run(self, frames: list[np.ndarray], color: str, probabilities: bool) -> list[Result]:
         if self._onnx is not None:
             return self._run_onnx(frames, color, probabilities)
+        start = time.perf_counter()
         h, w = frames[0].shape[:2]
         x = self._upload(frames)
         if color == "bgr":
             x = x.flip(3)                               # on uint8: a quarter of the bytes
-        x = normalise(x, self._mean, self._std)
+        logits = self.logits(x)
+        classes = logits.argmax(1).to(torch.uint8)
+        prob = None
+        if probabilities:
+            prob = logits.float().softmax(1).index_select(1, self._drivable).sum(1).cpu().numpy()
+        results = self._results(classes.cpu().numpy(), prob)  # the one device -> host copy of the maps
+        key = (len(frames), *self.meta.network_size(h, w))
+        if self.device.type == "cuda" and key not in self._tuned:
+            self._tuned.add(key)
+            self._traced.append((h, w, time.perf_counter() - start))
+        return results
+
+    @torch.inference_mode()
+    def logits(self, x: torch.Tensor, graph_safe: bool = False) -> torch.Tensor:
+        """The device part of a call (torch backend), shared with the bench's CUDA graph:
+        uint8 N x H x W x 3 RGB frames on the engine's device -> logits N x C x H x W
+        (float, or the autocast dtype when no resize was needed).  graph_safe: no autocast
+        weight cache, which a CUDA graph would otherwise keep from its capture."""
+        h, w = x.shape[1:3]
+        x = normalise(x, self._mean, self._std)          # tensors on the device: no copies
         size = self.meta.network_size(h, w)
         if size != (h, w):
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         x = x.contiguous(memory_format=torch.channels_last)
         dtype = _DTYPES.get(self.precision)
-        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None, cache_enabled=not graph_safe):
             logits = self.model(x)
         if logits.shape[-2:] != (h, w):  # ICNet without input_size already answers at h x w
             logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
-        classes = logits.argmax(1).to(torch.uint8)
-        prob = None
-        if probabilities:
-            prob = logits.float().softmax(1).index_select(1, self._drivable).sum(1).cpu().numpy()
-        return self._results(classes.cpu().numpy(), prob)  # the one device -> host copy of the maps
+        return logits

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import math
 import os
@@ -41,6 +42,7 @@ from .sources import MixSampler, parse_source, open_source, set_epoch, split_tai
 from .transforms import TrainAugment
 
 CSV_HEADER = ["epoch", "iteration", "lr", "train_loss", "val_miou", "val_pixel_acc", "seconds"]
+LOSS_WINDOW = 20        # training steps between reads of the loss on the host (progress bar, NaN check)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,9 +96,17 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@functools.lru_cache(maxsize=None)
+def norm_stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet mean and std on device, made once: built from the Python tuples each step,
+    they were two blocking host -> device copies that undid the image's non-blocking one."""
+    return (torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=device),
+            torch.tensor(IMAGENET_STD, dtype=torch.float32, device=device))
+
+
 def normalise(images: torch.Tensor, device) -> torch.Tensor:
     """uint8 N x H x W x 3 -> normalised float N x 3 x H x W on device, exactly as the engine does."""
-    return engine_normalise(images.to(device, non_blocking=True), IMAGENET_MEAN, IMAGENET_STD)
+    return engine_normalise(images.to(device, non_blocking=True), *norm_stats(torch.device(device)))
 
 
 def poly_lr(base: float, it: int, total: int, power: float, warmup: int) -> float:
@@ -136,10 +146,13 @@ class Dist:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         device = resolve_device(device_arg)
+        if self.world > 1 and device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if device.type == "cuda":
+            # The current device, for all that does not name one (streams, pinning, GradScaler,
+            # NCCL): --device cuda:1 means GPU 1 there too.
+            torch.cuda.set_device(device)
         if self.world > 1:
-            if device.type == "cuda":
-                device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-                torch.cuda.set_device(device)
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         self.device = device
 
@@ -155,6 +168,39 @@ class Dist:
     def close(self) -> None:
         if self.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def reduce_confusion(cm: ConfusionMatrix, ddp: Dist) -> ConfusionMatrix:
+    """Every rank's validation counts summed, on the training device: NCCL has no CPU tensors."""
+    cm.matrix = ddp.sum_(torch.from_numpy(cm.matrix).to(ddp.device)).cpu().numpy()
+    return cm
+
+
+def load_scaler(scaler: torch.amp.GradScaler, state: dict | None) -> bool:
+    """Resume the gradient scaler; False where the checkpoint has no scaler state to give.
+    A run saved with the scaler off (CPU, --no-amp) holds {}, which an enabled GradScaler
+    refuses: it then starts at its initial scale, which it corrects within a few steps."""
+    if not state:
+        return False
+    scaler.load_state_dict(state)
+    return True
+
+
+def train_step(model, criterion, opt, scaler, images: torch.Tensor, labels: torch.Tensor, device,
+               amp_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """One optimiser step on a batch of uint8 images and labels; the loss comes back
+    detached and on the device, so the step never waits for the GPU (the caller reads
+    losses a window of steps at a time)."""
+    x = normalise(images, device)
+    y = labels.to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        outputs = model(x)
+    loss = criterion(outputs, y)               # fp32: the loss casts each head's logits
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    return loss.detach()
 
 
 @torch.no_grad()
@@ -404,8 +450,10 @@ def _train(args, ddp: Dist) -> int:
         opt = torch.optim.AdamW(model.parameters(), lr=base_lr, weight_decay=args.weight_decay)
     cw = class_weights_from(args.class_weights, data.bases, classes)
     criterion = CascadeLoss(tuple(args.loss_weights), classes.ignore_index, cw).to(device)
-    amp = device.type == "cuda" and not args.no_amp
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    amp = torch.float16 if device.type == "cuda" and not args.no_amp else None   # autocast dtype
+    scaler = torch.amp.GradScaler("cuda", enabled=amp is not None)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True   # fixed crops: the fastest kernels, tuned once per shape
 
     start_epoch, it, best = 0, 0, -math.inf
     last = out / "last.pt"
@@ -421,7 +469,8 @@ def _train(args, ddp: Dist) -> int:
         except (RuntimeError, ValueError, KeyError) as e:
             raise CheckpointError(f"checkpoint {last} does not fit this command's model or optimiser "
                                   f"({str(e).splitlines()[0]}); resume with the arguments it was started with") from None
-        scaler.load_state_dict(extra["scaler"])
+        if not load_scaler(scaler, extra.get("scaler")) and scaler.is_enabled():
+            log(f"train: {last} was saved without AMP; the gradient scaler starts afresh")
         start_epoch, it = extra["epoch"] + 1, extra["iteration"]
         best = extra.get("best_score", extra.get("best_miou", -math.inf))
         set_rng_state(extra, device)
@@ -477,6 +526,7 @@ def _train(args, ddp: Dist) -> int:
                 loader_gen.manual_seed(args.seed * 1000 + epoch)  # same shuffle after a resume
             train_model.train()
             t0, loss_sum, steps = time.time(), 0.0, 0
+            window, window_steps = torch.zeros((), device=device), 0   # losses not yet read on the host
             bar = tqdm(loader, total=iters_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False,
                        disable=None if ddp.main else True)
             for step, (images, labels) in enumerate(bar):
@@ -485,21 +535,18 @@ def _train(args, ddp: Dist) -> int:
                 lr = poly_lr(base_lr, it, total_iters, args.power, args.warmup_iters)
                 for g in opt.param_groups:
                     g["lr"] = lr
-                x = normalise(images, device)
-                y = labels.to(device, non_blocking=True)
-                with torch.autocast(device.type, enabled=amp):
-                    outputs = train_model(x)
-                loss = criterion(outputs, y)
-                mean_loss = float(ddp.sum_(loss.detach().clone()).item()) / ddp.world  # every rank sees NaN
+                window += train_step(train_model, criterion, opt, scaler, images, labels, device, amp)
+                window_steps, it = window_steps + 1, it + 1
+                if window_steps < LOSS_WINDOW and step + 1 < iters_per_epoch:
+                    continue
+                # One host sync (and one all-reduce, after backward) per window, not several per step.
+                mean_loss = float(ddp.sum_(window).item()) / (ddp.world * window_steps)  # every rank sees NaN
                 if not math.isfinite(mean_loss):
-                    print(f"train: error: the loss became {mean_loss} at epoch {epoch + 1}, iteration {it + 1}; "
+                    print(f"train: error: the loss became {mean_loss} in epoch {epoch + 1} (by iteration {it}); "
                           f"stopped, keeping the last good checkpoint {last} (try a lower --lr)", file=sys.stderr)
                     return 3
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                loss_sum, steps, it = loss_sum + mean_loss, steps + 1, it + 1
+                loss_sum, steps = loss_sum + mean_loss * window_steps, steps + window_steps
+                window, window_steps = torch.zeros((), device=device), 0
                 bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{lr:.2e}")
                 if writer is not None:
                     writer.add_scalar("train/loss", mean_loss, it)
@@ -514,9 +561,7 @@ def _train(args, ddp: Dist) -> int:
             per_source = {}
             for name, val_set in val_sets:
                 cm = evaluate_model(model, val_set, device, meta, (ddp.rank, ddp.world))
-                # Reduced on the training device: NCCL has no CPU tensors.
-                cm.matrix = ddp.sum_(torch.from_numpy(cm.matrix).to(device)).cpu().numpy()
-                per_source[name] = cm
+                per_source[name] = reduce_confusion(cm, ddp)
             if per_source:
                 # One score over several sources: the mean of their mIoUs, so a small set counts as
                 # much as a large one.

@@ -12,7 +12,8 @@ import pytest
 from conftest import HAVE_RCLPY
 from icnet_ros import bench
 
-MODEL_KEYS = {"name", "shipped", "height", "width", "batch", "precision", "fps", "p50_ms", "p99_ms", "peak_mb"}
+MODEL_KEYS = {"name", "shipped", "height", "width", "net_height", "net_width", "batch", "precision", "fps", "p50_ms",
+              "p99_ms", "peak_mb", "error"}
 NODE_KEYS = {"fps", "engine_fps", "ratio", "p50_ms", "p99_ms", "overload_p99_ms", "dropped"}
 TINY = dict(warmup=1, min_reps=2, min_s=0.0, max_s=1.0, max_reps=3)
 
@@ -27,7 +28,8 @@ def check_models(rows, names, shape, batches):
         (n, b, p) for n in names for b in batches for p in ("fp32", "fp32+ort") if b == 1 or p == "fp32"]
     for r in rows:
         assert set(r) == MODEL_KEYS
-        assert (r["height"], r["width"], r["shipped"]) == (*shape, False)
+        assert (r["height"], r["width"], r["shipped"], r["error"]) == (*shape, False, None)
+        assert (r["net_height"], r["net_width"]) == shape          # model-zoo entries: the size given
         assert all(positive(r[k]) for k in ("fps", "p50_ms", "p99_ms", "peak_mb")), r
         assert r["p99_ms"] >= r["p50_ms"]
 
@@ -146,3 +148,52 @@ def test_bad_options_name_themselves(argv, message, capsys):
         bench.main(argv)
     assert e.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def wide_checkpoint(path, **meta_args):
+    """A tiny ICNet checkpoint that runs its network at another size than the frames'."""
+    import torch
+
+    from icnet_ros.checkpoint import ModelMeta, save_checkpoint
+    from icnet_ros.classes import CAMVID
+
+    torch.manual_seed(0)
+    meta = ModelMeta(CAMVID, "r18", 0.25, **meta_args)
+    return save_checkpoint(path, meta.build(), meta)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_graphed_step_run_eagerly_matches_engine_infer(tmp_path, precision):
+    """The device step the CUDA graph captures, run eagerly on the CPU: the engine's own
+    normalisation (/255, per channel) and resize to the network size, so the same maps."""
+    import numpy as np
+
+    from icnet_ros.engine import Engine
+    from icnet_ros.export import sample_frames
+
+    path = wide_checkpoint(tmp_path / "w.pt", input_width=96)          # 60x80 frames -> network 72x96
+    engine = Engine.from_checkpoint(path, device="cpu", precision=precision, warmup=False, backend="torch")
+    frames = list(sample_frames(2, 60, 80))
+    graphed = bench.GraphedPath(engine, 2, 60, 80, capture=False)
+    got = graphed.infer(frames)
+    assert got.shape == (2, 60, 80) and got.dtype == np.uint8
+    for maps, r in zip(got, engine.infer(frames)):
+        np.testing.assert_array_equal(maps, r.classes)
+
+
+def test_a_checkpoint_runs_at_its_network_size_and_a_failed_configuration_is_a_row(tmp_path):
+    path = wide_checkpoint(tmp_path / "s.pt", input_width=32)
+    spec = {"name": "icnet_r18_w0.25", "device": "cpu", "quick": True, "checkpoint": str(path), "schedule": TINY,
+            "configs": [(48, 64, 1, "fp32"), (48, 64, 1, "fp16")]}           # fp16 needs CUDA: fails
+    ok, failed = bench.measure_model(spec)
+    assert ok["shipped"] and ok["error"] is None and positive(ok["fps"])
+    assert (ok["height"], ok["width"], ok["net_height"], ok["net_width"]) == (48, 64, 24, 32)
+    assert failed["precision"] == "fp16" and failed["reps"] == 0 and math.isnan(failed["fps"])
+    assert failed["error"].startswith("EngineError: precision 'fp16' needs a CUDA device")
+    report = {"device": "cpu: test", "_notes": "", "models": [ok, failed], "node": None}
+    table = bench.markdown(report)
+    assert "| icnet_r18_w0.25 | yes | 48x64 | 24x32 | 1 | fp32 |" in table
+    assert "| fp16 | failed: EngineError: precision 'fp16' needs a CUDA device" in table
+    out = bench.public(report)
+    json.dumps(out, allow_nan=False)
+    assert out["models"][1]["fps"] is None and set(out["models"][1]) == MODEL_KEYS

@@ -197,3 +197,49 @@ def test_onnxruntime_keeps_a_bounded_number_of_traced_sizes(checkpoint, monkeypa
         eng.infer(frame(h, 64))
     assert list(eng._onnx._sessions) == [(40, 64), (56, 64)]
     assert [(h, w) for h, w, _ in eng.traced] == [(40, 64), (48, 64), (56, 64)]
+
+
+def test_bf16_needs_compute_capability_8_of_the_device_asked_for(monkeypatch):
+    """is_bf16_supported() says yes on pre-Ampere GPUs, where bf16 is emulated; the rule
+    asks the engine's own device (cuda:1 here), not the current one."""
+    from icnet_ros.engine import resolve_precision
+
+    asked = []
+
+    def capability(cc):
+        def get(device=None):
+            asked.append(device)
+            return cc
+        return get
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)   # emulation counts there
+    monkeypatch.setattr(torch.cuda, "get_device_capability", capability((7, 5)))
+    gpu1 = torch.device("cuda", 1)
+    with pytest.raises(EngineError, match=r"precision 'bf16' needs a GPU of compute capability 8.0 or newer; "
+                                          r"cuda:1 is 7.5, where bf16 is only emulated \(use 'fp16'\)"):
+        resolve_precision("bf16", gpu1)
+    assert asked == [gpu1]
+    assert resolve_precision("auto", gpu1) == "fp16" and resolve_precision("fp16", gpu1) == "fp16"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", capability((8, 0)))
+    assert resolve_precision("bf16", gpu1) == "bf16"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+
+
+def test_bf16_class_maps_agree_with_fp32(checkpoint):
+    fp32 = Engine.from_checkpoint(checkpoint, device="cpu", precision="fp32", warmup=False, backend="torch")
+    bf16 = Engine.from_checkpoint(checkpoint, device="cpu", precision="bf16", warmup=False, backend="torch")
+    frames = smooth_frames(2, 120, 200)
+    for a, b in zip(fp32.infer(frames, probabilities=True), bf16.infer(frames, probabilities=True)):
+        assert (a.classes == b.classes).mean() > 0.97        # random weights: many near ties
+        assert np.abs(a.drivable_prob - b.drivable_prob).mean() < 0.02
+
+
+def test_pinned_staging_buffers_are_bounded(checkpoint, monkeypatch):
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: self)   # no CUDA here
+    eng = Engine.from_checkpoint(checkpoint, device="cpu", warmup=False, backend="torch")
+    first = eng._staging((1, 40, 64, 3))
+    for h in range(41, 41 + Engine.MAX_STAGING):
+        eng._staging((1, h, 64, 3))
+        assert eng._staging((1, 40, 64, 3)) is first          # in use: kept
+    assert len(eng._pinned) == Engine.MAX_STAGING
+    assert (1, 41, 64, 3) not in eng._pinned and (1, 40, 64, 3) in eng._pinned

@@ -458,7 +458,7 @@ class SegmentationNode(LifecycleNode):
         results = self.engine.infer(frames, color=color)
         infer_ms = self.engine.last_ms
         for h, w, seconds in self.engine.traced[traced:]:   # explains a one-off slow frame
-            self.get_logger().info(f"new frame size {w}x{h}: network traced for onnxruntime in "
+            self.get_logger().info(f"new frame size {w}x{h}: {self.engine.prepare_note} in "
                                    f"{seconds * 1000:.0f} ms (once per size)")
         for (cam, msg, frame, order, wanted), rgb_or_bgr, res in zip(jobs, frames, results):
             rgb = rgb_or_bgr if color == "rgb" else rgb_or_bgr[..., ::-1]
