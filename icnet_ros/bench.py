@@ -108,22 +108,11 @@ def _reset_peak_rss() -> bool:
 # --- models ---------------------------------------------------------------------------
 
 def _torchvision_model(name: str, num_classes: int):
-    import torch
+    """torchvision returns {'out': logits}, as ICNet does: the engine runs either."""
     from torchvision.models import segmentation
 
-    class OutOnly(torch.nn.Module):
-        """torchvision returns {'out': logits, ...}; the engine wants the logits."""
-
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, x):
-            return self.net(x)["out"]
-
     builder = getattr(segmentation, name)
-    net = builder(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
-    return OutOnly(net)
+    return builder(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
 
 
 def build(name: str, checkpoint: str | None = None):

@@ -316,7 +316,7 @@ class Engine:
         x = x.contiguous(memory_format=torch.channels_last)
         dtype = _DTYPES.get(self.precision)
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None, cache_enabled=not graph_safe):
-            logits = self.model(x)
+            logits = self.model(x)["out"]
         if logits.shape[-2:] != (h, w):  # ICNet without input_size already answers at h x w
             logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
         return logits

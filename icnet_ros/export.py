@@ -54,7 +54,7 @@ class Deployable(nn.Module):
         net_size = self.meta.network_size(*size)
         if net_size != size:
             x = F.interpolate(x, size=net_size, mode="bilinear", align_corners=False)
-        logits = self.model(x)
+        logits = self.model(x)["out"]
         if tuple(logits.shape[-2:]) != size:
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         return logits, logits.argmax(1).to(torch.uint8)

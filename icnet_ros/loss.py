@@ -14,8 +14,12 @@ def shrink_labels(labels: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(labels[:, None].float(), size=tuple(size), mode="nearest")[:, 0].long()
 
 
+OUTPUT_ORDER = ("aux16", "aux8", "out")   # the model's training dict, coarse to fine
+
+
 class CascadeLoss(nn.Module):
-    """Weights follow the model's training outputs: (1/16, 1/8, 1/4) -> (0.4, 0.4, 1.0)."""
+    """Weights follow the model's training outputs: (aux16, aux8, out) = (1/16, 1/8, 1/4)
+    -> (0.4, 0.4, 1.0).  Takes the model's dict, or logits tensors in that order."""
 
     def __init__(self, weights=(0.4, 0.4, 1.0), ignore_index: int = 255, class_weights=None):
         super().__init__()
@@ -25,6 +29,8 @@ class CascadeLoss(nn.Module):
         self.register_buffer("class_weights", cw, persistent=False)
 
     def forward(self, outputs, labels: torch.Tensor) -> torch.Tensor:
+        if isinstance(outputs, dict):
+            outputs = tuple(outputs[k] for k in OUTPUT_ORDER if k in outputs)
         if isinstance(outputs, torch.Tensor):
             outputs = (outputs,)
         if len(outputs) != len(self.weights):

@@ -9,9 +9,11 @@ Three branches see the image at three resolutions:
 * sub1 (high):   full-resolution I -> three 3x3 stride-2 convs -> 1/8 of I.
 
 Two cascade feature fusion (CFF) units merge low into medium, then medium into high;
-a final x2 upsample and 1x1 classifier give logits at 1/4 of I.  Training returns the
-three cascade logits (1/16, 1/8, 1/4) for the cascade label guidance loss; eval
-returns logits upsampled to I.
+a final x2 upsample and 1x1 classifier give logits at 1/4 of I.  The model returns a
+dict in both modes, as torchvision's segmentation models do: ``out`` (eval: logits
+upsampled to I; training: the 1/4 logits the loss compares with shrunk labels) and, in
+training only, the cascade's auxiliary logits ``aux16`` and ``aux8`` (1/16, 1/8 of I)
+for the cascade label guidance loss.
 
 Sizes are never assumed to be multiples of 32: every upsample goes to the exact size of
 the map it is fused with, and pyramid pooling computes its windows from the feature
@@ -247,8 +249,8 @@ class ICNet(nn.Module):
         # num_classes instead of 128 channels: ~10x less upsampling work.
         logits4 = _resize(self.classifier(f12), (2 * h, 2 * w))  # 1/4 of I
         if self.training:
-            return aux16, aux8, logits4
-        return _resize(logits4, size)
+            return {"out": logits4, "aux16": aux16, "aux8": aux8}
+        return {"out": _resize(logits4, size)}
 
 
 def icnet(num_classes: int, variant: str = "r50", width: float = 0.5, **kwargs) -> ICNet:

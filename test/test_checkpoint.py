@@ -24,7 +24,7 @@ def test_round_trip_gives_identical_outputs(tmp_path, model_and_meta, suffix):
     loaded, meta2, _ = load_checkpoint(path)
     x = torch.randn(1, 3, 75, 124)
     with torch.no_grad():
-        assert torch.equal(model(x), loaded(x))
+        assert torch.equal(model(x)["out"], loaded(x)["out"])
     assert meta2.classes == KITTI_ROAD and meta2.classes.name == "kitti_road"
     assert meta2.input_size == (96, 160) and meta2.variant == "r18" and meta2.width == 0.25
     assert meta2.info == {"note": "test"}
@@ -39,7 +39,7 @@ def test_half_precision_file_is_smaller_and_close(tmp_path, model_and_meta):
     loaded, _, _ = load_checkpoint(half)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        assert (model(x).argmax(1) == loaded(x).argmax(1)).float().mean() > 0.99
+        assert (model(x)["out"].argmax(1) == loaded(x)["out"].argmax(1)).float().mean() > 0.99
 
 
 def test_training_state_survives_in_pt(tmp_path, model_and_meta):

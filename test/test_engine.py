@@ -179,13 +179,13 @@ def test_batchnorm_fusion_keeps_outputs_and_callers_model():
             m.running_var.uniform_(0.5, 2.0)
     x = torch.randn(1, 3, 96, 128)
     with torch.no_grad():
-        before = model(x)
+        before = model(x)["out"]
         eng = Engine(model, ModelMeta(CAMVID.__class__(("a", "b", "c", "d"), ((0, 0, 0),) * 4, (1,)), "r50", 0.25),
                      device="cpu", warmup=False, backend="torch")
         assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # caller untouched
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in eng.model.modules())
-        assert torch.allclose(eng.model(x), before, rtol=1e-4, atol=1e-3)
-        assert torch.allclose(fuse_batchnorm(model)(x), before, rtol=1e-4, atol=1e-3)
+        assert torch.allclose(eng.model(x)["out"], before, rtol=1e-4, atol=1e-3)
+        assert torch.allclose(fuse_batchnorm(model)(x)["out"], before, rtol=1e-4, atol=1e-3)
 
 
 def test_onnxruntime_keeps_a_bounded_number_of_traced_sizes(checkpoint, monkeypatch):

@@ -60,7 +60,7 @@ def test_onnx_has_dynamic_batch_and_matches_pytorch(checkpoint, tmp_path, capfd)
     x = (torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) \
         / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     with torch.no_grad():
-        np.testing.assert_allclose(logits, model(x).numpy(), rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(logits, model(x)["out"].numpy(), rtol=1e-3, atol=1e-3)
     one = sess.run(["classes"], {"image": frames[:1]})[0]
     np.testing.assert_array_equal(one[0], classes[0])
 

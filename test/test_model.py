@@ -26,9 +26,9 @@ def test_shapes_train_and_eval(size, variant):
         model.train()
         outs = model(x)
         model.eval()
-        logits = model(x)
-    assert len(outs) == 3
-    for out, expect in zip(outs, cascade_sizes(*size)):
+        logits = model(x)["out"]
+    assert list(outs) == ["out", "aux16", "aux8"]   # one dict type in both modes
+    for out, expect in zip((outs["aux16"], outs["aux8"], outs["out"]), cascade_sizes(*size)):
         assert out.shape == (1, 5, *expect)
     assert logits.shape == (1, 5, *size)
     assert torch.isfinite(logits).all()
@@ -37,7 +37,8 @@ def test_shapes_train_and_eval(size, variant):
 def test_cascade_outputs_are_at_1_16_1_8_1_4():
     model = icnet_r18(3, width=0.25).train()
     with torch.no_grad():
-        o16, o8, o4 = model(torch.randn(2, 3, 256, 512))
+        out = model(torch.randn(2, 3, 256, 512))
+        o16, o8, o4 = out["aux16"], out["aux8"], out["out"]
     assert o16.shape[-2:] == (16, 32) and o8.shape[-2:] == (32, 64) and o4.shape[-2:] == (64, 128)
 
 
@@ -81,7 +82,7 @@ def test_gradients_reach_every_branch():
     torch.manual_seed(0)
     model = icnet_r18(4, width=0.25).train()
     x = torch.randn(2, 3, 96, 128)
-    loss = sum(o.square().mean() for o in model(x))
+    loss = sum(o.square().mean() for o in model(x).values())
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, missing

@@ -15,10 +15,10 @@ torch.set_num_threads(1)
 def test_cascade_outputs_and_eval_size():
     model = icnet_effl0(5, width=0.25)
     out = model(torch.randn(2, 3, 96, 160))
-    assert [tuple(o.shape[-2:]) for o in out] == [(6, 10), (12, 20), (24, 40)]  # 1/16, 1/8, 1/4
+    assert [tuple(out[k].shape[-2:]) for k in ("aux16", "aux8", "out")] == [(6, 10), (12, 20), (24, 40)]
     model.eval()
     with torch.no_grad():
-        assert model(torch.randn(1, 3, 75, 121)).shape == (1, 5, 75, 121)  # sizes not multiples of 32
+        assert model(torch.randn(1, 3, 75, 121))["out"].shape == (1, 5, 75, 121)  # sizes not multiples of 32
 
 
 def test_names_users_see_are_accepted():
