@@ -18,14 +18,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from . import image_io
 from .classes import KITTI_ROAD, ClassSet
 from .datasets import DataError, Encoded, Sample, decode_kitti_gt, read_id_mask, read_image
+from .optional import missing
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
-# encoding -> (channels, reverse to RGB)
-ENCODINGS = {"rgb8": (3, False), "bgr8": (3, True), "rgba8": (4, False), "bgra8": (4, True),
-             "mono8": (1, False), "8uc1": (1, False), "8uc3": (3, True)}
 
 
 def _topic_list(reader) -> str:
@@ -33,25 +32,22 @@ def _topic_list(reader) -> str:
     return ", ".join(f"{t} ({m})" for t, m in seen) or "none"
 
 
-def _raw_array(msg, name: str) -> np.ndarray:
-    """H x W x C (C = 1, 3) uint8 in RGB order (or ids) from a sensor_msgs/Image."""
-    enc = msg.encoding.strip().lower()
-    if enc not in ENCODINGS:
-        raise DataError(f"{name} has encoding {msg.encoding!r}; only rgb8, bgr8, rgba8, bgra8 and mono8 are supported")
-    ch, reverse = ENCODINGS[enc]
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    data = np.frombuffer(bytes(msg.data), np.uint8) if not isinstance(msg.data, np.ndarray) else msg.data
-    if h <= 0 or w <= 0 or step < w * ch or data.size < step * h:
-        raise DataError(f"{name} is malformed: {w}x{h} {msg.encoding} with step {step} and {data.size} bytes")
-    arr = data[: step * h].reshape(h, step)[:, : w * ch].reshape(h, w, ch)
-    if ch == 4:
-        arr = arr[..., :3]
-    if reverse:
-        arr = arr[..., ::-1]
+def _raw_array(msg, name: str, mask: bool = False) -> np.ndarray:
+    """H x W x C (C = 1, 3) uint8 in RGB order (or ids) from a sensor_msgs/Image: every
+    camera encoding the node takes (image_io); masks only as 8-bit ids or colours."""
+    if mask and msg.encoding.strip().lower() not in image_io.DIRECT:
+        raise DataError(f"{name} has encoding {msg.encoding!r}; a mask must be mono8 class ids or "
+                        f"rgb8/bgr8 colours")
+    try:
+        arr, order = image_io.decode_raw(msg.encoding, msg.width, msg.height, msg.step, msg.data,
+                                         bool(getattr(msg, "is_bigendian", 0)))
+    except image_io.ImageError as e:
+        raise DataError(f"{name}: {e}") from None
+    arr = arr[..., None] if arr.ndim == 2 else (arr[..., ::-1] if order == "bgr" else arr)
     return np.ascontiguousarray(arr)
 
 
-def _encode(msg, msgtype: str, name: str) -> tuple[Encoded, int]:
+def _encode(msg, msgtype: str, name: str, mask: bool = False) -> tuple[Encoded, int]:
     """(Encoded frame, channels) for one message; compressed ones keep their bytes."""
     if msgtype == COMPRESSED:
         data = bytes(msg.data)
@@ -59,7 +55,7 @@ def _encode(msg, msgtype: str, name: str) -> tuple[Encoded, int]:
         if probe is None:
             raise DataError(f"{name} cannot be decoded (format {msg.format!r}; jpeg or png expected)")
         return Encoded(data, name), 1 if probe.ndim == 2 else probe.shape[2]
-    arr = _raw_array(msg, name)
+    arr = _raw_array(msg, name, mask)
     ch = arr.shape[2]
     out = arr[..., 0] if ch == 1 else arr[..., ::-1]  # cv2 writes BGR
     ok, buf = cv2.imencode(".png", out, [cv2.IMWRITE_PNG_COMPRESSION, 1])
@@ -83,7 +79,10 @@ def _stamp(msg) -> float:
 def bag_samples(path: Path, image_topic: str | None, mask_topic: str | None, max_dt: float,
                 classes: ClassSet | None):
     """(samples, label decoder, class set) for ``bag:PATH``."""
-    from rosbags.highlevel import AnyReader
+    try:
+        from rosbags.highlevel import AnyReader
+    except ImportError as e:
+        raise DataError(missing(e, f"reading the bag {path}")) from None
 
     if not path.exists():
         raise DataError(f"bag {path} does not exist")
@@ -113,7 +112,8 @@ def bag_samples(path: Path, image_topic: str | None, mask_topic: str | None, max
         for conn, _, raw in reader.messages(connections=wanted):
             msg = reader.deserialize(raw, conn.msgtype)
             t = _stamp(msg)
-            enc, ch = _encode(msg, conn.msgtype, f"{conn.topic} message stamped {t:.3f} s in {path}")
+            enc, ch = _encode(msg, conn.msgtype, f"{conn.topic} message stamped {t:.3f} s in {path}",
+                              mask=conn.topic == mask_topic)
             frames[conn.topic].append((t, enc, ch))
     finally:
         reader.close()

