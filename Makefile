@@ -4,8 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp
-# A private DDS domain so tests and demos never talk to other ROS graphs on the host.
-export ROS_DOMAIN_ID ?= 87
+# No ROS_DOMAIN_ID here: the tests (test/conftest.py) and the demo each pick a private
+# one in ROS's recommended range (icnet_ros/paths.py use_private_ros_domain).
 
 .PHONY: setup test demo bench clean
 

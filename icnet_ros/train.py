@@ -326,10 +326,16 @@ def _clean(e: Exception) -> str:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from .optional import missing, require
+
     try:
+        require("matplotlib", "tensorboard", "tqdm", needed_for="train")  # now, not after hours of training
         return run(args)
     except (DataError, CheckpointError, EngineError, FileNotFoundError, ValueError) as e:
         print(f"train: error: {_clean(e)}", file=sys.stderr)
+        return 2
+    except ImportError as e:  # a missing package: one line naming it and how to install it
+        print(f"train: error: {missing(e, 'train')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"train: interrupted; continue with the same command and --resume ({args.out}/last.pt)",

@@ -1,34 +1,28 @@
 """ros2 launch icnet_ros segment.launch.py [image_topic:=/camera/image_raw] [replay:=<folder or bag>]
 [use_rviz:=true] [model_path:=...] [device:=cuda] [params_file:=...]
 
-Starts the `icnet` segmentation node (it configures and activates itself: autostart),
-optionally `play` feeding it from a folder or bag, and optionally rviz2.
+Starts the `icnet` segmentation node as a lifecycle node (it configures and activates
+itself: its autostart parameter; `ros2 lifecycle` drives it when that is false), `play`
+feeding it from a folder or bag when `replay` is given, and rviz2 with `use_rviz`.
 """
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
 
-def _nodes(context):
+def _segment(context):
+    """The node; an OpaqueFunction only because model_path and device override the params
+    file only when given (an empty value must not replace the file's)."""
     arg = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
-    # model_path and device override the params file only when given
     overrides = {name: arg(name) for name in ("model_path", "device") if arg(name)}
-    remappings = [("image", arg("image_topic")), ("image/compressed", arg("image_topic") + "/compressed"),
-                  ("camera_info", arg("camera_info_topic"))]
-    nodes = [Node(package="icnet_ros", executable="segment", name="icnet", output="screen",
-                  parameters=[arg("params_file"), overrides], remappings=remappings)]
-    if arg("replay"):
-        nodes.append(Node(package="icnet_ros", executable="play", name="play", output="screen",
-                          parameters=[{"source": arg("replay"), "loop": True}],
-                          remappings=[("image", arg("image_topic")), ("camera_info", arg("camera_info_topic"))]))
-    if arg("use_rviz").lower() in ("true", "1", "yes"):
-        rviz_config = PathJoinSubstitution([FindPackageShare("icnet_ros"), "config", "icnet.rviz"])
-        nodes.append(Node(package="rviz2", executable="rviz2", name="rviz2",
-                          arguments=["-d", rviz_config.perform(context)]))
-    return nodes
+    return [LifecycleNode(package="icnet_ros", executable="segment", name="icnet", namespace="",
+                          output="screen", parameters=[arg("params_file"), overrides], remappings=[
+                              ("image", arg("image_topic")), ("image/compressed", arg("image_topic") + "/compressed"),
+                              ("camera_info", arg("camera_info_topic"))])]
 
 
 def generate_launch_description():
@@ -45,5 +39,12 @@ def generate_launch_description():
         DeclareLaunchArgument("use_rviz", default_value="false", description="Open rviz2 with config/icnet.rviz."),
         DeclareLaunchArgument("replay", default_value="",
                               description="A folder of images or a bag: also start `play` feeding the node."),
-        OpaqueFunction(function=_nodes),
+        OpaqueFunction(function=_segment),
+        Node(package="icnet_ros", executable="play", name="play", output="screen",
+             condition=IfCondition(PythonExpression(["'", LaunchConfiguration("replay"), "' != ''"])),
+             parameters=[{"source": LaunchConfiguration("replay"), "loop": True}],
+             remappings=[("image", LaunchConfiguration("image_topic")),
+                         ("camera_info", LaunchConfiguration("camera_info_topic"))]),
+        Node(package="rviz2", executable="rviz2", name="rviz2", condition=IfCondition(LaunchConfiguration("use_rviz")),
+             arguments=["-d", PathJoinSubstitution([FindPackageShare("icnet_ros"), "config", "icnet.rviz"])]),
     ])

@@ -1,8 +1,8 @@
 """Shared test setup.
 
-A private ROS_DOMAIN_ID per test run (from the pid), set before anything imports rclpy,
-so concurrent test runs and demos on this host never see each other's topics.  ROS tests
-skip cleanly when rclpy does not import.
+A private ROS_DOMAIN_ID per test run (icnet_ros.paths.use_private_ros_domain: from the pid,
+in 1..101), set before anything imports rclpy, so concurrent test runs and demos on this
+host never see each other's topics.  ROS tests skip cleanly when rclpy does not import.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-os.environ["ROS_DOMAIN_ID"] = str(120 + os.getpid() % 100)
-from icnet_ros.paths import use_large_frame_transport  # noqa: E402
+from icnet_ros.paths import use_large_frame_transport, use_private_ros_domain
 
+use_private_ros_domain()     # before anything imports rclpy; the one place tests pick it
 use_large_frame_transport()  # as the node and player do: megabyte frames over shared memory
 
 try:

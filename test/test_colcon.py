@@ -33,7 +33,9 @@ def test_colcon_build_installs_the_package(tmp_path):
         assert path.is_file() and os.access(path, os.X_OK), f"{path} missing"
         assert f"'{exe}'" in path.read_text()
     share = prefix / "share/icnet_ros"
-    for rel in ("launch/segment.launch.py", "config/icnet.yaml", "config/icnet.rviz", "package.xml"):
+    for rel in ("launch/segment.launch.py", "config/icnet.yaml", "config/icnet.rviz", "package.xml",
+                "samples/kitti_road/NOTICE", "samples/kitti_road/image_2/um_000000.png",
+                "samples/kitti_road/calib/um_000000.txt"):  # the demo's frames
         assert (share / rel).is_file(), f"{rel} not installed"
     for model in [p for p in (ROOT / "models").glob("*") if p.suffix in (".pt", ".safetensors", ".md")]:
         assert (share / "models" / model.name).is_file(), f"models/{model.name} not installed"
@@ -58,6 +60,35 @@ def test_launch_file_declares_the_documented_arguments():
     executables = {kw.value.value for node in ast.walk(tree) if isinstance(node, ast.Call)
                    for kw in node.keywords if kw.arg == "executable"}
     assert executables == {"segment", "play", "rviz2"}
+
+
+def _calls(tree, name):
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == name]
+
+
+def _keyword(call, arg):
+    return next((kw.value for kw in call.keywords if kw.arg == arg), None)
+
+
+def test_launch_file_uses_lifecycle_node_and_conditions():
+    """segment is a launch_ros LifecycleNode; play and rviz2 are plain Nodes started by
+    IfCondition (replay given, use_rviz); OpaqueFunction only builds the segment node."""
+    tree = ast.parse((ROOT / "launch/segment.launch.py").read_text())
+    lifecycle = _calls(tree, "LifecycleNode")
+    assert [_keyword(c, "executable").value for c in lifecycle] == ["segment"]
+    assert _keyword(lifecycle[0], "namespace") is not None, "Humble's LifecycleNode needs namespace"
+    nodes = {_keyword(c, "executable").value: c for c in _calls(tree, "Node")}
+    assert set(nodes) == {"play", "rviz2"}
+    for exe, argument in (("play", "replay"), ("rviz2", "use_rviz")):
+        condition = _keyword(nodes[exe], "condition")
+        assert isinstance(condition, ast.Call) and condition.func.id == "IfCondition", exe
+        assert f"'{argument}'" in ast.unparse(condition), f"{exe} is not conditioned on {argument}"
+    opaque = _calls(tree, "OpaqueFunction")
+    assert len(opaque) == 1
+    function = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
+                    and n.name == _keyword(opaque[0], "function").id)
+    assert {c.func.id for c in ast.walk(function) if isinstance(c, ast.Call) and hasattr(c.func, "id")
+            and c.func.id in ("Node", "LifecycleNode")} == {"LifecycleNode"}
 
 
 def test_params_file_matches_the_node_parameters():
