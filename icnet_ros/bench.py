@@ -231,7 +231,6 @@ def measure_model(spec: dict) -> list[dict]:
     subprocess of its own by ``bench_models``.  A configuration that fails (out of
     memory, bf16 on a pre-Ampere GPU, a graph that does not capture) is a row too, with
     its reason in "error" and no numbers: a missing row would read as never tried."""
-    device = spec["device"]
     model, meta = build(spec["name"], spec.get("checkpoint"))
     rows = []
     for h, w, batch, precision in spec["configs"]:

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .checkpoint import ModelMeta, load_checkpoint
+from .deploy import frame_logits
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 BACKENDS = ("auto", "torch", "onnxruntime")
@@ -103,16 +103,6 @@ def resolve_backend(backend: str, device: torch.device, precision: str) -> str:
             raise EngineError("backend 'onnxruntime' needs the onnxruntime package "
                               "(pip install onnxruntime), or use backend 'torch'")
     return backend
-
-
-def normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
-    """uint8 N x H x W x 3 -> float N x 3 x H x W as (x / 255 - mean) / std, on the images'
-    device: the one definition that training and inference share.  The NHWC memory makes
-    the result channels_last already."""
-    x = images.permute(0, 3, 1, 2).float()
-    mean = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-    std = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-    return x.sub_(mean * 255.0).div_(std * 255.0)  # in place: no extra frame-sized tensors
 
 
 def fuse_batchnorm(model: nn.Module) -> nn.Module:
@@ -308,15 +298,6 @@ class Engine:
         uint8 N x H x W x 3 RGB frames on the engine's device -> logits N x C x H x W
         (float, or the autocast dtype when no resize was needed).  graph_safe: no autocast
         weight cache, which a CUDA graph would otherwise keep from its capture."""
-        h, w = x.shape[1:3]
-        x = normalise(x, self._mean, self._std)          # tensors on the device: no copies
-        size = self.meta.network_size(h, w)
-        if size != (h, w):
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        x = x.contiguous(memory_format=torch.channels_last)
-        dtype = _DTYPES.get(self.precision)
-        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None, cache_enabled=not graph_safe):
-            logits = self.model(x)["out"]
-        if logits.shape[-2:] != (h, w):  # ICNet without input_size already answers at h x w
-            logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
-        return logits
+        # mean / std are tensors on the device: no copies per call
+        return frame_logits(self.model, x, self.meta, self._mean, self._std, _DTYPES.get(self.precision),
+                            channels_last=True, cache_enabled=not graph_safe)

@@ -23,52 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from .checkpoint import CheckpointError, ModelMeta, load_checkpoint
-from .engine import normalise
-from .optional import missing, require
+from .deploy import Deployable, trace_onnx
 
 MIN_AGREEMENT = 0.999
 
 
 class ExportError(ValueError):
     """An export that cannot be written or does not reproduce PyTorch's output."""
-
-
-class Deployable(nn.Module):
-    """uint8 RGB N x H x W x 3 in; logits and uint8 class maps at H x W out: the engine's
-    path (normalise, resize to the model's input_size if it has one, network, resize back)
-    as one graph."""
-
-    def __init__(self, model: nn.Module, meta: ModelMeta):
-        super().__init__()
-        self.model = model.eval()
-        self.meta = meta
-        self.register_buffer("mean", torch.tensor(meta.mean, dtype=torch.float32))
-        self.register_buffer("std", torch.tensor(meta.std, dtype=torch.float32))
-
-    def forward(self, image: torch.Tensor):
-        size = tuple(int(v) for v in image.shape[1:3])  # fixed when traced: H x W are set at export
-        x = normalise(image, self.mean, self.std)  # the engine's own normalisation
-        net_size = self.meta.network_size(*size)
-        if net_size != size:
-            x = F.interpolate(x, size=net_size, mode="bilinear", align_corners=False)
-        logits = self.model(x)["out"]
-        if tuple(logits.shape[-2:]) != size:
-            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        return logits, logits.argmax(1).to(torch.uint8)
-
-
-def trace_onnx(net: Deployable, h: int, w: int, target, opset: int = 17) -> None:
-    """Trace net for H x W frames (batch dynamic) into target, a path or a binary file."""
-    dummy = torch.zeros(1, h, w, 3, dtype=torch.uint8)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer and legacy-exporter chatter
-        torch.onnx.export(net, (dummy,), target, dynamo=False, opset_version=opset,
-                          input_names=["image"], output_names=["logits", "classes"],
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "classes": {0: "batch"}})
 
 
 def sample_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -150,14 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.format == "onnx":  # onnx writes the graph, onnxruntime runs the check
-            require("onnx", *([] if args.no_check else ["onnxruntime"]), needed_for="export --format onnx")
         return run(args)
     except (CheckpointError, ExportError, FileNotFoundError, ValueError) as e:
         print(f"export: error: {e}", file=sys.stderr)
-        return 2
-    except ImportError as e:  # a missing package: one line naming it (optional.py)
-        print(f"export: error: {missing(e, 'export')}", file=sys.stderr)
         return 2
 
 

@@ -18,14 +18,13 @@ import numpy as np
 from torch import nn
 
 from .checkpoint import ModelMeta
+from .deploy import Deployable, trace_onnx
 
 
 class OnnxRunner:
     MAX_SESSIONS = 8        # frame sizes kept traced; the least recently used goes first
 
     def __init__(self, model: nn.Module, meta: ModelMeta, threads: int):
-        from .export import Deployable
-
         self._net = Deployable(model.float(), meta)
         self._threads = max(1, int(threads))
         self._sessions: OrderedDict[tuple[int, int], object] = OrderedDict()
@@ -38,8 +37,6 @@ class OnnxRunner:
             self._sessions.move_to_end((h, w))
         else:
             import onnxruntime as ort
-
-            from .export import trace_onnx
 
             start = time.perf_counter()
             buf = io.BytesIO()

@@ -25,16 +25,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from .checkpoint import IMAGENET_MEAN, IMAGENET_STD, CheckpointError, ModelMeta, read_checkpoint, save_checkpoint
 from .classes import ClassSet
 from .cli import add_data_args, parse_size
-from .datasets import DataError, open_dataset
+from .datasets import DataError
 from .engine import EngineError, resolve_device
-from .engine import normalise as engine_normalise  # one normalisation for train and inference
+from .deploy import frame_logits
+from .deploy import normalise as engine_normalise  # one normalisation for train and inference
 from .loss import CascadeLoss
 from .metrics import ConfusionMatrix
 from .model import ALIASES, VARIANTS, ICNet
@@ -223,14 +223,9 @@ def drivable_iou(cm: ConfusionMatrix, classes: ClassSet) -> float:
 
 
 def predict(model: ICNet, image: torch.Tensor, device, meta: ModelMeta | None = None) -> np.ndarray:
-    x = normalise(image[None], device)
-    h, w = image.shape[:2]
-    size = meta.network_size(h, w) if meta is not None else (h, w)
-    if size != (h, w):
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-    logits = model(x)
-    if logits.shape[-2:] != (h, w):
-        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+    """Class map of one uint8 frame through the deployed path (deploy.frame_logits)."""
+    mean, std = norm_stats(torch.device(device))
+    logits = frame_logits(model, image[None].to(device), meta, mean, std)
     return logits.argmax(1)[0].cpu().numpy()
 
 

@@ -73,7 +73,7 @@ def test_a_train_step_under_cpu_bf16_autocast():
 
 
 def test_normalisation_statistics_are_made_once_per_device():
-    from icnet_ros.engine import normalise as engine_normalise
+    from icnet_ros.deploy import normalise as engine_normalise
 
     cpu = torch.device("cpu")
     assert train_mod.norm_stats(cpu) is train_mod.norm_stats(cpu)
