@@ -26,6 +26,7 @@ import torch
 
 from .checkpoint import CheckpointError, ModelMeta, load_checkpoint
 from .deploy import Deployable, trace_onnx
+from .optional import missing, require
 
 MIN_AGREEMENT = 0.999
 
@@ -113,9 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.format == "onnx":  # onnx writes the graph, onnxruntime runs the check
+            require("onnx", *([] if args.no_check else ["onnxruntime"]), needed_for="export --format onnx")
         return run(args)
     except (CheckpointError, ExportError, FileNotFoundError, ValueError) as e:
         print(f"export: error: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:  # a missing package: one line naming it (optional.py)
+        print(f"export: error: {missing(e, 'export')}", file=sys.stderr)
         return 2
 
 
