@@ -3,14 +3,20 @@ numbers.  No timing assertions (speed targets are for the bench itself, on a qui
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from conftest import HAVE_RCLPY
 from icnet_ros import bench
+from icnet_ros.bench import models as zoo
+from icnet_ros.optional import ROS
 
 MODEL_KEYS = {"name", "shipped", "height", "width", "net_height", "net_width", "batch", "precision", "fps", "p50_ms",
               "p99_ms", "peak_mb", "error"}
@@ -35,9 +41,10 @@ def check_models(rows, names, shape, batches):
 
 
 def test_models_only_in_subprocesses(tmp_path, monkeypatch):
-    monkeypatch.setattr(bench, "shipped_checkpoint", lambda: None)  # as on a machine without the model
-    report = bench.run("cpu", quick=True, models=["icnet_r18_w0.25", "lraspp_mobilenet_v3_large"],
-                       shapes=[(48, 64)], batches=[1, 2], node=False, schedule=TINY, checkpoint=None)
+    monkeypatch.setattr(zoo, "shipped_checkpoint", lambda: None)  # as on a machine without the model
+    report = bench.run(bench.BenchConfig("cpu", quick=True, models=["icnet_r18_w0.25", "lraspp_mobilenet_v3_large"],
+                                         shapes=[(48, 64)], batches=[1, 2], node=False, schedule=TINY,
+                                         checkpoint=None))
     out = bench.public(report)
     assert set(out) == {"device", "models", "node", "soak"}
     assert out["device"].startswith("cpu")
@@ -107,7 +114,8 @@ class FakeHarness:
 
 def test_node_and_engine_windows_alternate_and_follow_the_engine():
     engine, node = FakeEngine([10.0, 20.0, 10.0, 20.0]), FakeHarness(share=0.5)
-    pooled, e_fps, rows = bench._nominal(node, engine, None, seconds=6.0, rounds=3, settle=0.0, first_fps=10.0)
+    pooled, e_fps, rows = bench.nominal_windows(node, engine, None, seconds=6.0, rounds=3, settle=0.0,
+                                                first_fps=10.0)
     # each node window publishes at the fps of the engine window just before it
     assert node.rates == [10.0, 10.0, 20.0]
     assert e_fps == [10.0, 10.0, 20.0, 10.0]
@@ -122,13 +130,14 @@ def test_node_and_engine_windows_alternate_and_follow_the_engine():
 
 def test_a_rate_factor_scales_each_window_by_the_engine_before_it():
     engine, node = FakeEngine([20.0, 10.0]), FakeHarness(share=1.0)
-    bench._nominal(node, engine, None, seconds=4.0, rounds=2, settle=0.0, first_fps=10.0, factor=1.2)
+    bench.nominal_windows(node, engine, None, seconds=4.0, rounds=2, settle=0.0, first_fps=10.0, factor=1.2)
     assert node.rates == pytest.approx([12.0, 24.0])
 
 
 def test_a_fixed_rate_is_kept_in_every_window():
     engine, node = FakeEngine([9.0, 11.0]), FakeHarness(share=1.0)
-    pooled, e_fps, rows = bench._nominal(node, engine, 12.0, seconds=4.0, rounds=2, settle=0.0, first_fps=10.0)
+    pooled, e_fps, rows = bench.nominal_windows(node, engine, 12.0, seconds=4.0, rounds=2, settle=0.0,
+                                                first_fps=10.0)
     assert node.rates == [12.0, 12.0] and e_fps == [10.0, 9.0, 11.0]
     assert pooled["fps"] == pytest.approx(12.0, rel=0.01)
 
@@ -197,3 +206,33 @@ def test_a_checkpoint_runs_at_its_network_size_and_a_failed_configuration_is_a_r
     out = bench.public(report)
     json.dumps(out, allow_nan=False)
     assert out["models"][1]["fps"] is None and set(out["models"][1]) == MODEL_KEYS
+
+
+def _ros_imports(path: Path) -> list[tuple[str, bool]]:
+    """(module, at module level) for every import of rclpy, a message package or
+    icnet_ros.ros in a file (relative imports read as icnet_ros.<module>)."""
+    tree = ast.parse(path.read_text())
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [("icnet_ros." if node.level else "") + (node.module or "")]
+        else:
+            continue
+        found += [(n, node in tree.body) for n in names
+                  if n.split(".")[0] in ROS or n.startswith("icnet_ros.ros")]
+    return found
+
+
+def test_the_bench_needs_ros_only_for_its_node_phases():
+    """No bench module imports ROS, at any level; the DDS side (icnet_ros/ros/bench_harness.py)
+    is imported once, inside the node phases; the model timings run without rclpy loaded."""
+    package = Path(bench.__file__).parent
+    found = {p.name: _ros_imports(p) for p in sorted(package.glob("*.py"))}
+    assert {name: f for name, f in found.items() if f} == {
+        "node_phases.py": [("icnet_ros.ros.bench_harness", False)]}
+    code = ("import sys, icnet_ros.bench; sys.exit(' '.join(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in %r or m.startswith('icnet_ros.ros'))) or None)" % (ROS,))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, f"importing icnet_ros.bench loads ROS modules: {run.stderr}"

@@ -1,0 +1,81 @@
+"""The model zoo: ICNet variants and torchvision's segmentation models built by name,
+the shipped checkpoint, and which configurations each model runs."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from .config import ALL_MODELS, KITTI, TORCHVISION, BenchConfig, BenchError
+
+
+def _torchvision_model(name: str, num_classes: int):
+    """torchvision returns {'out': logits}, as ICNet does: the engine runs either."""
+    from torchvision.models import segmentation
+
+    builder = getattr(segmentation, name)
+    return builder(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
+
+
+def build(name: str, checkpoint: str | None = None):
+    """(model, meta) for a bench model name; ICNet from checkpoint when one is given.
+    A checkpoint keeps its meta, so it runs exactly as the engine runs it (at its
+    input_size or input_width: the table's "net size"); the model-zoo entries have no
+    input size and run at the size they are given."""
+    from ..checkpoint import ModelMeta, load_checkpoint
+    from ..classes import CAMVID
+
+    if checkpoint:
+        model, meta, _ = load_checkpoint(checkpoint)
+        return model, meta
+    if name.startswith("icnet_"):
+        _, variant, width = name.split("_")
+        meta = ModelMeta(CAMVID, variant=variant, width=float(width[1:]))
+        return meta.build(), meta
+    if name in TORCHVISION:
+        meta = ModelMeta(CAMVID, arch=name)
+        return _torchvision_model(name, CAMVID.num_classes), meta
+    raise BenchError(f"unknown model {name!r}; choose from {', '.join(ALL_MODELS)}")
+
+
+def shipped_checkpoint() -> str | None:
+    """The installed model (models/icnet_camvid_road.pt), None where there is none."""
+    from ..paths import default_model_path
+
+    try:
+        return str(default_model_path())
+    except FileNotFoundError:
+        return None
+
+
+def zoo_name(checkpoint: str) -> str:
+    """The model-zoo name of an ICNet checkpoint, e.g. 'icnet_r18_w0.5'."""
+    from ..checkpoint import read_checkpoint
+
+    meta = read_checkpoint(checkpoint)[0]
+    return f"icnet_{meta.variant}_w{meta.width:g}"
+
+
+def have_onnxruntime() -> bool:
+    """As the engine decides whether its ONNX Runtime backend can run."""
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def model_plan(cfg: BenchConfig, models) -> dict[str, list]:
+    """{model name: [(h, w, batch, precision), ...]}, smallest work first.  On the CPU,
+    'fp32' is PyTorch and 'fp32+ort' ONNX Runtime (the node's default there), batch 1.
+    cfg: a resolved BenchConfig."""
+    precisions = ["fp32", "fp16", "bf16", "fp16+graph"] if cfg.cuda else ["fp32"]
+    if not cfg.cuda and have_onnxruntime():
+        precisions.append("fp32+ort")
+    plan = {}
+    for name in models:
+        configs = []
+        for h, w in cfg.shapes:
+            for b in cfg.batches:
+                # deeplabv3_resnet50 at 1024x2048 costs minutes per call on a small CPU.
+                if (not cfg.cuda and cfg.quick and name == "deeplabv3_resnet50"
+                        and (h * w > KITTI[0] * KITTI[1] or b > 1)):
+                    continue
+                configs += [(h, w, b, p) for p in precisions if b == 1 or not p.endswith("+ort")]
+        plan[name] = sorted(configs, key=lambda c: (c[0] * c[1] * c[2], precisions.index(c[3])))
+    return plan

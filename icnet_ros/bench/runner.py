@@ -1,0 +1,29 @@
+"""One whole bench run: the models (each in a worker process), then the node phases."""
+
+from __future__ import annotations
+
+import os
+
+from . import models as zoo
+from .config import BenchConfig, log
+from .report import describe_device
+from .workers import bench_models
+
+
+def run(config: BenchConfig) -> dict:
+    """The whole bench; returns the report (JSON shape of the issue, plus '_'-keys that
+    ``main`` prints but does not write).  BenchError names an option that cannot be used."""
+    cfg = config.resolved()
+    shipped = cfg.checkpoint or zoo.shipped_checkpoint()
+    notes = (f"Shipped model: {shipped}." if shipped else
+             "No shipped model installed: every model has random weights (speed does not depend on them).")
+    if os.getloadavg()[0] > 0.5 and not cfg.cuda:
+        notes += f" Load average at start {os.getloadavg()[0]:.2f}: other work shared the CPU."
+    log(f"bench: {describe_device(cfg.device)}; {notes}")
+    report = {"device": describe_device(cfg.device), "models": bench_models(cfg, shipped),
+              "node": None, "soak": {"seconds": 0}, "_notes": notes}
+    if cfg.node:
+        from .node_phases import node_report
+
+        report.update(node_report(cfg, shipped))
+    return report

@@ -1,0 +1,160 @@
+"""Measuring one model: sample frames, per-call wall times on a fresh thread, and the
+peak memory (the process's VmHWM from /proc on the CPU, reset per configuration;
+``torch.cuda.max_memory_allocated`` on CUDA)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import SCHEDULES, log
+from .models import build
+
+# the source checkout's sample frames (icnet_ros/bench/timing.py -> the checkout root)
+CHECKOUT_FRAMES = Path(__file__).resolve().parents[2] / "test" / "data" / "kitti_road" / "image_2"
+
+
+# --- frames ---------------------------------------------------------------------------
+
+def sample_frames(shape: tuple[int, int], count: int = 6) -> list[np.ndarray]:
+    """KITTI road frames from the source checkout's test data resized to shape, or
+    synthetic frames when they are not there (content does not change the timings)."""
+    import cv2
+
+    h, w = shape
+    files = sorted(CHECKOUT_FRAMES.glob("*.png"))[:count] if CHECKOUT_FRAMES.is_dir() else []
+    frames = []
+    for f in files:
+        bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        if bgr is not None:
+            frames.append(np.ascontiguousarray(cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)[..., ::-1]))
+    rng = np.random.default_rng(0)
+    while len(frames) < count:
+        frames.append(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    return frames
+
+
+# --- memory ---------------------------------------------------------------------------
+
+def status_mb(key: str, pid: int | str = "self") -> float:
+    """A /proc/PID/status size (VmRSS, VmHWM ...) in MB; NaN where the key is missing."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+# --- timing ---------------------------------------------------------------------------
+
+def in_thread(fn, *args):
+    """fn(*args) on a fresh thread, as the node's worker runs the engine.  On this
+    project's loaded 2-core machine the same engine ran ~6x slower on the thread that
+    first ran torch than on a later thread (both threads of torch's pool spinning), so
+    engine, models and node are all timed the same way: built on the main thread, run
+    on another."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn(*args)
+        except BaseException as e:  # re-raised on the caller's thread
+            box["error"] = e
+
+    t = threading.Thread(target=target, name="bench-worker")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def time_calls(call, warmup: int, min_reps: int, min_s: float, max_s: float, max_reps: int) -> list[float]:
+    """Per-call wall times in ms (each call ends with the class maps on the host)."""
+    for _ in range(warmup):
+        call()
+    times: list[float] = []
+    start = time.perf_counter()
+    while True:
+        t = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - t) * 1000.0)
+        elapsed = time.perf_counter() - start
+        n = len(times)
+        if n >= max_reps or (n >= min_reps and elapsed >= min_s) or (n >= 2 and elapsed >= max_s):
+            return times
+
+
+# --- one model ------------------------------------------------------------------------
+
+def measure_model(spec: dict) -> list[dict]:
+    """One model, several (height, width, batch, precision) configurations; run in a
+    subprocess of its own by ``workers.bench_models``.  A configuration that fails (out
+    of memory, bf16 on a pre-Ampere GPU, a graph that does not capture) is a row too,
+    with its reason in "error" and no numbers: a missing row would read as never tried."""
+    model, meta = build(spec["name"], spec.get("checkpoint"))
+    rows = []
+    for h, w, batch, precision in spec["configs"]:
+        net_h, net_w = meta.network_size(h, w)
+        row = {"name": spec["name"], "shipped": bool(spec.get("checkpoint")), "height": h, "width": w,
+               "net_height": net_h, "net_width": net_w, "batch": batch, "precision": precision}
+        try:
+            row.update(_measure(spec, model, meta, h, w, batch, precision), error=None)
+        except Exception as e:  # one configuration failing is reported in its row, not fatal
+            first = str(e).strip().splitlines()[:1]
+            reason = f"{type(e).__name__}: {first[0]}" if first else type(e).__name__
+            row.update(fps=float("nan"), p50_ms=float("nan"), p99_ms=float("nan"), peak_mb=float("nan"),
+                       reps=0, error=reason)
+            log(f"bench: {spec['name']} {h}x{w} batch {batch} {precision} failed: {reason}")
+            rows.append(row)
+            continue
+        rows.append(row)
+        log(f"bench: {spec['name']:30s} {h}x{w} (net {net_h}x{net_w}) b{batch} {precision:10s} "
+            f"{row['fps']:8.2f} fps  p50 {row['p50_ms']:8.1f} ms  peak {row['peak_mb']:7.0f} MB  ({row['reps']} reps)")
+    return rows
+
+
+def _measure(spec: dict, model, meta, h: int, w: int, batch: int, precision: str) -> dict:
+    """fps, p50_ms, p99_ms, peak_mb and reps of one configuration."""
+    import torch
+
+    from ..engine import Engine
+    from .graphs import GraphedPath
+
+    prec = precision.split("+")[0]
+    backend = "onnxruntime" if precision.endswith("+ort") else "torch"
+    engine = Engine(model, meta, spec["device"], prec, warmup=False, backend=backend)
+    cuda = engine.device.type == "cuda"
+    frames = sample_frames((h, w), batch)
+    if cuda:
+        torch.cuda.synchronize(engine.device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(engine.device)
+    reset = reset_peak_rss()
+    if precision.endswith("+graph"):
+        path = GraphedPath(engine, batch, h, w)
+        call = lambda: path.infer(frames)  # noqa: E731
+    else:
+        call = lambda: engine.infer(frames)  # noqa: E731
+    times = in_thread(lambda: time_calls(
+        call, **(spec.get("schedule") or SCHEDULES[(engine.device.type, bool(spec["quick"]))])))
+    if cuda:
+        peak = torch.cuda.max_memory_allocated(engine.device) / 2**20
+    else:
+        peak = status_mb("VmHWM") if reset else float("nan")
+    t = np.asarray(times)
+    return {"fps": batch * len(t) / (t.sum() / 1000.0), "p50_ms": float(np.percentile(t, 50)),
+            "p99_ms": float(np.percentile(t, 99)), "peak_mb": float(peak), "reps": len(t)}

@@ -1,0 +1,112 @@
+"""The bench's subprocesses, each started as ``python -m icnet_ros.bench`` with a hidden
+first argument and a JSON spec:
+
+- ``--worker SPEC``: one model's configurations (``timing.measure_model``); prints the
+  rows as one JSON line.  Each model runs in a process of its own so that its peak RSS
+  is its own.
+- ``--engine-worker SPEC``: the bare engine on the node's frames; answers each line of
+  stdin (seconds) with the engine's fps over that long, and stays loaded in between.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from .config import BenchConfig
+from .models import model_plan, zoo_name
+from .timing import in_thread, measure_model, sample_frames
+
+WORKER, ENGINE_WORKER = "--worker", "--engine-worker"
+
+
+def _bench_command(flag: str, spec: dict) -> list[str]:
+    return [sys.executable, "-m", "icnet_ros.bench", flag, json.dumps(spec)]
+
+
+def worker_main(argv: list[str]) -> int | None:
+    """Run the worker argv asks for and return its exit code; None when argv is not a
+    worker's (the command line is the user's)."""
+    if argv[:1] == [WORKER]:                           # one model in a subprocess
+        print(json.dumps(measure_model(json.loads(argv[1]))))
+        return 0
+    if argv[:1] == [ENGINE_WORKER]:                    # the bare engine in a subprocess
+        spec = json.loads(argv[1])
+        engine_worker(spec["checkpoint"], spec["device"], sample_frames(tuple(spec["shape"])))
+        return 0
+    return None
+
+
+def bench_models(cfg: BenchConfig, shipped: str | None) -> list[dict]:
+    """The model rows of the report; cfg: a resolved BenchConfig.  The shipped
+    checkpoint is benched under its zoo name (added to the models if missing)."""
+    models = cfg.models
+    shipped_name = None
+    if shipped:
+        shipped_name = zoo_name(shipped)
+        if shipped_name not in models:
+            models = [shipped_name] + list(models)
+    rows = []
+    for name, configs in model_plan(cfg, models).items():
+        if not configs:
+            continue
+        spec = {"name": name, "device": cfg.device, "quick": cfg.quick, "configs": configs,
+                "checkpoint": shipped if name == shipped_name else None, "schedule": cfg.schedule}
+        if not cfg.isolate:
+            rows += measure_model(spec)
+            continue
+        proc = subprocess.run(_bench_command(WORKER, spec), stdout=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench worker for {name} failed with exit code {proc.returncode}")
+        rows += json.loads(proc.stdout.strip().splitlines()[-1])
+    return rows
+
+
+class EngineWorker:
+    """The bare engine on the node's frames, one frame a call as the node gets them, in a
+    process of its own like the node.  It stays loaded between windows (blocked on its
+    stdin, idle) so that engine and node windows can be taken in turn."""
+
+    def __init__(self, checkpoint: str, device: str, shape):
+        spec = {"checkpoint": checkpoint, "device": device, "shape": list(shape)}
+        self.proc = subprocess.Popen(_bench_command(ENGINE_WORKER, spec),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def fps(self, seconds: float) -> float:
+        self.proc.stdin.write(f"{seconds}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench engine worker failed with exit code {self.proc.wait()}")
+        return float(line)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def engine_worker(checkpoint: str, device: str, frames: list) -> None:
+    """Answer each line of stdin (seconds) with the engine's fps over that long."""
+    from ..engine import Engine
+
+    # As in the node: loaded and warmed up on the main thread, run on a worker thread.
+    engine = Engine.from_checkpoint(checkpoint, device, "auto", warmup=True)
+
+    def loop(seconds: float) -> float:
+        for f in frames[:2]:
+            engine.infer(f)
+        n, start = 0, time.perf_counter()
+        while n < 5 or time.perf_counter() - start < seconds:
+            engine.infer(frames[n % len(frames)])
+            n += 1
+        return n / (time.perf_counter() - start)
+
+    for line in sys.stdin:
+        print(in_thread(loop, float(line)), flush=True)

@@ -1,0 +1,166 @@
+"""The bench's side of the node over DDS: ``segment`` in a subprocess, and in this
+process a publisher of camera frames, a ``~/mask`` subscriber timing each mask (receive
+time - header stamp) and a ``/diagnostics`` subscriber, on a private context and ROS
+domain.  ``icnet_ros.bench`` imports this module only when its node phases run, so the
+bench's model timings need no ROS."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from ..bench.timing import status_mb
+from .conversions import numpy_to_image
+
+
+class NodeHarness:
+    """``segment`` in a subprocess; a publisher, a ~/mask subscriber and a /diagnostics
+    subscriber in this process, on a private context and ROS domain."""
+
+    def __init__(self, checkpoint: str, device: str, frames: list[np.ndarray], domain_id: int,
+                 num_threads: int = 0):
+        self.ns = f"/bench{os.getpid()}"
+        env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED="1")
+        self.log_file = tempfile.NamedTemporaryFile("w+", prefix="icnet_bench_node_", suffix=".log", delete=False)
+        cmd = [sys.executable, "-m", "icnet_ros.ros.node", "--ros-args", "-r", f"__ns:={self.ns}",
+               "-p", f"model_path:={checkpoint}", "-p", f"device:={device}",
+               "-p", f"num_threads:={num_threads}", "-p", "qos_reliability:=reliable", "--log-level", "warn"]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
+        self.context = rclpy.Context()
+        rclpy.init(args=[], context=self.context, domain_id=domain_id)
+        self.probe = rclpy.create_node("icnet_bench", namespace=self.ns, context=self.context)
+        self.msgs = [numpy_to_image(f, "rgb8") for f in frames]
+        for m in self.msgs:
+            m.header.frame_id = "camera"
+        # Reliable keep-last-1 in and out of the node: a newer frame still replaces an
+        # unsent one (no back-pressure), but megabyte frames are not lost in UDP
+        # fragments when Fast DDS has no shared memory (as on this project's machine),
+        # so the bench measures the node and not the transport.
+        camera_qos = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
+        self.image_pub = self.probe.create_publisher(Image, f"{self.ns}/image", camera_qos)
+        self._lock = threading.Lock()
+        self.masks: list[tuple[int, int]] = []          # (stamp ns, receive ns)
+        self.diag: list[tuple[int, dict]] = []          # (receive ns, values)
+        self.mask_sub = self.probe.create_subscription(
+            Image, f"{self.ns}/icnet/mask", self._on_mask,
+            QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE))
+        self.probe.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.probe)
+        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spin.start()
+        self.published = 0
+
+    def _on_mask(self, msg) -> None:
+        now = time.time_ns()
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        with self._lock:
+            self.masks.append((stamp, now))
+
+    def _on_diag(self, msg) -> None:
+        now = time.time_ns()
+        for status in msg.status:
+            if status.name == "icnet: camera":
+                with self._lock:
+                    self.diag.append((now, {kv.key: kv.value for kv in status.values}))
+
+    def node_output(self) -> str:
+        self.log_file.flush()
+        self.log_file.seek(0)
+        return self.log_file.read()[-3000:]
+
+    def wait_ready(self, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the node exited with code {self.proc.returncode} before it was ready:\n"
+                                   f"{self.node_output()}")
+            if self.image_pub.get_subscription_count() > 0 and self.mask_sub.get_publisher_count() > 0:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"the node did not subscribe to {self.ns}/image within {timeout:.0f} s:\n"
+                           f"{self.node_output()}")
+
+    def publish(self, rate: float, seconds: float, on_tick=None) -> tuple[int, int]:
+        """Publish at rate (absolute deadlines, no catch-up bursts) for seconds; returns
+        the (first, last) stamps in ns."""
+        period = 1.0 / rate
+        start = time.monotonic()
+        end = start + seconds
+        due = start
+        i = 0
+        first = last = time.time_ns()
+        while True:
+            now = time.monotonic()
+            if now >= end:
+                break
+            if now < due:
+                time.sleep(min(due - now, end - now))
+                continue
+            msg = self.msgs[i % len(self.msgs)]
+            stamp = time.time_ns()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+            self.image_pub.publish(msg)
+            if i == 0:
+                first = stamp
+            last = stamp
+            i += 1
+            self.published += 1
+            due = max(due + period, now - period)
+            if on_tick is not None:
+                on_tick()
+        return first, last
+
+    def masks_between(self, first: int, last: int) -> list[tuple[int, int]]:
+        with self._lock:
+            return [m for m in self.masks if first <= m[0] <= last]
+
+    def diag_after(self, t_ns: int, timeout: float = 5.0) -> dict:
+        """The first diagnostics the node sent after t_ns (it sends them once a second)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._lock:
+                later = [d for t, d in self.diag if t > t_ns]
+            if later:
+                return later[0]
+            time.sleep(0.05)
+        raise RuntimeError(f"no /diagnostics from the node within {timeout:.0f} s")
+
+    def running(self) -> bool:
+        """Whether the node process is still running."""
+        return self.proc.poll() is None
+
+    def rss_mb(self) -> float:
+        return status_mb("VmRSS", self.proc.pid)
+
+    def close(self) -> int | None:
+        """Stop the node with SIGINT (as Ctrl-C); its exit code, None if it had to be killed."""
+        code = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                code = self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        else:
+            code = self.proc.returncode
+        self.executor.shutdown(timeout_sec=2.0)
+        self._spin.join(timeout=5.0)     # a daemon thread left inside rclpy aborts the exit
+        self.probe.destroy_node()
+        self.context.try_shutdown()
+        self.log_file.close()
+        os.unlink(self.log_file.name)
+        return code
