@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", help="auto | fp32 | fp16 | bf16")
     p.add_argument("--backend", default="auto", help="auto | torch | onnxruntime (as the node's parameter)")
     p.add_argument("--limit", type=int, default=0, help="score only the first N frames")
+    p.add_argument("--input-width", type=int, help="run frames at this width, aspect kept, instead of the "
+                                                   "checkpoint's network size (0: each frame's own size)")
     return p
 
 
@@ -150,8 +152,7 @@ def run(args) -> int:
     sources = [parse_source(tokens) for tokens in args.data]
     if args.bev and len(sources) > 1:
         raise DataError("--bev scores one --data source at a time")
-    engine = Engine.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision, warmup=False,
-                                    backend=args.backend)
+    engine = _engine(args)
     results = []
     for src in sources:
         # A label map maps into the model's classes; otherwise --classes describes the data.
@@ -170,6 +171,18 @@ def run(args) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results[0] if len(results) == 1 else results, indent=2) + "\n")
     return 0
+
+
+def _engine(args) -> Engine:
+    from .checkpoint import load_checkpoint
+    from .paths import default_model_path
+
+    model, meta, _ = load_checkpoint(args.checkpoint or default_model_path())
+    if args.input_width is not None:  # tuning the network size on one's own validation data
+        if args.input_width and args.input_width < 8:
+            raise DataError(f"--input-width {args.input_width} must be 0 (each frame's own size) or at least 8")
+        meta.input_size, meta.input_width = None, args.input_width or None
+    return Engine(model, meta, device=args.device, precision=args.precision, warmup=False, backend=args.backend)
 
 
 def held_out(dataset, fraction: float, spec: str):

@@ -132,3 +132,15 @@ def test_backends_agree_and_a_bad_backend_is_one_line(kitti, road_model, tmp_pat
     rc, _, _, err = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}",
                              "--backend", "tensorrt")
     assert rc == 2 and err == ("evaluate: error: backend 'tensorrt' is not one of auto, torch, onnxruntime")
+
+
+def test_input_width_overrides_the_network_size(kitti, road_model, tmp_path, capfd):
+    rc, full, _, _ = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}",
+                              "--input-width", "0")
+    rc2, small, _, _ = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}",
+                                "--input-width", "64")
+    assert rc == rc2 == 0 and full["images"] == small["images"] == 4
+    assert full["kitti"] != small["kitti"]          # the network really ran at another size
+    rc, _, _, err = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}",
+                             "--input-width", "3")
+    assert rc == 2 and "--input-width 3" in err and "\n" not in err
