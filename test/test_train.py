@@ -73,7 +73,7 @@ def test_tiny_overfit_loss_falls_and_miou_passes(tmp_path):
     assert max(float(x["val_miou"]) for x in r) >= 0.8
     # best.pt really is the best epoch's model: scoring it again gives the best mIoU
     from icnet_ros.datasets import open_dataset
-    from icnet_ros.train import evaluate_model
+    from icnet_ros.training.validation import evaluate_model
 
     model, meta, _ = load_checkpoint(out / "best.pt")
     cm = evaluate_model(model, open_dataset(f"folder:{images}:{masks}"), torch.device("cpu"))

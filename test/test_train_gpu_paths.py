@@ -6,10 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from icnet_ros import train as train_mod
+from icnet_ros.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from icnet_ros.loss import CascadeLoss
 from icnet_ros.metrics import ConfusionMatrix
 from icnet_ros.model import ICNet
+from icnet_ros.training.epoch import train_step
+from icnet_ros.training.normalise import norm_stats, normalise
+from icnet_ros.training.optim import load_scaler
+from icnet_ros.training.validation import reduce_confusion
 
 torch.set_num_threads(1)
 
@@ -34,7 +38,7 @@ def test_validation_counts_are_reduced_on_the_process_device():
     cm = ConfusionMatrix(3, 255)
     cm.matrix[:] = 1
     ddp = FakeDist()
-    out = train_mod.reduce_confusion(cm, ddp)
+    out = reduce_confusion(cm, ddp)
     assert ddp.reduced == [torch.device("meta")]
     assert isinstance(out.matrix, np.ndarray) and (out.matrix == 2).all()
 
@@ -45,10 +49,10 @@ def test_resuming_with_amp_from_a_checkpoint_saved_without_the_scaler():
     on = torch.amp.GradScaler("cpu", enabled=True)      # the resumed run, with AMP
     with pytest.raises(RuntimeError, match="empty"):
         on.load_state_dict({})                           # what resuming did
-    assert train_mod.load_scaler(on, {}) is False and train_mod.load_scaler(on, None) is False
+    assert load_scaler(on, {}) is False and load_scaler(on, None) is False
     assert on.get_scale() == 2.0 ** 16                   # starts afresh
     saved = torch.amp.GradScaler("cpu", enabled=True, init_scale=1024.0).state_dict()
-    assert train_mod.load_scaler(on, saved) is True and on.get_scale() == 1024.0
+    assert load_scaler(on, saved) is True and on.get_scale() == 1024.0
 
 
 def test_a_train_step_under_cpu_bf16_autocast():
@@ -62,8 +66,7 @@ def test_a_train_step_under_cpu_bf16_autocast():
     labels = torch.randint(0, 3, (2, 48, 64))
     labels[:, :8] = 255
     before = [p.detach().clone() for p in model.parameters()]
-    loss = train_mod.train_step(model, CascadeLoss(), opt, scaler, images, labels, torch.device("cpu"),
-                                torch.bfloat16)
+    loss = train_step(model, CascadeLoss(), opt, scaler, images, labels, torch.device("cpu"), torch.bfloat16)
     assert loss.dtype == torch.float32 and loss.dim() == 0 and not loss.requires_grad
     assert torch.isfinite(loss) and loss > 0
     for (name, p), old in zip(model.named_parameters(), before):
@@ -76,7 +79,7 @@ def test_normalisation_statistics_are_made_once_per_device():
     from icnet_ros.deploy import normalise as engine_normalise
 
     cpu = torch.device("cpu")
-    assert train_mod.norm_stats(cpu) is train_mod.norm_stats(cpu)
+    assert norm_stats(cpu) is norm_stats(cpu)
     images = torch.randint(0, 256, (1, 16, 24, 3), dtype=torch.uint8)
-    expect = engine_normalise(images, train_mod.IMAGENET_MEAN, train_mod.IMAGENET_STD)
-    assert torch.equal(train_mod.normalise(images, "cpu"), expect)
+    expect = engine_normalise(images, IMAGENET_MEAN, IMAGENET_STD)
+    assert torch.equal(normalise(images, "cpu"), expect)

@@ -7,6 +7,7 @@ import torch
 from icnet_ros import train as train_mod
 from icnet_ros.checkpoint import read_checkpoint
 from icnet_ros.loss import CascadeLoss
+from icnet_ros.training import optim
 
 from synthetic import make_folder
 
@@ -43,11 +44,11 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, monkeypatch, ca
     assert train_mod.main(args(data, whole)) == 0
 
     # 2 steps an epoch: call 4 is the second step of epoch 2, after epoch 1 was saved
-    monkeypatch.setattr(train_mod, "CascadeLoss", InterruptAt)
+    monkeypatch.setattr(optim, "CascadeLoss", InterruptAt)
     assert train_mod.main(args(data, broken)) == 130
     assert "--resume" in capfd.readouterr().err
     assert read_checkpoint(broken / "last.pt")[2]["epoch"] == 0
-    monkeypatch.setattr(train_mod, "CascadeLoss", CascadeLoss)
+    monkeypatch.setattr(optim, "CascadeLoss", CascadeLoss)
     assert train_mod.main(args(data, broken, "--resume")) == 0
 
     _, a, ea = read_checkpoint(whole / "last.pt")
