@@ -38,7 +38,7 @@ def build(name: str, checkpoint: str | None = None):
 
 
 def shipped_checkpoint() -> str | None:
-    """The installed model (models/icnet_camvid_road.pt), None where there is none."""
+    """The installed model (paths.SHIPPED_MODEL), None where there is none."""
     from ..paths import default_model_path
 
     try:
