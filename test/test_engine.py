@@ -243,3 +243,24 @@ def test_pinned_staging_buffers_are_bounded(checkpoint, monkeypatch):
         assert eng._staging((1, 40, 64, 3)) is first          # in use: kept
     assert len(eng._pinned) == Engine.MAX_STAGING
     assert (1, 41, 64, 3) not in eng._pinned and (1, 40, 64, 3) in eng._pinned
+
+
+def test_threads_reach_onnxruntime_and_torch_explicitly(checkpoint):
+    """threads goes to the ONNX Runtime sessions as given; for torch (process-global
+    intra-op pool) it is applied once when the engine is built; 0 leaves torch's default."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        ort = Engine.from_checkpoint(checkpoint, device="cpu", warmup=False, backend="onnxruntime", threads=1)
+        assert ort._onnx._threads == 1 and torch.get_num_threads() == 2    # torch left alone
+        default = Engine.from_checkpoint(checkpoint, device="cpu", warmup=False, backend="onnxruntime")
+        assert default._onnx._threads == 2                                 # 0: torch's count
+        Engine.from_checkpoint(checkpoint, device="cpu", warmup=False, backend="torch")
+        assert torch.get_num_threads() == 2
+        eng = Engine.from_checkpoint(checkpoint, device="cpu", warmup=False, backend="torch", threads=1)
+        assert torch.get_num_threads() == 1
+        eng.infer(frame())
+        with pytest.raises(EngineError, match="threads must be 0"):
+            Engine.from_checkpoint(checkpoint, device="cpu", warmup=False, backend="torch", threads=-1)
+    finally:
+        torch.set_num_threads(before)
