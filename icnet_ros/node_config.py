@@ -1,0 +1,209 @@
+"""The `icnet` node's parameters, without ROS: names, defaults, descriptions, ranges and
+choices (one table, `NodeConfig`'s fields), and the checks on their values.
+
+`from_params` takes a full set of values (the node's, or config/icnet.yaml's) and returns
+a `NodeConfig`, or raises `ConfigError`: one line naming the first bad parameter.
+`with_changes` checks a live change (`ros2 param set`) the same way.  The node
+(icnet_ros/ros/node.py) declares the parameters from `PARAMS` and hands their values here;
+it owns what needs the model or ROS (loading the checkpoint, descriptors).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+
+from . import geometry
+
+
+class ConfigError(ValueError):
+    """A parameter that cannot be used; the message names it."""
+
+
+def _param(default, description: str, live: bool = False, range: tuple | None = None):
+    return field(default=default, metadata={"description": description, "live": live, "range": range})
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Every parameter of the node, checked.  Field order is declaration order."""
+    autostart: bool = _param(True, "Configure and activate on start, without a lifecycle manager.")
+    model_path: str = _param("", "Checkpoint (.pt or .safetensors); empty: the shipped model.")
+    device: str = _param("auto", "auto, cpu, cuda or cuda:N.")
+    precision: str = _param("auto", "auto, fp32, fp16 (CUDA) or bf16.")
+    backend: str = _param("auto", "auto (onnxruntime for fp32 on the CPU when installed, else torch), "
+                                  "torch or onnxruntime (CPU, fp32).")
+    num_threads: int = _param(0, "CPU threads for torch and onnxruntime; 0 keeps torch's default.",
+                              range=(0, 256))
+    warmup: bool = _param(True, "Run one frame through the network at configure.")
+    cameras: tuple = _param(("",), "Camera names; each name C reads C/image and C/camera_info and "
+                                   "publishes under ~/C/.  [''] is one unnamed camera.")
+    input_transport: str = _param("raw", "raw (sensor_msgs/Image on image) or compressed "
+                                         "(sensor_msgs/CompressedImage on image/compressed).")
+    qos_reliability: str = _param("best_effort", "Input QoS reliability: best_effort or reliable.")
+    qos_depth: int = _param(1, "Input and output QoS history depth.", range=(1, 100))
+    batch_wait_ms: float = _param(5.0, "With several cameras, how long to wait for the others once "
+                                       "one frame is in, so that they share a batch.", range=(0.0, 1000.0))
+    base_frame: str = _param("base_link", "Frame of the drivable_area grid.")
+    calib_file: str = _param("", "KITTI calib file: intrinsics and camera-to-road pose from it "
+                                 "instead of camera_info and camera_height/pitch/roll.", live=True)
+    camera_height: float = _param(1.65, "Camera height above the ground (m).", True, (0.01, 100.0))
+    camera_pitch: float = _param(0.0, "Camera pitch (rad, positive looks down).", True, (-1.6, 1.6))
+    camera_roll: float = _param(0.0, "Camera roll (rad).", True, (-3.15, 3.15))
+    camera_yaw: float = _param(0.0, "Camera yaw (rad, positive looks left).", True, (-3.15, 3.15))
+    camera_x: float = _param(0.0, "Camera position along base_frame X (m).", True, (-100.0, 100.0))
+    camera_y: float = _param(0.0, "Camera position along base_frame Y (m).", True, (-100.0, 100.0))
+    grid_resolution: float = _param(0.1, "Grid cell size (m).", True, (0.01, 5.0))
+    grid_x_min: float = _param(0.0, "Grid near edge, ahead of base_frame (m).", True, (-500.0, 500.0))
+    grid_x_max: float = _param(40.0, "Grid far edge (m).", True, (-500.0, 500.0))
+    grid_y_min: float = _param(-10.0, "Grid right edge (m, negative is right).", True, (-500.0, 500.0))
+    grid_y_max: float = _param(10.0, "Grid left edge (m).", True, (-500.0, 500.0))
+    overlay_alpha: float = _param(0.5, "Class colour weight in the overlay.", True, (0.0, 1.0))
+    publish_mask: bool = _param(True, "Publish ~/mask.", True)
+    publish_drivable_mask: bool = _param(True, "Publish ~/drivable_mask.", True)
+    publish_overlay: bool = _param(True, "Publish ~/overlay.", True)
+    publish_drivable_area: bool = _param(True, "Publish ~/drivable_area.", True)
+    # Not a parameter: calib_file read (None without one), so frames never wait on the file.
+    calib: dict | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def grid(self) -> geometry.GridSpec:
+        return grid_spec(self)
+
+    def publishes(self, output: str) -> bool:
+        """Whether an output ('mask', 'drivable_mask', 'overlay', 'drivable_area') is switched on."""
+        return getattr(self, "publish_" + output)
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: object             # as ROS declares it: a list, not a tuple, for string arrays
+    description: str
+    read_only: bool = True      # a change needs a reload (deactivate/cleanup/configure)
+    range: tuple | None = None
+
+
+PARAMS = tuple(Param(f.name, list(f.default) if isinstance(f.default, tuple) else f.default,
+                     f.metadata["description"], not f.metadata["live"], f.metadata["range"])
+               for f in fields(NodeConfig) if "description" in f.metadata)
+CHOICES = {"input_transport": ("raw", "compressed"), "qos_reliability": ("best_effort", "reliable"),
+           "backend": ("auto", "torch", "onnxruntime")}
+_BY_NAME = {p.name: p for p in PARAMS}
+_GRID = ("grid_x_min", "grid_x_max", "grid_y_min", "grid_y_max", "grid_resolution")
+_REL_TOL = 1e-6             # as rclpy's range check: values this close to an edge are in
+
+
+def check_value(name: str, value) -> None:
+    """One parameter on its own: its type, range and choices, as its descriptor states them."""
+    p = _BY_NAME.get(name)
+    if p is None:
+        raise ConfigError(f"parameter {name!r} is not a parameter of the node")
+    expected = type(p.default)
+    # ROS parameters are typed strictly: an integer is not a double, nor a bool an integer.
+    ok = (type(value) is expected if expected is not list else
+          isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value))
+    if not ok:
+        raise ConfigError(f"parameter '{name}': value {value!r} is invalid (expected a {expected.__name__})")
+    if p.range and not (p.range[0] <= value <= p.range[1] or
+                        any(math.isclose(value, edge, rel_tol=_REL_TOL) for edge in p.range)):
+        raise ConfigError(f"parameter '{name}': value {value!r} is invalid "
+                          f"(must be within [{p.range[0]}, {p.range[1]}])")
+    if name in CHOICES and value not in CHOICES[name]:
+        raise ConfigError(f"parameter '{name}': {value!r} is not one of {', '.join(CHOICES[name])}")
+
+
+def grid_spec(values) -> geometry.GridSpec:
+    """The grid of a NodeConfig (or a mapping of the grid_* values), checked."""
+    get = values.__getitem__ if isinstance(values, Mapping) else lambda n: getattr(values, n)
+    try:
+        return geometry.GridSpec(get("grid_x_min"), get("grid_x_max"), get("grid_y_min"),
+                                 get("grid_y_max"), get("grid_resolution"))
+    except geometry.GeometryError as e:
+        text = str(e)
+        names = ("'grid_x_min' and 'grid_x_max'" if "x_max" in text else
+                 "'grid_y_min' and 'grid_y_max'" if "y_max" in text else "'grid_resolution'")
+        raise ConfigError(f"parameter {names}: {text}") from None
+
+
+def load_calib(path: str):
+    """The KITTI calib file's matrices, or None for no file."""
+    if not path:
+        return None
+    try:
+        return geometry.read_kitti_calib(path)
+    except geometry.GeometryError as e:
+        raise ConfigError(f"parameter 'calib_file': {e}") from None
+
+
+def _check_engine_options(device: str, precision: str, backend: str) -> None:
+    from .engine import EngineError, resolve_backend, resolve_device, resolve_precision
+
+    try:
+        resolved_device = resolve_device(device)
+    except EngineError as e:
+        raise ConfigError(f"parameter 'device': {e}") from None
+    try:
+        resolved_precision = resolve_precision(precision, resolved_device)
+    except EngineError as e:
+        raise ConfigError(f"parameter 'precision': {e}") from None
+    try:
+        resolve_backend(backend, resolved_device, resolved_precision)
+    except EngineError as e:
+        raise ConfigError(f"parameter 'backend': {e}") from None
+
+
+def _check_cameras(names: list) -> None:
+    if not names:
+        raise ConfigError("parameter 'cameras': the list is empty; use [''] for one unnamed camera")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"parameter 'cameras': names repeat in {names}")
+    if "" in names and len(names) > 1:
+        raise ConfigError(f"parameter 'cameras': an unnamed camera ('') cannot be mixed with named ones {names}")
+    for n in names:
+        if n and not all(part and (part[0].isalpha() or part[0] == "_") and
+                         all(c.isalnum() or c == "_" for c in part) for part in n.split("/")):
+            raise ConfigError(f"parameter 'cameras': {n!r} is not a valid ROS name")
+
+
+def build(values: Mapping) -> NodeConfig:
+    """Parameter values (missing ones: defaults) as a NodeConfig, unchecked; from_params checks."""
+    return _replace(NodeConfig(), values)
+
+
+def from_params(values: Mapping) -> NodeConfig:
+    """Every parameter checked (missing ones take their defaults); the first bad one raises
+    ConfigError naming it.  Reads calib_file, and asks torch whether the device exists."""
+    merged = {p.name: p.default for p in PARAMS}
+    merged.update(values)
+    for name, value in merged.items():
+        check_value(name, value)
+    _check_engine_options(merged["device"], merged["precision"], merged["backend"])
+    _check_cameras(list(merged["cameras"]))
+    if not merged["base_frame"].strip():
+        raise ConfigError("parameter 'base_frame': must not be empty")
+    grid_spec(merged)
+    return _replace(NodeConfig(), {**merged, "calib": load_calib(merged["calib_file"])})
+
+
+def with_changes(config: NodeConfig, changes: Mapping) -> NodeConfig:
+    """A live change checked as from_params checks it: each changed value, and the grid or
+    calib file it touches.  Whether a parameter may change live is its descriptor's (rclpy's)
+    to enforce; read-only ones never reach here."""
+    for name, value in changes.items():
+        check_value(name, value)
+    new = _replace(config, changes)
+    if any(name in _GRID for name in changes):
+        grid_spec(new)
+    if "calib_file" in changes:
+        new = replace(new, calib=load_calib(new.calib_file))
+    return new
+
+
+def _replace(config: NodeConfig, changes: Mapping) -> NodeConfig:
+    """config with changes applied (string arrays kept as tuples: NodeConfig is immutable)."""
+    changes = dict(changes)
+    if "cameras" in changes:
+        changes["cameras"] = tuple(changes["cameras"])
+    return replace(config, **changes)

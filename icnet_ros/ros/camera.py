@@ -1,0 +1,120 @@
+"""One camera of the node: its topics and publishers, the newest frame waiting for the
+worker, its intrinsics and counters, and its outputs (mask, drivable mask, overlay and the
+bird's-eye grid through icnet_ros/geometry.py) built from one network result."""
+
+from __future__ import annotations
+
+import array
+
+import numpy as np
+from nav_msgs.msg import OccupancyGrid
+from sensor_msgs.msg import CameraInfo, Image
+
+from .. import geometry
+from ..node_config import NodeConfig
+from . import diagnostics
+from .conversions import numpy_to_image
+
+OUTPUTS = {"mask": Image, "drivable_mask": Image, "overlay": Image, "drivable_area": OccupancyGrid}
+
+
+class Camera:
+    """Topics, publishers, newest waiting frame, intrinsics and counters.  The node's lock
+    guards pending, info and stats; the worker alone uses the projector."""
+
+    def __init__(self, name: str, transport: str):
+        self.name = name
+        prefix = f"{name}/" if name else ""
+        self.image_topic = prefix + ("image/compressed" if transport == "compressed" else "image")
+        self.info_topic = prefix + "camera_info"
+        self.out_prefix = "~/" + prefix
+        self.pending = None          # (msg, monotonic receive time)
+        self.info = None             # (K 3x3, (h, w)) from the latest CameraInfo
+        self.pubs: dict = {}         # output name -> lifecycle publisher, configure to cleanup
+        self.subs: list = []         # activate to deactivate
+        self.stats = diagnostics.Stats()
+        self.projector = None
+        self.projector_key = None
+
+    def open_outputs(self, node, qos) -> None:
+        """Lifecycle publishers under ~/<camera>/: made at configure, silent while inactive."""
+        self.pubs = {name: node.create_lifecycle_publisher(msg_type, self.out_prefix + name, qos)
+                     for name, msg_type in OUTPUTS.items()}
+
+    def close_outputs(self, node) -> None:
+        for pub in self.pubs.values():
+            node.destroy_lifecycle_publisher(pub)
+        self.pubs = {}
+
+    def open_inputs(self, node, msg_type, qos, on_image, on_info) -> None:
+        self.subs = [node.create_subscription(msg_type, self.image_topic, lambda m: on_image(self, m), qos),
+                     node.create_subscription(CameraInfo, self.info_topic, lambda m: on_info(self, m), qos)]
+
+    def close_inputs(self, node) -> None:
+        for sub in self.subs:
+            node.destroy_subscription(sub)
+        self.subs, self.pending = [], None
+
+    def wanted(self, config: NodeConfig) -> dict:
+        """The publishers of the outputs switched on and listened to."""
+        return {name: pub for name, pub in self.pubs.items()
+                if config.publishes(name) and pub.get_subscription_count() > 0}
+
+    def publish(self, header, rgb: np.ndarray, res, wanted: dict, config: NodeConfig, colors) -> bool:
+        """The wanted outputs of one result, stamped with the input header.  False when the
+        grid was wanted but cannot be made (no CameraInfo and no calib_file)."""
+        from ..visualize import overlay
+
+        if "mask" in wanted:
+            wanted["mask"].publish(numpy_to_image(res.classes, "mono8", header))
+        if "drivable_mask" in wanted:
+            wanted["drivable_mask"].publish(numpy_to_image(res.drivable.view(np.uint8) * 255, "mono8", header))
+        if "overlay" in wanted:
+            blended = overlay(rgb, res.classes, colors, config.overlay_alpha)
+            wanted["overlay"].publish(numpy_to_image(blended, "rgb8", header))
+        if "drivable_area" in wanted:
+            grid = self.occupancy(res.drivable, config)
+            if grid is None:
+                return False
+            wanted["drivable_area"].publish(grid_msg(grid, config.grid, header, config.base_frame))
+        return True
+
+    def homography(self, size: tuple[int, int], config: NodeConfig):
+        """Ground (base_frame X, Y) -> pixel for frames of this size, or None without intrinsics."""
+        x, y = config.camera_x, config.camera_y
+        if config.calib is not None:
+            return geometry.kitti_ground_homography(config.calib, x, y)
+        if self.info is None:
+            return None
+        K, info_size = self.info
+        if info_size[0] > 0 and info_size[1] > 0 and tuple(info_size) != tuple(size):
+            K = geometry.scale_intrinsics(K, info_size, size)
+        return geometry.ground_homography(K, config.camera_height, config.camera_pitch,
+                                          config.camera_roll, config.camera_yaw, x, y)
+
+    def occupancy(self, drivable: np.ndarray, config: NodeConfig) -> np.ndarray | None:
+        H = self.homography(drivable.shape, config)
+        if H is None:
+            return None
+        spec = config.grid
+        key = (H.tobytes(), spec, drivable.shape)
+        if self.projector_key != key:       # rebuilt only when the pose, grid or size change
+            self.projector = geometry.GroundProjector(H, spec, drivable.shape)
+            self.projector_key = key
+        return self.projector.occupancy(drivable)
+
+
+def grid_msg(grid: np.ndarray, spec: geometry.GridSpec, header, frame_id: str) -> OccupancyGrid:
+    msg = OccupancyGrid()
+    msg.header.stamp = header.stamp
+    msg.header.frame_id = frame_id
+    msg.info.map_load_time = header.stamp
+    msg.info.resolution = float(spec.resolution)
+    msg.info.width, msg.info.height = spec.width, spec.height
+    msg.info.origin.position.x = float(spec.x_min)
+    msg.info.origin.position.y = float(spec.y_min)
+    msg.info.origin.orientation.w = 1.0
+    data = array.array("b")
+    data.frombytes(np.ascontiguousarray(grid, np.int8).data)  # one copy, no bytes detour
+    msg.data = data
+    return msg

@@ -1,0 +1,44 @@
+"""The node's parameters on the ROS side: descriptors (type, description, read-only, range,
+choices) from icnet_ros/node_config.py's table, and declaring them so that a bad value
+given at start is kept for configure to refuse, naming it, instead of a crash."""
+
+from __future__ import annotations
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from .. import node_config
+from ..node_config import CHOICES, ConfigError, Param
+
+_T = ParameterType
+_KINDS = {bool: _T.PARAMETER_BOOL, int: _T.PARAMETER_INTEGER, float: _T.PARAMETER_DOUBLE,
+          str: _T.PARAMETER_STRING, list: _T.PARAMETER_STRING_ARRAY}
+
+
+def descriptor(p: Param) -> ParameterDescriptor:
+    kind = _KINDS[type(p.default)]
+    d = ParameterDescriptor(name=p.name, type=kind, description=p.description, read_only=p.read_only)
+    if p.name in CHOICES:
+        d.additional_constraints = "one of: " + ", ".join(CHOICES[p.name])
+    if p.range and kind == _T.PARAMETER_INTEGER:
+        d.integer_range = [IntegerRange(from_value=p.range[0], to_value=p.range[1], step=1)]
+    elif p.range:
+        d.floating_point_range = [FloatingPointRange(from_value=p.range[0], to_value=p.range[1])]
+    return d
+
+
+def declare(node: Node, p: Param, rejected: dict) -> None:
+    """Declare p on node with its descriptor; a value given (params file, command line) that
+    node_config refuses goes into rejected, and the parameter holds its default meanwhile."""
+    # Declared first with any type and no range, so that a bad value is seen here: declaring
+    # with the full descriptor would raise in the node's __init__, and rclpy has no public way
+    # to read the refused override back.  set_descriptor then applies the real descriptor,
+    # falling back to the default where the value does not fit it.
+    loose = ParameterDescriptor(name=p.name, description=p.description, dynamic_typing=True)
+    value = node.declare_parameter(p.name, p.default, loose).value
+    try:
+        node_config.check_value(p.name, value)
+    except ConfigError:
+        rejected[p.name] = value
+    node.set_descriptor(p.name, descriptor(p), Parameter(p.name, value=p.default).get_parameter_value())
