@@ -14,6 +14,8 @@ setup(
         ("share/" + package_name, ["package.xml"]),
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
         ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml")),
+        # label maps of the shipped class set (train/evaluate labels=...)
+        ("share/" + package_name + "/config/label_maps", glob("config/label_maps/*.yaml")),
         ("share/" + package_name + "/models", glob("models/*.pt") + glob("models/*.safetensors")
          + glob("models/*.md")),
         # the demo's frames, so an installed demo finds them (colcon and pip alike)

@@ -34,6 +34,7 @@ def test_colcon_build_installs_the_package(tmp_path):
         assert f"'{exe}'" in path.read_text()
     share = prefix / "share/icnet_ros"
     for rel in ("launch/segment.launch.py", "config/icnet.yaml", "config/icnet.rviz", "package.xml",
+                "config/road_classes.yaml", "config/label_maps/cityscapes.yaml",   # train/evaluate labels=
                 "samples/kitti_road/NOTICE", "samples/kitti_road/image_2/um_000000.png",
                 "samples/kitti_road/calib/um_000000.txt"):  # the demo's frames
         assert (share / rel).is_file(), f"{rel} not installed"
