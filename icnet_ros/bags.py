@@ -1,5 +1,5 @@
-"""Training pairs from ROS bags (``bag:PATH``), read with ``rosbags``: a ROS 1 ``.bag``
-file or a ROS 2 bag directory (sqlite3 or MCAP storage).  No ROS install is needed.
+"""Training pairs from ROS bags (``bag:PATH``), opened by ``bag_io.py`` (``rosbags``): a ROS 1
+``.bag`` file or a ROS 2 bag directory (sqlite3 or MCAP storage).  No ROS install is needed.
 
 An image topic (sensor_msgs Image or CompressedImage) is paired with a mask topic (mono8
 class ids, or rgb8/bgr8 in KITTI road colours; raw or PNG-compressed) by header stamp:
@@ -18,18 +18,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import image_io
+from . import bag_io, image_io
+from .bag_io import COMPRESSED, IMAGE
 from .classes import KITTI_ROAD, ClassSet
-from .datasets import DataError, Encoded, Sample, decode_kitti_gt, read_id_mask, read_image
-from .optional import missing
-
-IMAGE = "sensor_msgs/msg/Image"
-COMPRESSED = "sensor_msgs/msg/CompressedImage"
-
-
-def _topic_list(reader) -> str:
-    seen = sorted({(c.topic, c.msgtype) for c in reader.connections})
-    return ", ".join(f"{t} ({m})" for t, m in seen) or "none"
+from .image_io import DataError, Encoded, decode_kitti_gt, read_id_mask, read_image
+from .optional import MissingDependency
 
 
 def _raw_array(msg, name: str, mask: bool = False) -> np.ndarray:
@@ -72,65 +65,65 @@ def read_bag_mask(src: Encoded) -> np.ndarray:
     return read_id_mask(src)
 
 
-def _stamp(msg) -> float:
-    return float(msg.header.stamp.sec) + float(msg.header.stamp.nanosec) * 1e-9
-
-
-def bag_samples(path: Path, image_topic: str | None, mask_topic: str | None, max_dt: float,
-                classes: ClassSet | None):
-    """(samples, label decoder, class set) for ``bag:PATH``."""
+def _open(path: Path):
     try:
-        from rosbags.highlevel import AnyReader
-    except ImportError as e:
-        raise DataError(missing(e, f"reading the bag {path}")) from None
-
-    if not path.exists():
-        raise DataError(f"bag {path} does not exist")
-    if path.suffix in (".mcap", ".db3") and (path.parent / "metadata.yaml").is_file():
-        path = path.parent  # a ROS 2 bag is its directory, not one of its storage files
-    try:
-        reader = AnyReader([path])
-        reader.open()
+        return bag_io.open_bag(path, f"reading the bag {path}", fallback_types=False)
+    except MissingDependency as e:
+        raise DataError(str(e)) from None
+    except DataError:
+        raise
     except Exception as e:  # rosbags raises several unrelated error types for bad files
         raise DataError(f"bag {path} cannot be read as a ROS 1 or ROS 2 bag ({e})") from None
+
+
+def _read_frames(path: Path, image_topic: str | None, mask_topic: str | None):
+    """(the bag's path, {topic: [(stamp, Encoded, channels)]}) for its image and mask topics."""
+    reader = _open(path)
+    path = bag_io.bag_root(path)  # errors name the bag, not one of its storage files
     try:
         if not reader.connections or reader.message_count == 0:
             raise DataError(f"bag {path} is empty (it holds no messages)")
         if not image_topic or not mask_topic:
-            raise DataError(f"bag {path} needs --image-topic and --mask-topic; its topics are: {_topic_list(reader)}")
-        conns = {}
+            raise DataError(f"bag {path} needs --image-topic and --mask-topic; its topics are: "
+                            f"{bag_io.topic_list(reader)}")
+        wanted = []
         for role, topic in (("image", image_topic), ("mask", mask_topic)):
             found = [c for c in reader.connections if c.topic == topic]
             if not found:
-                raise DataError(f"bag {path} has no {role} topic {topic}; its topics are: {_topic_list(reader)}")
-            bad = [c.msgtype for c in found if c.msgtype not in (IMAGE, COMPRESSED)]
+                raise DataError(f"bag {path} has no {role} topic {topic}; its topics are: {bag_io.topic_list(reader)}")
+            bad = [c.msgtype for c in found if c.msgtype not in bag_io.IMAGE_TYPES]
             if bad:
                 raise DataError(f"topic {topic} in bag {path} carries {bad[0]}, not {IMAGE} or {COMPRESSED}")
-            conns[topic] = found
+            wanted += found
         frames: dict[str, list[tuple[float, Encoded, int]]] = {image_topic: [], mask_topic: []}
-        wanted = conns[image_topic] + conns[mask_topic]
         for conn, _, raw in reader.messages(connections=wanted):
             msg = reader.deserialize(raw, conn.msgtype)
-            t = _stamp(msg)
+            t = bag_io.stamp(msg)
             enc, ch = _encode(msg, conn.msgtype, f"{conn.topic} message stamped {t:.3f} s in {path}",
                               mask=conn.topic == mask_topic)
             frames[conn.topic].append((t, enc, ch))
     finally:
         reader.close()
+    return path, frames
 
+
+def bag_samples(path: Path, image_topic: str | None, mask_topic: str | None, max_dt: float,
+                classes: ClassSet | None):
+    """([(image, mask) Encoded pairs], label decoder, class set) for ``bag:PATH``."""
+    path, frames = _read_frames(path, image_topic, mask_topic)
     images, masks = frames[image_topic], sorted(frames[mask_topic], key=lambda f: f[0])
     for topic, got in ((image_topic, images), (mask_topic, masks)):
         if not got:
             raise DataError(f"topic {topic} in bag {path} has no messages")
     stamps = [m[0] for m in masks]
-    samples = []
+    pairs = []
     for t, enc, _ in sorted(images, key=lambda f: f[0]):
         j = bisect.bisect_left(stamps, t)
         near = [k for k in (j - 1, j) if 0 <= k < len(masks)]
         k = min(near, key=lambda k: abs(stamps[k] - t))
         if abs(stamps[k] - t) <= max_dt:
-            samples.append(Sample(enc, masks[k][1]))
-    if not samples:
+            pairs.append((enc, masks[k][1]))
+    if not pairs:
         raise DataError(f"bag {path}: no {image_topic} message has a {mask_topic} mask stamped within "
                         f"--max-dt {max_dt} s ({len(images)} images, {len(masks)} masks)")
     colour = any(m[2] >= 3 for m in masks)
@@ -138,5 +131,5 @@ def bag_samples(path: Path, image_topic: str | None, mask_topic: str | None, max
         if classes is not None and classes.names != KITTI_ROAD.names:
             raise DataError(f"topic {mask_topic} in bag {path} holds colour masks, read as KITTI road colours; "
                             f"--classes must then be not_road/road")
-        return samples, read_bag_mask, KITTI_ROAD
-    return samples, read_bag_mask, classes or KITTI_ROAD
+        return pairs, read_bag_mask, KITTI_ROAD
+    return pairs, read_bag_mask, classes or KITTI_ROAD

@@ -17,81 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import cv2
-import cv2.utils.logging as cv_log
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .bags import bag_samples
 from .classes import CAMVID, KITTI_ROAD, ClassSet
-
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
-
-
-class DataError(ValueError):
-    """A dataset spec, folder, file or bag that cannot be used."""
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """An image held in memory as PNG/JPEG bytes (frames read from a bag)."""
-    data: bytes
-    name: str  # what error messages call it, e.g. "/camera/image in run.bag at 12.300 s"
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def _decode(src, flags) -> np.ndarray | None:
-    # OpenCV logs its own lines about broken files; our DataError says it in one sentence.
-    level = cv_log.getLogLevel()
-    cv_log.setLogLevel(cv_log.LOG_LEVEL_SILENT)
-    try:
-        if isinstance(src, Encoded):
-            return cv2.imdecode(np.frombuffer(src.data, np.uint8), flags)
-        return cv2.imread(str(src), flags)
-    finally:
-        cv_log.setLogLevel(level)
-
-
-def read_image(src) -> np.ndarray:
-    """RGB uint8 H x W x 3 from a file path or an Encoded frame."""
-    img = _decode(src, cv2.IMREAD_COLOR)
-    if img is None:
-        missing = not isinstance(src, Encoded) and not Path(src).is_file()
-        raise DataError(f"image {src} " + ("is missing" if missing else "cannot be decoded (corrupt or not an image)"))
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def read_id_mask(src) -> np.ndarray:
-    mask = _decode(src, cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise DataError(f"mask {src} cannot be decoded (missing, corrupt or not an image)")
-    if mask.ndim != 2:
-        raise DataError(f"mask {src} has {mask.shape[2]} channels; class-id masks must be single-channel")
-    if mask.dtype != np.uint8:
-        if mask.max() > 255:
-            raise DataError(f"mask {src} holds ids above 255")
-        mask = mask.astype(np.uint8)
-    return mask
-
-
-def decode_kitti_gt(rgb: np.ndarray) -> np.ndarray:
-    """KITTI road colours, read as the devkit does (road where blue > 0, evaluated where
-    red > 0): magenta road -> 1, red not-road -> 0, black (outside the evaluated area)
-    -> 255, ignored in training and in every metric."""
-    valid, road = rgb[..., 0] > 0, rgb[..., 2] > 0
-    out = np.full(rgb.shape[:2], 255, np.uint8)
-    out[valid & ~road] = 0
-    out[valid & road] = 1
-    return out
-
-
-def read_kitti_gt(src) -> np.ndarray:
-    try:
-        return decode_kitti_gt(read_image(src))
-    except DataError:
-        raise DataError(f"ground truth {src} cannot be decoded (missing, corrupt or not an image)") from None
+# Image files and DataError live in image_io (bags.py reads them too); they are named
+# here as well because training, evaluation and the tests know them as datasets.*.
+from .image_io import (IMAGE_EXTS, DataError, Encoded, decode_kitti_gt, list_images,  # noqa: F401
+                       read_id_mask, read_image, read_kitti_gt)
 
 
 @dataclass
@@ -151,9 +86,9 @@ def _pair_by_stem(images: Path, masks: Path, mask_stem=lambda stem: stem) -> lis
         raise DataError(f"image directory {images} does not exist")
     if not masks.is_dir():
         raise DataError(f"mask directory {masks} does not exist")
-    by_stem = {p.stem: p for p in masks.iterdir() if p.suffix.lower() in IMAGE_EXTS}
+    by_stem = {p.stem: p for p in list_images(masks)}
     samples = []
-    for img in sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_EXTS):
+    for img in list_images(images):
         m = by_stem.get(mask_stem(img.stem))
         if m is None:
             raise DataError(f"image {img} has no mask named {mask_stem(img.stem)}.* in {masks}")
@@ -210,8 +145,6 @@ def open_dataset(spec: str, classes: ClassSet | None = None, augment=None, seed:
         return SegmentationDataset(_pair_by_stem(Path(images), Path(masks)), classes or KITTI_ROAD,
                                    read_id_mask, augment, seed, spec)
     if kind == "bag" and rest:
-        from .bags import bag_samples
-
-        samples, decode, cs = bag_samples(Path(rest), image_topic, mask_topic, max_dt, classes)
-        return SegmentationDataset(samples, cs, decode, augment, seed, spec)
+        pairs, decode, cs = bag_samples(Path(rest), image_topic, mask_topic, max_dt, classes)
+        return SegmentationDataset([Sample(image, mask) for image, mask in pairs], cs, decode, augment, seed, spec)
     raise DataError(f"dataset spec {spec!r} is not kitti:PATH, camvid:PATH:SPLIT, folder:IMAGES:MASKS or bag:PATH")

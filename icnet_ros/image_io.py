@@ -15,13 +15,21 @@ message adapter (``ros/conversions.py``) and bag reading (``bags.py``):
 Depth and other non-image data (16UC1, 32FC1 ...) and layouts that do not fit (odd sizes
 for Bayer/YUV, short data) raise ImageError with one sentence saying what is wrong.
 ``encode_raw`` is the reverse, for the replay player and the tests.
+
+Image files and encoded bytes live here too, for datasets, bags, play and preview: the
+extensions read (``IMAGE_EXTS``, ``list_images``), ``read_image`` / ``read_id_mask`` from a
+path or an ``Encoded`` PNG/JPEG frame, and KITTI road colour ground truth
+(``decode_kitti_gt``, ``read_kitti_gt``); a file that cannot be used raises DataError.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
+import cv2.utils.logging as cv_log
 import numpy as np
 
 MAX_PIXELS = 64_000_000          # anything larger is a broken or hostile message
@@ -229,3 +237,80 @@ def encode_raw(rgb: np.ndarray, encoding: str) -> tuple[np.ndarray, int]:
         raise ImageError(f"cannot encode into {encoding!r}; accepted: {ACCEPTED}")
     out = np.ascontiguousarray(out)
     return out, int(out.strides[0])
+
+
+# --- image files and encoded frames (datasets, bags, play, preview) ----------------------
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".ppm", ".bmp")
+
+
+class DataError(ValueError):
+    """A dataset spec, folder, file or bag that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """An image held in memory as PNG/JPEG bytes (frames read from a bag)."""
+    data: bytes
+    name: str  # what error messages call it, e.g. "/camera/image in run.bag at 12.300 s"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files of a folder (IMAGE_EXTS, any case), sorted."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+
+
+def _decode(src, flags) -> np.ndarray | None:
+    # OpenCV logs its own lines about broken files; our DataError says it in one sentence.
+    level = cv_log.getLogLevel()
+    cv_log.setLogLevel(cv_log.LOG_LEVEL_SILENT)
+    try:
+        if isinstance(src, Encoded):
+            return cv2.imdecode(np.frombuffer(src.data, np.uint8), flags)
+        return cv2.imread(str(src), flags)
+    finally:
+        cv_log.setLogLevel(level)
+
+
+def read_image(src) -> np.ndarray:
+    """RGB uint8 H x W x 3 from a file path or an Encoded frame."""
+    img = _decode(src, cv2.IMREAD_COLOR)
+    if img is None:
+        missing = not isinstance(src, Encoded) and not Path(src).is_file()
+        raise DataError(f"image {src} " + ("is missing" if missing else "cannot be decoded (corrupt or not an image)"))
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_id_mask(src) -> np.ndarray:
+    """Class ids uint8 H x W from a single-channel mask file or Encoded frame."""
+    mask = _decode(src, cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise DataError(f"mask {src} cannot be decoded (missing, corrupt or not an image)")
+    if mask.ndim != 2:
+        raise DataError(f"mask {src} has {mask.shape[2]} channels; class-id masks must be single-channel")
+    if mask.dtype != np.uint8:
+        if mask.max() > 255:
+            raise DataError(f"mask {src} holds ids above 255")
+        mask = mask.astype(np.uint8)
+    return mask
+
+
+def decode_kitti_gt(rgb: np.ndarray) -> np.ndarray:
+    """KITTI road colours, read as the devkit does (road where blue > 0, evaluated where
+    red > 0): magenta road -> 1, red not-road -> 0, black (outside the evaluated area)
+    -> 255, ignored in training and in every metric."""
+    valid, road = rgb[..., 0] > 0, rgb[..., 2] > 0
+    out = np.full(rgb.shape[:2], 255, np.uint8)
+    out[valid & ~road] = 0
+    out[valid & road] = 1
+    return out
+
+
+def read_kitti_gt(src) -> np.ndarray:
+    try:
+        return decode_kitti_gt(read_image(src))
+    except DataError:
+        raise DataError(f"ground truth {src} cannot be decoded (missing, corrupt or not an image)") from None

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from .checkpoint import CheckpointError
-from .datasets import IMAGE_EXTS, DataError, read_image
 from .engine import Engine, EngineError
+from .image_io import DataError, list_images, read_image
 from .visualize import overlay
 
 
@@ -22,7 +22,7 @@ def pick_frames(paths: list[Path], count: int) -> list[Path]:
     files = []
     for p in paths:
         if p.is_dir():
-            files += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+            files += list_images(p)
         elif p.is_file():
             files.append(p)
         else:

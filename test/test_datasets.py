@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from icnet_ros.classes import CAMVID, KITTI_ROAD, ClassSet
-from icnet_ros.datasets import DataError, decode_kitti_gt, open_dataset
+from icnet_ros.datasets import DataError, open_dataset
+from icnet_ros.image_io import decode_kitti_gt
 from icnet_ros.train import main as train_main
 from icnet_ros.transforms import TrainAugment
 

@@ -4,9 +4,10 @@ Publishes `image` (sensor_msgs/Image) or, with transport 'compressed', `image/co
 (JPEG/PNG files are sent as they are on disk), and `camera_info` when it is known: from
 a KITTI calib file (the data_road layout image_2/ + calib/ is recognised) or from the
 bag's camera_info topic next to the image topic.  Bags: ROS 1 `.bag`, ROS 2 sqlite3 or
-MCAP folders, read with rosbags.  Stamps are publish time.  With `encoding`, raw images go
-out as that camera driver would send them (bayer_rggb8, yuv422_yuy2, nv21, rgb16 ...), so
-the node's conversions can be exercised over DDS without the camera.
+MCAP folders, read with rosbags by ``bag_io.py`` (shared with training's bag: data).
+Stamps are publish time.  With `encoding`, raw images go out as that camera driver would
+send them (bayer_rggb8, yuv422_yuy2, nv21, rgb16 ...), so the node's conversions can be
+exercised over DDS without the camera.
 """
 
 from __future__ import annotations
@@ -25,15 +26,9 @@ from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from .. import geometry, image_io
-from ..optional import missing
+# the sources (folder, bag) and PlayError are ROS-free, shared with the demo; named here too
+from ..play_source import PlayError, bag_frames, folder_frames, source_frames  # noqa: F401
 from .conversions import ConversionError, frame_from_msg, frame_to_image, numpy_to_compressed, numpy_to_image
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".bmp")
-BAG_IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
-
-
-class PlayError(ValueError):
-    """A source that cannot be played; the message names it."""
 
 
 def kitti_camera_info(calib, width: int, height: int) -> CameraInfo:
@@ -49,56 +44,6 @@ def kitti_camera_info(calib, width: int, height: int) -> CameraInfo:
     return info
 
 
-# --- sources: each yields (name, message kind, payload, calib or CameraInfo) -----------
-
-def folder_frames(folder: Path, calib_file: str = ""):
-    """Sorted images of a folder; KITTI data_road (image_2/, calib/) recognised."""
-    if (folder / "image_2").is_dir():
-        folder = folder / "image_2"
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise PlayError(f"parameter 'source': folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    calib_dir = folder.parent / "calib"
-    fallback = geometry.read_kitti_calib(calib_file) if calib_file else None
-    if fallback is None and calib_dir.is_dir():
-        # KITTI road calibs are near-identical: frames without their own file use any one
-        any_calib = sorted(calib_dir.glob("*.txt"))
-        fallback = geometry.read_kitti_calib(any_calib[0]) if any_calib else None
-    for path in files:
-        own = calib_dir / (path.stem + ".txt")
-        calib = geometry.read_kitti_calib(own) if own.is_file() and not calib_file else fallback
-        yield path.name, "file", path, calib
-
-
-def bag_frames(path: Path, image_topic: str = ""):
-    try:
-        from rosbags.highlevel import AnyReader
-        from rosbags.typesys import Stores, get_typestore
-    except ImportError as e:
-        raise PlayError(f"parameter 'source': {missing(e, f'playing the bag {path}')}") from None
-
-    with AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
-        images = [c for c in reader.connections if c.msgtype in BAG_IMAGE_TYPES]
-        if image_topic:
-            images = [c for c in images if c.topic == image_topic]
-        if not images:
-            found = ", ".join(sorted(f"{c.topic} ({c.msgtype})" for c in reader.connections)) or "none"
-            wanted = f"image topic {image_topic!r}" if image_topic else "Image or CompressedImage topic"
-            raise PlayError(f"bag {path} has no {wanted}; its topics: {found}")
-        topic = images[0].topic
-        images = [c for c in images if c.topic == topic]
-        ns = topic.rsplit("/", 2)[0] if topic.endswith("/compressed") else topic.rsplit("/", 1)[0]
-        infos = [c for c in reader.connections
-                 if c.msgtype == "sensor_msgs/msg/CameraInfo" and c.topic == f"{ns}/camera_info"]
-        info = None
-        for n, (conn, _, raw) in enumerate(reader.messages(connections=images + infos)):
-            msg = reader.deserialize(raw, conn.msgtype)
-            if conn.msgtype.endswith("CameraInfo"):
-                info = msg
-                continue
-            yield f"{topic}#{n}", "bag", msg, info
-
-
 def _bag_camera_info(msg) -> CameraInfo:
     info = CameraInfo()
     info.width, info.height = int(msg.width), int(msg.height)
@@ -106,10 +51,6 @@ def _bag_camera_info(msg) -> CameraInfo:
     for name in ("d", "k", "r", "p"):  # ROS 1 bags spell them D, K, R, P
         setattr(info, name, [float(v) for v in getattr(msg, name, getattr(msg, name.upper(), []))])
     return info
-
-
-def is_bag(path: Path) -> bool:
-    return path.suffix in (".bag", ".mcap", ".db3") or (path / "metadata.yaml").is_file()
 
 
 class Player(Node):
@@ -181,11 +122,7 @@ class Player(Node):
         self.timer = self.create_timer(1.0 / p("rate"), self._tick)
 
     def _frames(self):
-        if is_bag(self.source):
-            return bag_frames(self.source, self.image_topic)
-        if self.source.is_dir():
-            return folder_frames(self.source, self.calib_file)
-        raise PlayError(f"parameter 'source': {self.source} is neither a folder nor a bag (.bag, .mcap, .db3)")
+        return source_frames(self.source, self.image_topic, self.calib_file)
 
     def _tick(self) -> None:
         if self.done:

@@ -1,0 +1,76 @@
+"""What ``play`` plays, without ROS: the frames of a folder of images (the KITTI data_road
+layout, image_2/ + calib/, recognised) or of one camera in a bag, in the order ``play``
+publishes them.  The replay player (``ros/player.py``) turns them into messages; the demo
+names its output files by them.
+
+Each frame is (name, kind, payload, calibration):
+
+* kind 'file': payload is the image's path, calibration a KITTI calib dict or None;
+* kind 'bag': payload is the bag's image message, calibration its latest CameraInfo or None.
+
+Names are the file name, or 'TOPIC#N' for bag frames (``bag_io.camera_frames``).
+"""
+
+from __future__ import annotations
+
+from itertools import islice
+from pathlib import Path
+
+from . import bag_io, geometry, image_io
+from .image_io import IMAGE_EXTS, DataError
+from .optional import MissingDependency
+
+
+class PlayError(ValueError):
+    """A source that cannot be played; the message names it."""
+
+
+def folder_frames(folder: Path, calib_file: str = ""):
+    """Sorted images of a folder; KITTI data_road (image_2/, calib/) recognised."""
+    if (folder / "image_2").is_dir():
+        folder = folder / "image_2"
+    files = image_io.list_images(folder)
+    if not files:
+        raise PlayError(f"parameter 'source': folder {folder} holds no images ({', '.join(IMAGE_EXTS)})")
+    calib_dir = folder.parent / "calib"
+    fallback = geometry.read_kitti_calib(calib_file) if calib_file else None
+    if fallback is None and calib_dir.is_dir():
+        # KITTI road calibs are near-identical: frames without their own file use any one
+        any_calib = sorted(calib_dir.glob("*.txt"))
+        fallback = geometry.read_kitti_calib(any_calib[0]) if any_calib else None
+    for path in files:
+        own = calib_dir / (path.stem + ".txt")
+        calib = geometry.read_kitti_calib(own) if own.is_file() and not calib_file else fallback
+        yield path.name, "file", path, calib
+
+
+def bag_frames(path: Path, image_topic: str = ""):
+    """The bag's camera (bag_io.camera_frames): one image topic and the camera_info next to it."""
+    frames = bag_io.camera_frames(path, image_topic, needed_for=f"playing the bag {path}")
+    try:
+        for name, msg, info in frames:
+            yield name, "bag", msg, info
+    except MissingDependency as e:
+        raise PlayError(f"parameter 'source': {e}") from None
+    except DataError as e:
+        raise PlayError(str(e)) from None
+    finally:
+        frames.close()  # closes the bag reader now when play stops early
+
+
+def source_frames(source: Path, image_topic: str = "", calib_file: str = ""):
+    """The frames of ``source``: a bag (.bag, .mcap, .db3 or a ROS 2 bag folder) or a folder."""
+    if bag_io.is_bag(source):
+        return bag_frames(source, image_topic)
+    if source.is_dir():
+        return folder_frames(source, calib_file)
+    raise PlayError(f"parameter 'source': {source} is neither a folder nor a bag (.bag, .mcap, .db3)")
+
+
+def frame_names(source: Path, image_topic: str = "", count: int | None = None) -> list[str]:
+    """The names of the first ``count`` (default: all) frames ``play`` publishes from ``source``."""
+    frames = source_frames(source, image_topic)
+    try:
+        return [name for name, *_ in islice(frames, count)]
+    finally:
+        frames.close()
