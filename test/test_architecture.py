@@ -1,0 +1,270 @@
+"""The package's shape, as tests (DEVELOPERS.md, "Architecture"):
+
+(a) every module imports on its own in a fresh interpreter, and the module-level imports
+    among icnet_ros modules form no cycle;
+(b) no module outside ``icnet_ros/ros/`` imports rclpy or a ROS message package, at any
+    level (inside functions too), apart from the few entry points listed below;
+(c) importing the core (engine, model, datasets, train, ...) loads no rclpy.
+
+The checks read the source with ``ast``; each is also run on a small made-up package
+that breaks it, so a check that stops biting fails too.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import HAVE_RCLPY
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "icnet_ros"
+
+ROS_PACKAGES = {"rclpy", "sensor_msgs", "std_msgs", "nav_msgs", "geometry_msgs", "diagnostic_msgs",
+                "visualization_msgs", "rcl_interfaces", "lifecycle_msgs", "builtin_interfaces"}
+# Calls whose string arguments are module names imported at run time: importlib's, and
+# optional.py's `require` (imports each name given) and `ros_main` (imports the module
+# it runs).
+IMPORTING_CALLS = {"import_module", "__import__", "require", "ros_main"}
+# The only run-time imports of ROS, or of the ROS layer, allowed outside icnet_ros/ros/:
+ALLOWED = {
+    # optional.ros_main: before running a ROS executable it checks that rclpy imports
+    # (`require("rclpy", ...)`, importlib), so that a pip install without ROS says "ROS 2
+    # is needed" in one line; it then imports that executable's module.
+    ("optional.py", "rclpy"),
+    ("optional.py", "icnet_ros.ros.node"),      # console script `segment`
+    ("optional.py", "icnet_ros.ros.player"),    # console script `play`
+    # entry points that run ROS in part, importing the ROS side only when they get there:
+    ("demo.py", "icnet_ros.ros.demo_collector"),                # the demo's subscriber
+    ("bench/node_phases.py", "icnet_ros.ros.bench_harness"),    # the bench's node phases
+}
+CORE = ["engine", "deploy", "model", "datasets", "train", "evaluate", "export", "bench"]
+
+
+# --- reading the source ------------------------------------------------------------------
+
+def module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules(root: Path) -> dict[str, Path]:
+    """Dotted name -> file, for every module of the package at ``root``."""
+    return {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
+
+
+def _absolute(node: ast.ImportFrom, name: str, is_package: bool) -> str:
+    if not node.level:
+        return node.module or ""
+    base = name.split(".") if is_package else name.split(".")[:-1]
+    base = base[:len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def imports(path: Path, name: str, top_level_only: bool):
+    """(line, imported module, names taken from it) for each import in a module: a
+    from-import's names may be submodules.  Module names passed to IMPORTING_CALLS count
+    as imports.  top_level_only: leave out function bodies (run when called, not on import)."""
+    tree = ast.parse(path.read_text(), str(path))
+    is_package = path.name == "__init__.py"
+
+    def visit(node):
+        for child in ast.iter_child_nodes(node):
+            if top_level_only and isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(child, ast.Import):
+                for alias in child.names:
+                    yield child.lineno, alias.name, ()
+            elif isinstance(child, ast.ImportFrom):
+                yield child.lineno, _absolute(child, name, is_package), tuple(a.name for a in child.names)
+            elif isinstance(child, ast.Call) and not top_level_only:
+                func = child.func.attr if isinstance(child.func, ast.Attribute) else getattr(child.func, "id", "")
+                if func in IMPORTING_CALLS:
+                    for arg in child.args:
+                        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                            yield child.lineno, arg.value, ()
+            yield from visit(child)
+
+    yield from visit(tree)
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports at module level.  `from pkg import x`
+    imports the submodule pkg.x where there is one, else pkg itself (for its name x);
+    the parent packages Python imports on the way are left out (every submodule would
+    otherwise form a cycle with its package's __init__)."""
+    mods = modules(root)
+    graph = {}
+    for name, path in mods.items():
+        edges = set()
+        for _, module, names in imports(path, name, top_level_only=True):
+            subs = {f"{module}.{n}" for n in names} & mods.keys()
+            edges |= subs
+            if module in mods and (not names or len(subs) < len(names)):
+                edges.add(module)
+        graph[name] = edges - {name}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as [a, b, ..., a], or None."""
+    state: dict[str, int] = {}   # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def dfs(node):
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = dfs(nxt)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = dfs(node)
+            if found:
+                return found
+    return None
+
+
+def is_ros(module: str) -> bool:
+    return module.split(".")[0] in ROS_PACKAGES
+
+
+def _allowed(rel: str, module: str, base: str) -> bool:
+    """Listed in ALLOWED for this file, or a parent package of a listed module, or a name
+    taken from one (`from .ros.x import y` names icnet_ros.ros.x and icnet_ros.ros.x.y)."""
+    listed = {m for f, m in ALLOWED if f == rel}
+    return module in listed or any(m.startswith(module + ".") for m in listed) or \
+        (module != base and base in listed)
+
+
+def ros_violations(root: Path) -> list[str]:
+    """'file:line imports X' for each import of ROS, or of the package's ros/ layer, by a
+    module outside ros/, unless ALLOWED lists it and it happens inside a function."""
+    layer = f"{root.name}.ros"
+    found: dict[tuple[str, int], str] = {}
+    for name, path in modules(root).items():
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith("ros/"):
+            continue
+        top = {m for _, m, _ in imports(path, name, top_level_only=True)}
+        for line, base, names in imports(path, name, top_level_only=False):
+            for module in (base, *(f"{base}.{n}" for n in names)):
+                if (is_ros(module) or module == layer or module.startswith(layer + ".")) \
+                        and (base in top or not _allowed(rel, module, base)):
+                    found[rel, line] = min(found.get((rel, line), module), module, key=len)
+    return [f"{rel}:{line} imports {module}" for (rel, line), module in sorted(found.items())]
+
+
+def fresh_python(code: str, cwd: Path = ROOT) -> dict:
+    run = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+# --- (a) every module imports; no import cycle -------------------------------------------
+
+def test_every_module_imports_first_in_a_fresh_interpreter():
+    """Each module imported as the first of the package (the others dropped from
+    sys.modules in between), so a cycle that breaks only from one side shows."""
+    names = [n for n in modules(PACKAGE) if not n.endswith("__main__")
+             and (HAVE_RCLPY or not (n.startswith("icnet_ros.ros.") or n == "icnet_ros.ros"))]
+    code = textwrap.dedent(f"""
+        import importlib, json, sys, traceback
+        failed = {{}}
+        for name in {names!r}:
+            for loaded in [m for m in sys.modules if m == "icnet_ros" or m.startswith("icnet_ros.")]:
+                del sys.modules[loaded]
+            try:
+                importlib.import_module(name)
+            except Exception:
+                failed[name] = traceback.format_exc(limit=-3)
+        print(json.dumps(failed))
+    """)
+    assert fresh_python(code) == {}
+
+
+def test_no_import_cycle_among_the_packages_modules():
+    graph = import_graph(PACKAGE)
+    assert "icnet_ros.bags" in graph["icnet_ros.datasets"]   # the graph sees relative imports
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_the_cycle_check_finds_a_cycle(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from .sub import b\n")
+    (pkg / "sub" / "b.py").write_text("from .. import c\n")
+    (pkg / "c.py").write_text("import pkg.a\n\ndef later():\n    from . import d\n")
+    (pkg / "d.py").write_text("from .c import later\n")
+    assert find_cycle(import_graph(pkg)) == ["pkg.a", "pkg.sub.b", "pkg.c", "pkg.a"]
+    (pkg / "c.py").write_text("def later():\n    import pkg.a\n")   # inside a function: no cycle
+    assert find_cycle(import_graph(pkg)) is None
+
+
+# --- (b) ROS only under ros/ -------------------------------------------------------------
+
+def test_no_ros_import_outside_the_ros_layer():
+    assert ros_violations(PACKAGE) == []
+
+
+def test_the_ros_check_finds_every_kind_of_ros_import(tmp_path):
+    pkg = tmp_path / "icnet_ros"
+    (pkg / "ros").mkdir(parents=True)
+    (pkg / "bench").mkdir()
+    for f in ("__init__.py", "ros/__init__.py", "bench/__init__.py", "ros/node.py", "ros/demo_collector.py"):
+        (pkg / f).write_text("import rclpy\n" if f.startswith("ros/n") else "")
+    (pkg / "deep.py").write_text("def f():\n    if True:\n        from sensor_msgs.msg import Image\n")
+    (pkg / "dyn.py").write_text("import importlib\n\ndef f():\n    importlib.import_module('nav_msgs.msg')\n")
+    (pkg / "layer.py").write_text("def f():\n    from .ros.node import main\n")        # not a listed entry point
+    (pkg / "demo.py").write_text("from .ros.demo_collector import Collector\n")     # listed, but not lazy
+    (pkg / "optional.py").write_text("def ros_main(module, name):\n    require('rclpy', needed_for=name)\n\n"
+                                     "def segment():\n    return ros_main('icnet_ros.ros.node', 'segment')\n\n"
+                                     "def other():\n    return require('std_msgs')\n\n"
+                                     "def sub():\n    require('rclpy.qos')\n")
+    assert ros_violations(pkg) == [
+        "deep.py:3 imports sensor_msgs.msg", "demo.py:1 imports icnet_ros.ros.demo_collector",
+        "dyn.py:4 imports nav_msgs.msg", "layer.py:2 imports icnet_ros.ros.node", "optional.py:8 imports std_msgs",
+        "optional.py:11 imports rclpy.qos"]
+    (pkg / "demo.py").write_text("def run():\n    from .ros.demo_collector import Collector\n")
+    assert not [v for v in ros_violations(pkg) if v.startswith("demo.py")]
+
+
+# --- (c) the core loads no rclpy ---------------------------------------------------------
+
+@pytest.mark.parametrize("group", ["listed", "all"])
+def test_importing_the_core_loads_no_ros(group):
+    """The core modules named in the issue, then every module outside ros/ (all of them in
+    one interpreter: the first one that loads ROS is named)."""
+    names = [f"icnet_ros.{m}" for m in CORE] if group == "listed" else \
+        [n for n in modules(PACKAGE) if not n.endswith("__main__") and not n.startswith("icnet_ros.ros")]
+    code = textwrap.dedent(f"""
+        import importlib, json, sys
+        ROS = {sorted(ROS_PACKAGES)!r}
+        for name in {names!r}:
+            importlib.import_module(name)
+            loaded = sorted(m for m in sys.modules if m.split(".")[0] in ROS)
+            if loaded:
+                print(json.dumps({{name: loaded[:5]}}))
+                break
+        else:
+            print(json.dumps({{}}))
+    """)
+    assert fresh_python(code) == {}
