@@ -1,5 +1,8 @@
-"""Camera bags read with ``rosbags``, no ROS install needed: a ROS 1 ``.bag`` file or a ROS 2
-bag directory (sqlite3 or MCAP storage; one of its storage files means the directory).
+"""
+Camera bags read with ``rosbags``, no ROS install needed.
+
+A ROS 1 ``.bag`` file or a ROS 2 bag directory (sqlite3 or MCAP storage; one of its
+storage files means the directory).
 
 Shared by training's ``bag:PATH`` data (``bags.py``) and the replay player
 (``ros/player.py``): opening a bag, naming its topics in errors, header stamps, and the
@@ -13,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .image_io import DataError
-from .optional import MissingDependency, missing
+from .optional import missing, MissingDependency
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -27,17 +30,21 @@ def is_bag(path: Path) -> bool:
 
 
 def bag_root(path: Path) -> Path:
-    """A ROS 2 bag is its directory, not one of its storage files."""
+    """Return a ROS 2 bag's directory (a bag is its directory, not one of its storage files)."""
     if path.suffix in STORAGE_SUFFIXES and (path.parent / "metadata.yaml").is_file():
         return path.parent
     return path
 
 
 def open_bag(path: Path, needed_for: str, fallback_types: bool = True):
-    """An open rosbags AnyReader (the caller closes it).  ``fallback_types``: read ROS 2 bags
-    that hold no message definitions with ROS 2 kilted's (play does; training's bag: data
-    has not so far).  MissingDependency naming ``needed_for`` without rosbags, DataError
-    for a path that does not exist, rosbags' own errors for a broken bag."""
+    """
+    Return an open rosbags AnyReader (the caller closes it).
+
+    ``fallback_types``: read ROS 2 bags that hold no message definitions with ROS 2
+    kilted's (play does; training's bag: data has not so far).  MissingDependency naming
+    ``needed_for`` without rosbags, DataError for a path that does not exist, rosbags' own
+    errors for a broken bag.
+    """
     try:
         from rosbags.highlevel import AnyReader
         from rosbags.typesys import Stores, get_typestore
@@ -58,22 +65,24 @@ def topic_list(reader) -> str:
 
 
 def stamp(msg) -> float:
-    """A message's header stamp in seconds."""
+    """Return a message's header stamp in seconds."""
     return float(msg.header.stamp.sec) + float(msg.header.stamp.nanosec) * 1e-9
 
 
 def camera_info_topic(image_topic: str) -> str:
-    """The camera_info next to an image topic: /cam/image_raw and
-    /cam/image_raw/compressed -> /cam/camera_info."""
+    """Return the camera_info next to an image topic: /cam/image_raw[/compressed] -> /cam/camera_info."""
     ns = image_topic.rsplit("/", 2)[0] if image_topic.endswith("/compressed") else image_topic.rsplit("/", 1)[0]
     return f"{ns}/camera_info"
 
 
 def camera_frames(path: Path, image_topic: str = "", needed_for: str = ""):
-    """Yield (name, image message, latest CameraInfo or None) for one image topic of a bag:
+    """
+    Yield (name, image message, latest CameraInfo or None) for one image topic of a bag.
+
     ``image_topic``, or the first Image/CompressedImage topic.  Names are 'TOPIC#N', N
     counting the camera's messages (images and camera_info) in bag order.  DataError
-    when the bag has no such topic."""
+    when the bag has no such topic.
+    """
     reader = open_bag(path, needed_for or f"reading the bag {path}")
     try:
         images = [c for c in reader.connections if c.msgtype in IMAGE_TYPES]

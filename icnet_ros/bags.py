@@ -1,5 +1,8 @@
-"""Training pairs from ROS bags (``bag:PATH``), opened by ``bag_io.py`` (``rosbags``): a ROS 1
-``.bag`` file or a ROS 2 bag directory (sqlite3 or MCAP storage).  No ROS install is needed.
+"""
+Training pairs from ROS bags (``bag:PATH``).
+
+Opened by ``bag_io.py`` (``rosbags``): a ROS 1 ``.bag`` file or a ROS 2 bag directory
+(sqlite3 or MCAP storage).  No ROS install is needed.
 
 An image topic (sensor_msgs Image or CompressedImage) is paired with a mask topic (mono8
 class ids, or rgb8/bgr8 in KITTI road colours; raw or PNG-compressed) by header stamp:
@@ -20,14 +23,18 @@ import numpy as np
 
 from . import bag_io, image_io
 from .bag_io import COMPRESSED, IMAGE
-from .classes import KITTI_ROAD, ClassSet
-from .image_io import DataError, Encoded, decode_kitti_gt, read_id_mask, read_image
+from .classes import ClassSet, KITTI_ROAD
+from .image_io import DataError, decode_kitti_gt, Encoded, read_id_mask, read_image
 from .optional import MissingDependency
 
 
 def _raw_array(msg, name: str, mask: bool = False) -> np.ndarray:
-    """H x W x C (C = 1, 3) uint8 in RGB order (or ids) from a sensor_msgs/Image: every
-    camera encoding the node takes (image_io); masks only as 8-bit ids or colours."""
+    """
+    Return H x W x C uint8 in RGB order (or ids) from a sensor_msgs/Image.
+
+    H x W x C (C = 1, 3) uint8 in RGB order (or ids) from a sensor_msgs/Image: every
+    camera encoding the node takes (image_io); masks only as 8-bit ids or colours.
+    """
     if mask and msg.encoding.strip().lower() not in image_io.DIRECT:
         raise DataError(f"{name} has encoding {msg.encoding!r}; a mask must be mono8 class ids or "
                         f"rgb8/bgr8 colours")
@@ -41,7 +48,7 @@ def _raw_array(msg, name: str, mask: bool = False) -> np.ndarray:
 
 
 def _encode(msg, msgtype: str, name: str, mask: bool = False) -> tuple[Encoded, int]:
-    """(Encoded frame, channels) for one message; compressed ones keep their bytes."""
+    """Return (Encoded frame, channels) for one message; compressed ones keep their bytes."""
     if msgtype == COMPRESSED:
         data = bytes(msg.data)
         probe = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -77,7 +84,7 @@ def _open(path: Path):
 
 
 def _read_frames(path: Path, image_topic: str | None, mask_topic: str | None):
-    """(the bag's path, {topic: [(stamp, Encoded, channels)]}) for its image and mask topics."""
+    """Return (the bag's path, {topic: [(stamp, Encoded, channels)]}) for its image and mask topics."""
     reader = _open(path)
     path = bag_io.bag_root(path)  # errors name the bag, not one of its storage files
     try:

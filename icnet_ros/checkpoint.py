@@ -1,4 +1,7 @@
-"""Self-describing checkpoints: weights plus everything needed to use them (variant,
+"""
+Self-describing checkpoints: weights plus everything needed to use them.
+
+Self-describing checkpoints: weights plus everything needed to use them (variant,
 classes, colours, drivable ids, normalisation, input size).
 
 Loading never runs code: ``.pt`` files go through ``torch.load(weights_only=True)``
@@ -8,13 +11,13 @@ file, then rename) so a crash mid-save never leaves a half-written model behind.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 import json
 import os
+from pathlib import Path
 import pickle
 import tempfile
 import zipfile
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -46,7 +49,7 @@ class ModelMeta:
     input_width: int | None = None
 
     def network_size(self, h: int, w: int) -> tuple[int, int]:
-        """The H x W the network runs at for an h x w frame."""
+        """Return the H x W the network runs at for an h x w frame."""
         if self.input_size:
             return tuple(int(v) for v in self.input_size)
         if self.input_width and self.input_width != w:
@@ -112,7 +115,7 @@ def save_checkpoint(path, model: torch.nn.Module, meta: ModelMeta, extra: dict |
 
 
 def read_checkpoint(path) -> tuple[ModelMeta, dict, dict]:
-    """Returns (meta, state_dict, extra) without building a model."""
+    """Return (meta, state_dict, extra) without building a model."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")

@@ -1,5 +1,9 @@
-"""Class sets: names, display colours, which classes a vehicle may drive on, and the
-label value that losses and metrics ignore."""
+"""
+Class sets: names, display colours, drivable classes and the ignored label value.
+
+Class sets: names, display colours, which classes a vehicle may drive on, and the
+label value that losses and metrics ignore.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +41,8 @@ class ClassSet:
     @classmethod
     def from_dict(cls, d: dict, name: str = "custom") -> "ClassSet":
         return cls(tuple(d["names"]), tuple(tuple(int(v) for v in c) for c in d["colors"]),
-                   tuple(int(i) for i in d.get("drivable_ids", ())), int(d.get("ignore_index", 255)), d.get("name", name))
+                   tuple(int(i) for i in d.get("drivable_ids", ())), int(d.get("ignore_index", 255)),
+                   d.get("name", name))
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "ClassSet":

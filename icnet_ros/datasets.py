@@ -1,4 +1,5 @@
-"""Image/label datasets for training and evaluation, selected by a spec string:
+"""
+Image/label datasets for training and evaluation, selected by a spec string.
 
 * ``kitti:PATH``            KITTI road ``data_road`` root (colour-coded ground truth)
 * ``camvid:PATH:SPLIT``     SegNet-layout CamVid (``SPLIT/`` and ``SPLITannot/``)
@@ -22,11 +23,11 @@ import torch
 from torch.utils.data import Dataset
 
 from .bags import bag_samples
-from .classes import CAMVID, KITTI_ROAD, ClassSet
+from .classes import CAMVID, ClassSet, KITTI_ROAD
 # Image files and DataError live in image_io (bags.py reads them too); they are named
 # here as well because training, evaluation and the tests know them as datasets.*.
-from .image_io import (IMAGE_EXTS, DataError, Encoded, decode_kitti_gt, list_images,  # noqa: F401
-                       read_id_mask, read_image, read_kitti_gt)
+from .image_io import (DataError, decode_kitti_gt, Encoded, IMAGE_EXTS, list_images, read_id_mask,  # noqa: F401
+                       read_image, read_kitti_gt)
 
 
 @dataclass
@@ -48,7 +49,7 @@ class SegmentationDataset(Dataset):
         return len(self.samples)
 
     def with_augment(self, augment, seed: int = 0) -> "SegmentationDataset":
-        """A shallow copy that shares the sample list but augments differently."""
+        """Return a shallow copy that shares the sample list but augments differently."""
         other = copy.copy(self)
         other.augment, other.seed = augment, seed
         return other
@@ -99,7 +100,7 @@ def _pair_by_stem(images: Path, masks: Path, mask_stem=lambda stem: stem) -> lis
 
 
 def kitti_base(root: Path) -> Path:
-    """The folder holding image_2/ and gt_image_2/ (``data_road/training`` or itself)."""
+    """Return the folder holding image_2/ and gt_image_2/ (``data_road/training`` or itself)."""
     if not root.is_dir():
         raise DataError(f"KITTI road directory {root} does not exist")
     return root / "training" if (root / "training").is_dir() else root
@@ -123,8 +124,12 @@ def _fixed_classes(kind: str, own: ClassSet, given: ClassSet | None) -> ClassSet
 def open_dataset(spec: str, classes: ClassSet | None = None, augment=None, seed: int = 0,
                  image_topic: str | None = None, mask_topic: str | None = None,
                  max_dt: float = 0.05) -> SegmentationDataset:
-    """Parse a ``--data`` spec.  ``classes`` (from --classes) sets the class set of
-    ``folder:`` and ``bag:`` data (default: KITTI road's not_road/road)."""
+    """
+    Parse a ``--data`` spec.
+
+    ``classes`` (from --classes) sets the class set of ``folder:`` and ``bag:``
+    data (default: KITTI road's not_road/road).
+    """
     kind, _, rest = spec.partition(":")
     if kind == "kitti" and rest:
         cs = _fixed_classes("kitti", KITTI_ROAD, classes)

@@ -1,4 +1,5 @@
-"""`make demo`: the real thing on the bundled KITTI frames.
+"""
+`make demo`: the real thing on the bundled KITTI frames.
 
 Starts `play` (the frames, with their KITTI calibration) and `segment` as two separate
 processes talking over real DDS on a private ROS_DOMAIN_ID, collects the node's outputs
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,7 +53,7 @@ def pick_model(model: str | None, workdir: Path) -> tuple[Path, bool]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     ap.add_argument("--out", default="output", help="folder for the PNGs")
     ap.add_argument("--source", default=None,
                     help="folder or bag to play (default: the bundled KITTI sample frames)")
@@ -100,8 +101,12 @@ def wait_for_segment(collector, node: subprocess.Popen, node_log, deadline: floa
 
 
 def drain(collector, deadline: float) -> None:
-    """The last frames may still be in the network: wait until all are out or 3 s pass
-    with nothing new, then 1.2 s more for one more diagnostics message."""
+    """
+    Wait until the last frames are out of the network.
+
+    The last frames may still be in the network: wait until all are out or 3 s pass
+    with nothing new, then 1.2 s more for one more diagnostics message.
+    """
     quiet = time.monotonic()
     while time.monotonic() < min(deadline, quiet + 3.0):
         before = collector.received()
@@ -116,7 +121,7 @@ def drain(collector, deadline: float) -> None:
 
 
 def played_names(source: Path, stamps: list[int]) -> dict[int, str]:
-    """stamp -> the name play gave that frame: play publishes its source's frames in order."""
+    """Map stamp -> the name play gave that frame: play publishes its source's frames in order."""
     from .play_source import frame_names
 
     try:
@@ -144,7 +149,7 @@ def write_pngs(frames, names: dict[int, str], out: Path, colors) -> None:
 
 
 def node_line(diag: dict[str, list[str]]) -> str:
-    """The node's own figures from its diagnostics."""
+    """Return the node's own figures from its diagnostics."""
     import numpy as np
 
     def median(name):
@@ -201,7 +206,7 @@ def stop(node: subprocess.Popen, player: subprocess.Popen | None) -> int:
 
 
 def run(args, source: Path, model: Path, colors, trained: bool, work: Path) -> int:
-    """segment and play as processes, the collector here; PNGs and the summary."""
+    """Run segment and play as processes, the collector here; PNGs and the summary."""
     from .ros.demo_collector import Collector   # the demo's only ROS import
 
     out = Path(args.out)

@@ -1,5 +1,7 @@
-"""Deployable inference: the one path from uint8 camera frames to logits at the frame's
-size.  No ROS.
+"""
+Deployable inference: the one path from uint8 camera frames to logits at the frame's size.
+
+No ROS.
 
     uint8 N x H x W x 3 RGB -> normalise -> resize to the model's network size
     (checkpoint input_size / input_width) -> network -> logits -> resize back to H x W
@@ -15,16 +17,20 @@ from __future__ import annotations
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+import torch.nn.functional as F
 
 from .checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta
 
 
 def normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
-    """uint8 N x H x W x 3 -> float N x 3 x H x W as (x / 255 - mean) / std, on the images'
+    """
+    Normalise uint8 N x H x W x 3 frames to float N x 3 x H x W, on the images' device.
+
+    uint8 N x H x W x 3 -> float N x 3 x H x W as (x / 255 - mean) / std, on the images'
     device: the one definition that training and inference share.  The NHWC memory makes
-    the result channels_last already."""
+    the result channels_last already.
+    """
     x = images.permute(0, 3, 1, 2).float()
     mean = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
     std = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
@@ -34,12 +40,14 @@ def normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
 def frame_logits(model: nn.Module, images: torch.Tensor, meta: ModelMeta | None, mean=None, std=None,
                  dtype: torch.dtype | None = None, channels_last: bool = False,
                  cache_enabled: bool = True) -> torch.Tensor:
-    """uint8 N x H x W x 3 RGB frames (on the model's device) -> logits N x C x H x W.
+    """
+    uint8 N x H x W x 3 RGB frames (on the model's device) -> logits N x C x H x W.
 
     mean / std: tensors already on the device (the engine keeps them; None: the meta's).
     dtype: autocast dtype (fp16 / bf16) or None.  channels_last: the engine's memory
     format for oneDNN / cuDNN.  cache_enabled: False under CUDA graph capture, which
-    would otherwise keep autocast's weight casts from the capture."""
+    would otherwise keep autocast's weight casts from the capture.
+    """
     h, w = int(images.shape[1]), int(images.shape[2])
     if mean is None:
         mean = meta.mean if meta is not None else IMAGENET_MEAN
@@ -58,8 +66,11 @@ def frame_logits(model: nn.Module, images: torch.Tensor, meta: ModelMeta | None,
 
 
 class Deployable(nn.Module):
-    """``frame_logits`` as one module: uint8 RGB N x H x W x 3 in; logits and uint8 class
-    maps at H x W out.  What ``export`` writes and the ONNX Runtime backend traces."""
+    """
+    ``frame_logits`` as one module: uint8 RGB N x H x W x 3 in; logits and uint8 class maps at H x W out.
+
+    What ``export`` writes and the ONNX Runtime backend traces.
+    """
 
     def __init__(self, model: nn.Module, meta: ModelMeta):
         super().__init__()
@@ -74,8 +85,11 @@ class Deployable(nn.Module):
 
 
 def trace_onnx(net: Deployable, h: int, w: int, target, opset: int = 17) -> None:
-    """Trace net for H x W frames (batch dynamic) into target, a path or a binary file.
-    Pooling windows and resizes are fixed by H x W when traced."""
+    """
+    Trace net for H x W frames (batch dynamic) into target, a path or a binary file.
+
+    Pooling windows and resizes are fixed by H x W when traced.
+    """
     dummy = torch.zeros(1, h, w, 3, dtype=torch.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer and legacy-exporter chatter

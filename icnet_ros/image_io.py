@@ -1,4 +1,5 @@
-"""Raw camera pixel layouts <-> the network's 8-bit colour input, without ROS.
+"""
+Raw camera pixel layouts <-> the network's 8-bit colour input, without ROS.
 
 One table of the sensor_msgs/Image encodings real drivers publish, shared by the node's
 message adapter (``ros/conversions.py``) and bag reading (``bags.py``):
@@ -24,9 +25,9 @@ path or an ``Encoded`` PNG/JPEG frame, and KITTI road colour ground truth
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
+import re
 
 import cv2
 import cv2.utils.logging as cv_log
@@ -98,7 +99,7 @@ def is_known(encoding: str) -> bool:
 
 def _plane(data, width: int, height: int, step: int, row: int, encoding: str,
            rows: int | None = None) -> np.ndarray:
-    """The buffer as bytes after checking step and length for `rows` rows of `row` bytes."""
+    """Return the buffer as bytes after checking step and length for `rows` rows of `row` bytes."""
     rows = height if rows is None else rows
     if step < row:
         raise ImageError(f"image step {step} is smaller than the {row} bytes a row of a "
@@ -126,8 +127,12 @@ def _even(width: int, height: int, encoding: str, rows: bool = True) -> None:
 
 def decode_raw(encoding: str, width: int, height: int, step: int, data,
                bigendian: bool = False) -> tuple[np.ndarray, str]:
-    """(array, colour order 'rgb' or 'bgr') from raw pixels: H x W x 3 uint8, or H x W uint8
-    for grey encodings; a view of `data` for the 8- and 16-bit RGB/grey encodings."""
+    """
+    Return (array, colour order 'rgb' or 'bgr') from raw pixels.
+
+    (array, colour order 'rgb' or 'bgr') from raw pixels: H x W x 3 uint8, or H x W uint8
+    for grey encodings; a view of `data` for the 8- and 16-bit RGB/grey encodings.
+    """
     enc = encoding.strip().lower()
     width, height, step = int(width), int(height), int(step)
     check_size(width, height, f"{encoding or 'unencoded'} image")
@@ -183,8 +188,12 @@ def to_rgb(array: np.ndarray, order: str) -> np.ndarray:
 # --- the reverse: what a driver would send, for `play` and the tests ---------------------
 
 def fit_size(encoding: str, height: int, width: int) -> tuple[int, int]:
-    """(height, width) an `encoding` message of this frame has: Bayer and 4:2:0 layouts
-    need even sizes, 4:2:2 an even width; the odd last row or column is cut off."""
+    """
+    Return the (height, width) an `encoding` message of this frame has.
+
+    (height, width) an `encoding` message of this frame has: Bayer and 4:2:0 layouts
+    need even sizes, 4:2:2 an even width; the odd last row or column is cut off.
+    """
     enc = encoding.strip().lower()
     if _bayer(enc) is not None or enc in SEMI_PLANAR_420:
         return height // 2 * 2, width // 2 * 2
@@ -194,10 +203,14 @@ def fit_size(encoding: str, height: int, width: int) -> tuple[int, int]:
 
 
 def encode_raw(rgb: np.ndarray, encoding: str) -> tuple[np.ndarray, int]:
-    """(contiguous array holding the message bytes, step) for an H x W x 3 uint8 RGB frame
+    """
+    Return (contiguous array holding the message bytes, step) for an RGB frame in `encoding`.
+
+    (contiguous array holding the message bytes, step) for an H x W x 3 uint8 RGB frame
     in `encoding`; 16-bit samples are full scale, little endian.  An odd last row or column
     that a Bayer or YUV layout cannot hold is cut off (cameras have even sizes; KITTI's 375
-    rows do not), so check the message's height and width."""
+    rows do not), so check the message's height and width.
+    """
     enc = encoding.strip().lower()
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ImageError(f"only H x W x 3 uint8 frames can be encoded, got {rgb.dtype} {rgb.shape}")
@@ -251,6 +264,7 @@ class DataError(ValueError):
 @dataclass(frozen=True)
 class Encoded:
     """An image held in memory as PNG/JPEG bytes (frames read from a bag)."""
+
     data: bytes
     name: str  # what error messages call it, e.g. "/camera/image in run.bag at 12.300 s"
 
@@ -259,7 +273,7 @@ class Encoded:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """The image files of a folder (IMAGE_EXTS, any case), sorted."""
+    """Return the image files of a folder (IMAGE_EXTS, any case), sorted."""
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
 
 
@@ -299,9 +313,13 @@ def read_id_mask(src) -> np.ndarray:
 
 
 def decode_kitti_gt(rgb: np.ndarray) -> np.ndarray:
-    """KITTI road colours, read as the devkit does (road where blue > 0, evaluated where
+    """
+    Decode KITTI road colours as the devkit does.
+
+    KITTI road colours, read as the devkit does (road where blue > 0, evaluated where
     red > 0): magenta road -> 1, red not-road -> 0, black (outside the evaluated area)
-    -> 255, ignored in training and in every metric."""
+    -> 255, ignored in training and in every metric.
+    """
     valid, road = rgb[..., 0] > 0, rgb[..., 2] > 0
     out = np.full(rgb.shape[:2], 255, np.uint8)
     out[valid & ~road] = 0

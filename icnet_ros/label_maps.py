@@ -1,5 +1,8 @@
-"""Label maps: one dataset's class ids -> a model's class names, so that datasets with
-different class sets (CamVid, Cityscapes trainIds, IDD level-1) train and score one model.
+"""
+Label maps: one dataset's class ids -> a model's class names.
+
+So that datasets with different class sets (CamVid, Cityscapes trainIds, IDD level-1)
+train and score one model.
 
 A label map is a YAML file::
 

@@ -1,11 +1,15 @@
-"""Cascade label guidance (paper Sec. 3.3): cross-entropy on each cascade output against
-the labels shrunk to its size by nearest neighbour (never blending class ids)."""
+"""
+Cascade label guidance (paper Sec. 3.3): cross-entropy on each cascade output.
+
+Cascade label guidance (paper Sec. 3.3): cross-entropy on each cascade output against
+the labels shrunk to its size by nearest neighbour (never blending class ids).
+"""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+import torch.nn.functional as F
 
 
 def shrink_labels(labels: torch.Tensor, size) -> torch.Tensor:
@@ -18,8 +22,11 @@ OUTPUT_ORDER = ("aux16", "aux8", "out")   # the model's training dict, coarse to
 
 
 class CascadeLoss(nn.Module):
-    """Weights follow the model's training outputs: (aux16, aux8, out) = (1/16, 1/8, 1/4)
-    -> (0.4, 0.4, 1.0).  Takes the model's dict, or logits tensors in that order."""
+    """
+    Weights follow the model's training outputs: (aux16, aux8, out) = (1/16, 1/8, 1/4) -> (0.4, 0.4, 1.0).
+
+    Takes the model's dict, or logits tensors in that order.
+    """
 
     def __init__(self, weights=(0.4, 0.4, 1.0), ignore_index: int = 255, class_weights=None):
         super().__init__()

@@ -1,4 +1,5 @@
-"""Segmentation scores.
+"""
+Segmentation scores.
 
 * ``ConfusionMatrix``: per-class IoU, mIoU and pixel accuracy.
 * ``RoadEval``: the KITTI road benchmark's pixel metrics (MaxF, AP, and precision, recall,
@@ -16,8 +17,12 @@ THRESHOLDS = np.arange(256) / 255.0
 
 
 class ConfusionMatrix:
-    """Rows: ground truth, columns: prediction.  Pixels labelled ``ignore_index`` (or
-    any id outside the class range) are not counted."""
+    """
+    Rows: ground truth, columns: prediction.
+
+    Pixels labelled ``ignore_index`` (or any id outside the class range) are not
+    counted.
+    """
 
     def __init__(self, num_classes: int, ignore_index: int = 255):
         self.num_classes = num_classes
@@ -53,7 +58,7 @@ class ConfusionMatrix:
         return float(np.diag(self.matrix).sum() / total) if total else float("nan")
 
     def group_iou(self, ids) -> float:
-        """IoU of several classes taken as one (e.g. every drivable class); NaN if absent."""
+        """Return the IoU of several classes taken as one (e.g. every drivable class); NaN if absent."""
         ids = list(ids)
         if not ids:
             return float("nan")
@@ -71,12 +76,14 @@ def quantise(prob: np.ndarray) -> np.ndarray:
 
 
 class RoadEval:
-    """KITTI road pixel evaluation, accumulated over images.
+    """
+    KITTI road pixel evaluation, accumulated over images.
 
     Keeps two 256-bin histograms of quantised drivable probability: one for road pixels
     and one for non-road pixels, both inside the valid area.  At threshold k/255 a pixel
     is called road when its level is >= k, so FN(k) = road pixels below k and FP(k) =
-    non-road pixels at or above k: exactly the devkit's cumulative histograms."""
+    non-road pixels at or above k: exactly the devkit's cumulative histograms.
+    """
 
     def __init__(self):
         self.pos = np.zeros(256, np.int64)

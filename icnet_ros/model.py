@@ -1,4 +1,5 @@
-"""ICNet (Zhao et al., ECCV 2018) as the paper and the official Caffe model define it.
+"""
+ICNet (Zhao et al., ECCV 2018) as the paper and the official Caffe model define it.
 
 Three branches see the image at three resolutions:
 
@@ -25,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+import torch.nn.functional as F
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 
@@ -51,7 +52,7 @@ def _half(x: torch.Tensor) -> torch.Tensor:
 
 
 def _make_stage(block, inplanes: int, planes: int, blocks: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    """A ResNet stage from torchvision's blocks, optionally dilated (no stride then)."""
+    """Build a ResNet stage from torchvision's blocks, optionally dilated (no stride then)."""
     downsample = None
     if stride != 1 or inplanes != planes * block.expansion:
         downsample = nn.Sequential(
@@ -72,7 +73,10 @@ def _make_stage(block, inplanes: int, planes: int, blocks: int, stride: int = 1,
 
 
 class PyramidPooling(nn.Module):
-    """ICNet's pyramid pooling: average pools at several bins, upsampled and *summed*
+    """
+    ICNet's pyramid pooling: pools summed with the input, then a 1x1 conv.
+
+    ICNet's pyramid pooling: average pools at several bins, upsampled and *summed*
     with the input (not concatenated as in PSPNet), then a 1x1 conv.
 
     Pool windows are computed from the feature size so that each bin count is met
@@ -105,9 +109,13 @@ class PyramidPooling(nn.Module):
 
 
 class CascadeFeatureFusion(nn.Module):
-    """CFF unit (paper Fig. 3): F1 (low res) is upsampled x2 to F2's size and refined by a
+    """
+    CFF unit (paper Fig. 3): fuse a low-resolution and a high-resolution feature map.
+
+    CFF unit (paper Fig. 3): F1 (low res) is upsampled x2 to F2's size and refined by a
     3x3 dilation-2 conv + BN; F2 (high res) gets a 1x1 conv + BN; sum then ReLU.  The
-    upsampled F1 also feeds an auxiliary classifier for cascade label guidance."""
+    upsampled F1 also feeds an auxiliary classifier for cascade label guidance.
+    """
 
     def __init__(self, low_channels: int, high_channels: int, out_channels: int, num_classes: int):
         super().__init__()
@@ -189,7 +197,7 @@ class ICNet(nn.Module):
         self._init_weights()
 
     def _resnet_branch(self, spec: Variant, c) -> tuple[int, int]:
-        """The paper's shared branch: ResNet stem..conv3_1 (medium), conv3_2..conv5 (low)."""
+        """Build the paper's shared branch: ResNet stem..conv3_1 (medium), conv3_2..conv5 (low)."""
         block = spec.block
 
         # Full width ResNet stem would be 64/64/128; the official half-width is 32/32/64.
@@ -254,7 +262,7 @@ class ICNet(nn.Module):
 
 
 def icnet(num_classes: int, variant: str = "r50", width: float = 0.5, **kwargs) -> ICNet:
-    """Builder: ``icnet(19)`` is the released ICNet (half-width ResNet-50)."""
+    """Build an ICNet; 19 classes and the defaults give the released ICNet (half-width ResNet-50)."""
     return ICNet(num_classes, variant, width, **kwargs)
 
 
@@ -267,7 +275,7 @@ def icnet_r18(num_classes: int, width: float = 0.5, **kwargs) -> ICNet:
 
 
 def icnet_effl0(num_classes: int, width: float = 0.5, **kwargs) -> ICNet:
-    """ICNet with an EfficientNet-Lite0 medium/low branch (ImageNet weights: train --pretrained)."""
+    """Build ICNet with an EfficientNet-Lite0 medium/low branch (ImageNet weights: train --pretrained)."""
     return ICNet(num_classes, "effl0", width, **kwargs)
 
 
@@ -276,7 +284,10 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def load_backbone(model: ICNet, path: str) -> list[str]:
-    """Copy a torchvision ResNet checkpoint (file the user supplies, never downloaded)
+    """
+    Copy a torchvision ResNet checkpoint into a full-width ICNet's stages.
+
+    Copy a torchvision ResNet checkpoint (file the user supplies, never downloaded)
     into a full-width (width=1.0) ICNet's stages; returns the keys that were loaded.
 
     torchvision's ResNet has a single 7x7 stem, so the stem stays randomly initialised;
@@ -305,5 +316,5 @@ def load_backbone(model: ICNet, path: str) -> list[str]:
     return loaded
 
 
-__all__ = ["ICNet", "icnet", "icnet_r50", "icnet_r18", "icnet_effl0", "canonical_variant", "CascadeFeatureFusion", "PyramidPooling",
-           "count_parameters", "load_backbone", "VARIANTS"]
+__all__ = ["ICNet", "icnet", "icnet_r50", "icnet_r18", "icnet_effl0", "canonical_variant", "CascadeFeatureFusion",
+           "PyramidPooling", "count_parameters", "load_backbone", "VARIANTS"]

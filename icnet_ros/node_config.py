@@ -1,4 +1,7 @@
-"""The `icnet` node's parameters, without ROS: names, defaults, descriptions, ranges and
+"""
+The `icnet` node's parameters, without ROS, and the checks on their values.
+
+The `icnet` node's parameters, without ROS: names, defaults, descriptions, ranges and
 choices (one table, `NodeConfig`'s fields), and the checks on their values.
 
 `from_params` takes a full set of values (the node's, or config/icnet.yaml's) and returns
@@ -10,9 +13,9 @@ it owns what needs the model or ROS (loading the checkpoint, descriptors).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+import math
 
 from . import geometry
 
@@ -21,13 +24,14 @@ class ConfigError(ValueError):
     """A parameter that cannot be used; the message names it."""
 
 
-def _param(default, description: str, live: bool = False, range: tuple | None = None):
-    return field(default=default, metadata={"description": description, "live": live, "range": range})
+def _param(default, description: str, live: bool = False, bounds: tuple | None = None):
+    return field(default=default, metadata={"description": description, "live": live, "bounds": bounds})
 
 
 @dataclass(frozen=True)
 class NodeConfig:
     """Every parameter of the node, checked.  Field order is declaration order."""
+
     autostart: bool = _param(True, "Configure and activate on start, without a lifecycle manager.")
     model_path: str = _param("", "Checkpoint (.pt or .safetensors); empty: the shipped model.")
     device: str = _param("auto", "auto, cpu, cuda or cuda:N.")
@@ -35,16 +39,16 @@ class NodeConfig:
     backend: str = _param("auto", "auto (onnxruntime for fp32 on the CPU when installed, else torch), "
                                   "torch or onnxruntime (CPU, fp32).")
     num_threads: int = _param(0, "CPU threads for torch and onnxruntime; 0 keeps torch's default.",
-                              range=(0, 256))
+                              bounds=(0, 256))
     warmup: bool = _param(True, "Run one frame through the network at configure.")
     cameras: tuple = _param(("",), "Camera names; each name C reads C/image and C/camera_info and "
                                    "publishes under ~/C/.  [''] is one unnamed camera.")
     input_transport: str = _param("raw", "raw (sensor_msgs/Image on image) or compressed "
                                          "(sensor_msgs/CompressedImage on image/compressed).")
     qos_reliability: str = _param("best_effort", "Input QoS reliability: best_effort or reliable.")
-    qos_depth: int = _param(1, "Input and output QoS history depth.", range=(1, 100))
+    qos_depth: int = _param(1, "Input and output QoS history depth.", bounds=(1, 100))
     batch_wait_ms: float = _param(5.0, "With several cameras, how long to wait for the others once "
-                                       "one frame is in, so that they share a batch.", range=(0.0, 1000.0))
+                                       "one frame is in, so that they share a batch.", bounds=(0.0, 1000.0))
     base_frame: str = _param("base_link", "Frame of the drivable_area grid.")
     calib_file: str = _param("", "KITTI calib file: intrinsics and camera-to-road pose from it "
                                  "instead of camera_info and camera_height/pitch/roll.", live=True)
@@ -82,11 +86,11 @@ class Param:
     default: object             # as ROS declares it: a list, not a tuple, for string arrays
     description: str
     read_only: bool = True      # a change needs a reload (deactivate/cleanup/configure)
-    range: tuple | None = None
+    bounds: tuple | None = None
 
 
 PARAMS = tuple(Param(f.name, list(f.default) if isinstance(f.default, tuple) else f.default,
-                     f.metadata["description"], not f.metadata["live"], f.metadata["range"])
+                     f.metadata["description"], not f.metadata["live"], f.metadata["bounds"])
                for f in fields(NodeConfig) if "description" in f.metadata)
 CHOICES = {"input_transport": ("raw", "compressed"), "qos_reliability": ("best_effort", "reliable"),
            "backend": ("auto", "torch", "onnxruntime")}
@@ -106,16 +110,16 @@ def check_value(name: str, value) -> None:
           isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value))
     if not ok:
         raise ConfigError(f"parameter '{name}': value {value!r} is invalid (expected a {expected.__name__})")
-    if p.range and not (p.range[0] <= value <= p.range[1] or
-                        any(math.isclose(value, edge, rel_tol=_REL_TOL) for edge in p.range)):
+    if p.bounds and not (p.bounds[0] <= value <= p.bounds[1] or
+                         any(math.isclose(value, edge, rel_tol=_REL_TOL) for edge in p.bounds)):
         raise ConfigError(f"parameter '{name}': value {value!r} is invalid "
-                          f"(must be within [{p.range[0]}, {p.range[1]}])")
+                          f"(must be within [{p.bounds[0]}, {p.bounds[1]}])")
     if name in CHOICES and value not in CHOICES[name]:
         raise ConfigError(f"parameter '{name}': {value!r} is not one of {', '.join(CHOICES[name])}")
 
 
 def grid_spec(values) -> geometry.GridSpec:
-    """The grid of a NodeConfig (or a mapping of the grid_* values), checked."""
+    """Return the grid of a NodeConfig (or a mapping of the grid_* values), checked."""
     get = values.__getitem__ if isinstance(values, Mapping) else lambda n: getattr(values, n)
     try:
         return geometry.GridSpec(get("grid_x_min"), get("grid_x_max"), get("grid_y_min"),
@@ -128,7 +132,7 @@ def grid_spec(values) -> geometry.GridSpec:
 
 
 def load_calib(path: str):
-    """The KITTI calib file's matrices, or None for no file."""
+    """Return the KITTI calib file's matrices, or None for no file."""
     if not path:
         return None
     try:
@@ -173,8 +177,11 @@ def build(values: Mapping) -> NodeConfig:
 
 
 def from_params(values: Mapping) -> NodeConfig:
-    """Every parameter checked (missing ones take their defaults); the first bad one raises
-    ConfigError naming it.  Reads calib_file, and asks torch whether the device exists."""
+    """
+    Every parameter checked (missing ones take their defaults); the first bad one raises ConfigError naming it.
+
+    Reads calib_file, and asks torch whether the device exists.
+    """
     merged = {p.name: p.default for p in PARAMS}
     merged.update(values)
     for name, value in merged.items():
@@ -188,9 +195,12 @@ def from_params(values: Mapping) -> NodeConfig:
 
 
 def with_changes(config: NodeConfig, changes: Mapping) -> NodeConfig:
-    """A live change checked as from_params checks it: each changed value, and the grid or
-    calib file it touches.  Whether a parameter may change live is its descriptor's (rclpy's)
-    to enforce; read-only ones never reach here."""
+    """
+    Check a live change as from_params checks it: each changed value, and the grid or calib file it touches.
+
+    Whether a parameter may change live is its descriptor's (rclpy's) to enforce; read-only
+    ones never reach here.
+    """
     for name, value in changes.items():
         check_value(name, value)
     new = _replace(config, changes)
@@ -202,7 +212,7 @@ def with_changes(config: NodeConfig, changes: Mapping) -> NodeConfig:
 
 
 def _replace(config: NodeConfig, changes: Mapping) -> NodeConfig:
-    """config with changes applied (string arrays kept as tuples: NodeConfig is immutable)."""
+    """Return config with changes applied (string arrays kept as tuples: NodeConfig is immutable)."""
     changes = dict(changes)
     if "cameras" in changes:
         changes["cameras"] = tuple(changes["cameras"])

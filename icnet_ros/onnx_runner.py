@@ -1,4 +1,7 @@
-"""The engine's CPU backend: ONNX Runtime running the graph `export` writes (uint8 frames
+"""
+The engine's CPU backend: ONNX Runtime running the graph `export` writes.
+
+The engine's CPU backend: ONNX Runtime running the graph `export` writes (uint8 frames
 in; logits and class maps out), traced in memory once per frame size.
 
 Why: on this project's 2-core CPU ONNX Runtime ran the shipped model at 375x1242 in
@@ -10,9 +13,9 @@ is seen.  No ROS here.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 import io
 import time
-from collections import OrderedDict
 
 import numpy as np
 from torch import nn
@@ -31,7 +34,7 @@ class OnnxRunner:
         self.traced: list[tuple[int, int, float]] = []   # (h, w, seconds), for the caller to report
 
     def session(self, h: int, w: int):
-        """The session for H x W frames, traced and built on first use."""
+        """Return the session for H x W frames, traced and built on first use."""
         sess = self._sessions.get((h, w))
         if sess is not None:
             self._sessions.move_to_end((h, w))
@@ -57,8 +60,11 @@ class OnnxRunner:
         return sess
 
     def run(self, images: np.ndarray, logits: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """images: N x H x W x 3 uint8 RGB, C-contiguous.  (class maps N x H x W uint8,
-        logits N x C x H x W float32 or None)."""
+        """
+        images: N x H x W x 3 uint8 RGB, C-contiguous.
+
+        (class maps N x H x W uint8, logits N x C x H x W float32 or None).
+        """
         sess = self.session(images.shape[1], images.shape[2])
         if logits:
             out_logits, classes = sess.run(["logits", "classes"], {"image": images})

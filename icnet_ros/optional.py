@@ -1,5 +1,5 @@
-"""Dependencies a command needs but an install may lack: one line naming what to install,
-never a traceback.
+"""
+Dependencies a command needs but an install may lack: one line naming what to install, never a traceback.
 
 `require` checks before the work starts (train: before hours of training, not at the
 plot after them); `missing` turns an ImportError raised anywhere into the same line.  The
@@ -38,7 +38,7 @@ class MissingDependency(ImportError):
 
 
 def hint(module: str) -> str:
-    """'the X package (pip install X; rosdep key Y)' for an import name."""
+    """Return 'the X package (pip install X; rosdep key Y)' for an import name."""
     top = module.split(".")[0]
     if top in ROS:
         return ("ROS 2 (rclpy and the message packages): source a ROS 2 install, e.g. "

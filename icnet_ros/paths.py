@@ -1,11 +1,15 @@
-"""Where the shipped model lives: the ROS share directory after ``colcon build``, the
-venv's ``share/`` after ``pip install``, or ``models/`` in a source checkout."""
+"""
+Where the shipped model lives.
+
+The ROS share directory after ``colcon build``, the venv's ``share/`` after ``pip
+install``, or ``models/`` in a source checkout.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
+import sys
 
 PACKAGE = "icnet_ros"
 SHIPPED_MODEL = "icnet_camvid_road.pt"
@@ -35,7 +39,7 @@ def find_share_file(relative: str) -> Path | None:
 
 
 def default_model_path() -> Path:
-    """The shipped model; a clear error when it is not installed anywhere."""
+    """Return the shipped model; a clear error when it is not installed anywhere."""
     found = find_share_file(f"models/{SHIPPED_MODEL}")
     if found is None:
         looked = ", ".join(str(d / "models") for d in share_dirs())
@@ -45,10 +49,14 @@ def default_model_path() -> Path:
 
 
 def use_large_frame_transport() -> str | None:
-    """Point Fast DDS at config/fastdds_large_frames.xml (a 32 MB shared-memory segment)
+    """
+    Point Fast DDS at config/fastdds_large_frames.xml unless the user chose a profile already.
+
+    Point Fast DDS at config/fastdds_large_frames.xml (a 32 MB shared-memory segment)
     unless the user chose a profile already.  Call before rclpy.init(): the participant
     reads it once.  Without it, frames over 512 KB cross processes as fragmented UDP
-    (more CPU; best-effort QoS then loses whole frames).  Returns the file in use."""
+    (more CPU; best-effort QoS then loses whole frames).  Returns the file in use.
+    """
     for var in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
         if os.environ.get(var):
             return os.environ[var]
@@ -65,8 +73,12 @@ CHECKOUT_SAMPLES = Path(__file__).resolve().parent.parent / "test/data/kitti_roa
 
 
 def sample_frames_dir() -> Path:
-    """The bundled KITTI sample frames (image_2/, calib/) the demo plays; a clear error
-    saying what to pass when they are installed nowhere."""
+    """
+    Return the bundled KITTI sample frames (image_2/, calib/) the demo plays.
+
+    The bundled KITTI sample frames (image_2/, calib/) the demo plays; a clear error
+    saying what to pass when they are installed nowhere.
+    """
     for d in share_dirs():
         if (d / SAMPLES / "image_2").is_dir():
             return d / SAMPLES
@@ -78,10 +90,13 @@ def sample_frames_dir() -> Path:
 
 
 def use_private_ros_domain() -> int:
-    """Give this process (and its children) a ROS_DOMAIN_ID of its own, from its pid, so
-    tests and demos never talk to other ROS graphs on the host.  1..101: inside the range
-    ROS recommends on Linux (0 is everyone's default; above 101 the DDS ports can collide
-    with the kernel's ephemeral ports).  Call before rclpy.init()."""
+    """
+    Give this process (and its children) a ROS_DOMAIN_ID of its own, from its pid.
+
+    So tests and demos never talk to other ROS graphs on the host.  1..101: inside the
+    range ROS recommends on Linux (0 is everyone's default; above 101 the DDS ports can
+    collide with the kernel's ephemeral ports).  Call before rclpy.init().
+    """
     domain = 1 + os.getpid() % 101
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     return domain

@@ -1,4 +1,7 @@
-"""What ``play`` plays, without ROS: the frames of a folder of images (the KITTI data_road
+"""
+What ``play`` plays, without ROS: the frames of a folder of images or of a bag.
+
+What ``play`` plays, without ROS: the frames of a folder of images (the KITTI data_road
 layout, image_2/ + calib/, recognised) or of one camera in a bag, in the order ``play``
 publishes them.  The replay player (``ros/player.py``) turns them into messages; the demo
 names its output files by them.
@@ -17,7 +20,7 @@ from itertools import islice
 from pathlib import Path
 
 from . import bag_io, geometry, image_io
-from .image_io import IMAGE_EXTS, DataError
+from .image_io import DataError, IMAGE_EXTS
 from .optional import MissingDependency
 
 
@@ -45,7 +48,7 @@ def folder_frames(folder: Path, calib_file: str = ""):
 
 
 def bag_frames(path: Path, image_topic: str = ""):
-    """The bag's camera (bag_io.camera_frames): one image topic and the camera_info next to it."""
+    """Return the bag's camera (bag_io.camera_frames): one image topic and the camera_info next to it."""
     frames = bag_io.camera_frames(path, image_topic, needed_for=f"playing the bag {path}")
     try:
         for name, msg, info in frames:
@@ -59,7 +62,7 @@ def bag_frames(path: Path, image_topic: str = ""):
 
 
 def source_frames(source: Path, image_topic: str = "", calib_file: str = ""):
-    """The frames of ``source``: a bag (.bag, .mcap, .db3 or a ROS 2 bag folder) or a folder."""
+    """Return the frames of ``source``: a bag (.bag, .mcap, .db3 or a ROS 2 bag folder) or a folder."""
     if bag_io.is_bag(source):
         return bag_frames(source, image_topic)
     if source.is_dir():
@@ -68,7 +71,7 @@ def source_frames(source: Path, image_topic: str = "", calib_file: str = ""):
 
 
 def frame_names(source: Path, image_topic: str = "", count: int | None = None) -> list[str]:
-    """The names of the first ``count`` (default: all) frames ``play`` publishes from ``source``."""
+    """Return the names of the first ``count`` (default: all) frames ``play`` publishes from ``source``."""
     frames = source_frames(source, image_topic)
     try:
         return [name for name, *_ in islice(frames, count)]

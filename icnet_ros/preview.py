@@ -1,4 +1,5 @@
-"""See what a model does on a few frames: overlays stacked into one PNG.
+"""
+See what a model does on a few frames: overlays stacked into one PNG.
 
     python -m icnet_ros.preview --images ../shared/data/kitti_road/testing/image_2 --out preview.png
 """
@@ -6,8 +7,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+import sys
 
 import cv2
 import numpy as np

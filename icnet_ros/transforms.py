@@ -1,6 +1,10 @@
-"""Training augmentation on numpy arrays: random scale, crop (padding labels with the
-ignore index), horizontal flip and photometric jitter.  Labels are only ever resized by
-nearest neighbour: blending class ids would invent classes at boundaries."""
+"""
+Training augmentation on numpy arrays.
+
+Random scale, crop (padding labels with the ignore index), horizontal flip and
+photometric jitter.  Labels are only ever resized by nearest neighbour: blending class
+ids would invent classes at boundaries.
+"""
 
 from __future__ import annotations
 

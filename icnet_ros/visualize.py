@@ -25,9 +25,12 @@ def colorize(classes: np.ndarray, colors) -> np.ndarray:
 
 
 def overlay(image: np.ndarray, classes: np.ndarray, colors, alpha: float = 0.5) -> np.ndarray:
-    """Blend class colours over an H x W x 3 uint8 image (same channel order as colors),
-    rounded to the nearest level.  uint8 arithmetic in OpenCV: about 0.5 ms a KITTI frame
-    in all, where float32 numpy took 6 ms of the node's frame."""
+    """
+    Blend class colours over an H x W x 3 uint8 image (same channel order as colors), rounded to the nearest level.
+
+    uint8 arithmetic in OpenCV: about 0.5 ms a KITTI frame in all, where float32 numpy
+    took 6 ms of the node's frame.
+    """
     import cv2
 
     if image.ndim == 2:

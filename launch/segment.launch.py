@@ -1,4 +1,7 @@
-"""ros2 launch icnet_ros segment.launch.py [image_topic:=/camera/image_raw] [replay:=<folder or bag>]
+"""
+Launch the segmentation node, optionally with a player and rviz2.
+
+ros2 launch icnet_ros segment.launch.py [image_topic:=/camera/image_raw] [replay:=<folder or bag>]
 [use_rviz:=true] [model_path:=...] [device:=cuda] [params_file:=...]
 
 Starts the `icnet` segmentation node as a lifecycle node (it configures and activates
@@ -15,8 +18,12 @@ from launch_ros.substitutions import FindPackageShare
 
 
 def _segment(context):
-    """The node; an OpaqueFunction only because model_path and device override the params
-    file only when given (an empty value must not replace the file's)."""
+    """
+    Return the node; an OpaqueFunction so that only given overrides replace the params file's.
+
+    The node; an OpaqueFunction only because model_path and device override the params
+    file only when given (an empty value must not replace the file's).
+    """
     arg = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
     overrides = {name: arg(name) for name in ("model_path", "device") if arg(name)}
     return [LifecycleNode(package="icnet_ros", executable="segment", name="icnet", namespace="",

@@ -1,4 +1,7 @@
-"""`bench`: speed, latency and memory of ICNet and of the node, next to the models a user
+"""
+`bench`: speed, latency and memory of ICNet and of the node, next to other models.
+
+`bench`: speed, latency and memory of ICNet and of the node, next to the models a user
 would pick instead, in one run on one machine.
 
 1. Models: every model goes through the same full path the node uses (``Engine.infer``:
@@ -29,7 +32,7 @@ when the node phases run.
 """
 
 from .cli import main
-from .config import ALL_MODELS, CITYSCAPES, KITTI, BenchConfig, BenchError
+from .config import ALL_MODELS, BenchConfig, BenchError, CITYSCAPES, KITTI
 from .graphs import GraphedPath
 from .models import build
 from .node_phases import nominal_windows

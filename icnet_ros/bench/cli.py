@@ -1,17 +1,21 @@
-"""`bench`: speed, latency and memory of ICNet and of the node, next to the models a user
+"""
+`bench`: speed, latency and memory of ICNet and of the node, next to other models.
+
+`bench`: speed, latency and memory of ICNet and of the node, next to the models a user
 would pick instead, in one run on one machine.
 
-The command line (its first paragraph above is ``--help``'s description); the hidden
-worker arguments go to ``workers.worker_main`` before any parsing."""
+The command line (the paragraph above is ``--help``'s description); the hidden
+worker arguments go to ``workers.worker_main`` before any parsing.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+import sys
 
-from .config import ALL_MODELS, KITTI, RATE_FACTOR, BenchConfig, BenchError, log
+from .config import ALL_MODELS, BenchConfig, BenchError, KITTI, log, RATE_FACTOR
 from .report import markdown, public
 from .runner import run
 from .workers import worker_main
@@ -39,7 +43,8 @@ def _shape(text: str) -> tuple[int, int]:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
+    # --help's description: the docstring's paragraph after the summary line
+    ap = argparse.ArgumentParser(prog="bench", description=__doc__.strip().split("\n\n")[1])
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     ap.add_argument("--json", default="", help="write the results to this JSON file")
     ap.add_argument("--quick", action="store_true",

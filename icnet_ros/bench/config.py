@@ -1,12 +1,16 @@
-"""What one bench run measures: the model zoo's names, the frame sizes, the timing
+"""
+What one bench run measures, and ``BenchConfig``, the run's options.
+
+What one bench run measures: the model zoo's names, the frame sizes, the timing
 schedules, and ``BenchConfig``, the run's options (built from the command line by
-``cli``, or directly by tests)."""
+``cli``, or directly by tests).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass
+import sys
 
 ICNETS = ("icnet_r50_w0.5", "icnet_r18_w0.5", "icnet_r18_w0.25", "icnet_effl0_w0.5")
 TORCHVISION = ("lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50")
@@ -20,10 +24,10 @@ RATE_FACTOR = 1.2                     # node windows: publisher at this x the en
 # or n >= 2 and elapsed >= max_s, or n >= max_reps.  p99 of a handful of reps is close
 # to their maximum; the Markdown table says how many there were.
 SCHEDULES = {
-    ("cpu", True): dict(warmup=1, min_reps=3, min_s=1.0, max_s=4.0, max_reps=100),
-    ("cpu", False): dict(warmup=1, min_reps=10, min_s=3.0, max_s=10.0, max_reps=200),
-    ("cuda", True): dict(warmup=5, min_reps=20, min_s=0.5, max_s=2.0, max_reps=500),
-    ("cuda", False): dict(warmup=20, min_reps=100, min_s=2.0, max_s=5.0, max_reps=2000),
+    ("cpu", True): {"warmup": 1, "min_reps": 3, "min_s": 1.0, "max_s": 4.0, "max_reps": 100},
+    ("cpu", False): {"warmup": 1, "min_reps": 10, "min_s": 3.0, "max_s": 10.0, "max_reps": 200},
+    ("cuda", True): {"warmup": 5, "min_reps": 20, "min_s": 0.5, "max_s": 2.0, "max_reps": 500},
+    ("cuda", False): {"warmup": 20, "min_reps": 100, "min_s": 2.0, "max_s": 5.0, "max_reps": 2000},
 }
 
 
@@ -37,10 +41,14 @@ def log(*parts) -> None:
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """One bench run.  None / empty means the default, filled in by ``resolved``.
+    """
+    One bench run.
+
+    None / empty means the default, filled in by ``resolved``.
 
     isolate=False measures the models in this process (peak RSS then includes what came
-    before); schedule overrides SCHEDULES (tests use a tiny one)."""
+    before); schedule overrides SCHEDULES (tests use a tiny one).
+    """
 
     device: str = "cpu"                      # auto, cpu, cuda or cuda:N
     quick: bool = False
@@ -67,8 +75,12 @@ class BenchConfig:
                    domain_id=args.domain_id, checkpoint=args.model or None, rate_factor=args.rate[1])
 
     def resolved(self) -> BenchConfig:
-        """The device resolved ('cpu' or 'cuda:N'), the defaults filled in; BenchError
-        naming the option that cannot be used."""
+        """
+        Return the resolved device ('cpu' or 'cuda:N') with the defaults filled in.
+
+        The device resolved ('cpu' or 'cuda:N'), the defaults filled in; BenchError
+        naming the option that cannot be used.
+        """
         from ..engine import EngineError, resolve_device
 
         try:

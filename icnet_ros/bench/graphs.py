@@ -1,5 +1,4 @@
-"""The CUDA graph path (precision 'fp16+graph'): the engine's device step captured once
-and replayed per call."""
+"""The CUDA graph path (precision 'fp16+graph'): the engine's device step captured once and replayed per call."""
 
 from __future__ import annotations
 
@@ -7,11 +6,15 @@ import numpy as np
 
 
 class GraphedPath:
-    """The engine's CUDA path (uint8 upload, the engine's own device step: normalise,
+    """
+    The engine's CUDA path with its device part captured in one CUDA graph.
+
+    The engine's CUDA path (uint8 upload, the engine's own device step: normalise,
     resize to the network size, network under autocast, resize back; argmax, class maps
     to the host) with the device part captured in one CUDA graph: a replay launches
     everything at once instead of one Python call per kernel.  capture=False runs the
-    same step eagerly (the CPU test compares it with Engine.infer)."""
+    same step eagerly (the CPU test compares it with Engine.infer).
+    """
 
     def __init__(self, engine, batch: int, h: int, w: int, capture: bool = True):
         import torch

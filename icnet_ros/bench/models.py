@@ -1,15 +1,19 @@
-"""The model zoo: ICNet variants and torchvision's segmentation models built by name,
-the shipped checkpoint, and which configurations each model runs."""
+"""
+The model zoo: ICNet variants and torchvision's segmentation models, built by name.
+
+The model zoo: ICNet variants and torchvision's segmentation models built by name,
+the shipped checkpoint, and which configurations each model runs.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 
-from .config import ALL_MODELS, KITTI, TORCHVISION, BenchConfig, BenchError
+from .config import ALL_MODELS, BenchConfig, BenchError, KITTI, TORCHVISION
 
 
 def _torchvision_model(name: str, num_classes: int):
-    """torchvision returns {'out': logits}, as ICNet does: the engine runs either."""
+    """Build a torchvision model; it returns {'out': logits}, as ICNet does: the engine runs either."""
     from torchvision.models import segmentation
 
     builder = getattr(segmentation, name)
@@ -17,10 +21,13 @@ def _torchvision_model(name: str, num_classes: int):
 
 
 def build(name: str, checkpoint: str | None = None):
-    """(model, meta) for a bench model name; ICNet from checkpoint when one is given.
+    """
+    (model, meta) for a bench model name; ICNet from checkpoint when one is given.
+
     A checkpoint keeps its meta, so it runs exactly as the engine runs it (at its
     input_size or input_width: the table's "net size"); the model-zoo entries have no
-    input size and run at the size they are given."""
+    input size and run at the size they are given.
+    """
     from ..checkpoint import ModelMeta, load_checkpoint
     from ..classes import CAMVID
 
@@ -38,7 +45,7 @@ def build(name: str, checkpoint: str | None = None):
 
 
 def shipped_checkpoint() -> str | None:
-    """The installed model (paths.SHIPPED_MODEL), None where there is none."""
+    """Return the installed model (paths.SHIPPED_MODEL), None where there is none."""
     from ..paths import default_model_path
 
     try:
@@ -48,7 +55,7 @@ def shipped_checkpoint() -> str | None:
 
 
 def zoo_name(checkpoint: str) -> str:
-    """The model-zoo name of an ICNet checkpoint, e.g. 'icnet_r18_w0.5'."""
+    """Return the model-zoo name of an ICNet checkpoint, e.g. 'icnet_r18_w0.5'."""
     from ..checkpoint import read_checkpoint
 
     meta = read_checkpoint(checkpoint)[0]
@@ -61,9 +68,12 @@ def have_onnxruntime() -> bool:
 
 
 def model_plan(cfg: BenchConfig, models) -> dict[str, list]:
-    """{model name: [(h, w, batch, precision), ...]}, smallest work first.  On the CPU,
-    'fp32' is PyTorch and 'fp32+ort' ONNX Runtime (the node's default there), batch 1.
-    cfg: a resolved BenchConfig."""
+    """
+    {model name: [(h, w, batch, precision), ...]}, smallest work first.
+
+    On the CPU, 'fp32' is PyTorch and 'fp32+ort' ONNX Runtime (the node's default
+    there), batch 1.  cfg: a resolved BenchConfig.
+    """
     precisions = ["fp32", "fp16", "bf16", "fp16+graph"] if cfg.cuda else ["fp32"]
     if not cfg.cuda and have_onnxruntime():
         precisions.append("fp32+ort")

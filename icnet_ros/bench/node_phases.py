@@ -1,19 +1,23 @@
-"""The node over DDS: ``segment`` as a separate process, fed by a publisher, its masks
+"""
+The node over DDS: ``segment`` as a separate process, fed and timed by this one.
+
+The node over DDS: ``segment`` as a separate process, fed by a publisher, its masks
 timed by a subscriber (``icnet_ros.ros.bench_harness.NodeHarness``, imported only when
 the node phases run: this module imports no ROS).  Node windows alternate with
 bare-engine windows (``workers.EngineWorker``); then twice the engine's fps; then the
-soak."""
+soak.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 import random
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-from .config import NODE_DEFAULT, BenchConfig, log
+from .config import BenchConfig, log, NODE_DEFAULT
 from .models import build
 from .timing import sample_frames
 from .workers import EngineWorker
@@ -24,8 +28,11 @@ def _pct(values, q: float) -> float:
 
 
 def node_report(cfg: BenchConfig, shipped: str | None) -> dict:
-    """The report's node, soak and _node_details keys; cfg: a resolved BenchConfig.
-    Without a shipped model the node runs NODE_DEFAULT with random weights."""
+    """
+    Return the report's node, soak and _node_details keys; cfg: a resolved BenchConfig.
+
+    Without a shipped model the node runs NODE_DEFAULT with random weights.
+    """
     from ..paths import use_large_frame_transport
 
     use_large_frame_transport()  # as the node does; inherited by the node process
@@ -58,12 +65,15 @@ def _phase(h, rate: float, seconds: float, settle: float) -> dict:
 
 def nominal_windows(h, engine, rate: float | None, seconds: float, rounds: int, settle: float,
                     first_fps: float, factor: float = 1.0) -> tuple[dict, list[float], list[dict]]:
-    """Engine and node windows in turn, E N E N .. E: a slow drift in the machine's speed
-    (a noisy neighbour on a shared VM) falls on both alike instead of on one of them.
-    Each node window's publisher runs at the given rate (Hz), or at factor x the
-    engine's fps just measured.  h: a NodeHarness, engine: an EngineWorker (or fakes
-    with publish / masks_between and fps).  Returns (pooled node window, engine fps per
-    window, per-round rows)."""
+    """
+    Engine and node windows in turn, E N E N ..
+
+    E: a slow drift in the machine's speed (a noisy neighbour on a shared VM) falls on
+    both alike instead of on one of them.  Each node window's publisher runs at the
+    given rate (Hz), or at factor x the engine's fps just measured.  h: a NodeHarness,
+    engine: an EngineWorker (or fakes with publish / masks_between and fps).  Returns
+    (pooled node window, engine fps per window, per-round rows).
+    """
     width = seconds / rounds
     e_fps = [first_fps]
     windows, rows = [], []
@@ -115,7 +125,7 @@ def bench_node(cfg: BenchConfig, checkpoint: str, domain_id: int, rounds: int = 
 
 
 def _windows(cfg: BenchConfig, h, engine, rounds: int, settle: float, first_fps: float) -> tuple[dict, dict]:
-    """The nominal windows, then twice the engine's fps: (node, details) dicts."""
+    """Run the nominal windows, then twice the engine's fps: (node, details) dicts."""
     shape, seconds, rate, factor = cfg.node_shape, cfg.node_seconds, cfg.rate, cfg.rate_factor
     nominal, e_list, rows = nominal_windows(h, engine, rate, seconds, rounds, settle, first_fps, factor)
     if nominal["frames"] == 0:
@@ -142,8 +152,11 @@ def _windows(cfg: BenchConfig, h, engine, rounds: int, settle: float, first_fps:
 
 
 def soak(h, rate: float, seconds: float, settle: float) -> dict:
-    """The node at rate for seconds, in windows: RSS, p50 latency and its trend, drops,
-    whether it crashed.  h: a NodeHarness."""
+    """
+    Run the node at rate for seconds, in windows: RSS, p50 latency and its trend, drops, whether it crashed.
+
+    h: a NodeHarness.
+    """
     windows = min(20, max(2, int(seconds // 5)))
     width = seconds / windows
     before = h.diag_after(time.time_ns())

@@ -1,5 +1,9 @@
-"""The report: the device line, the Markdown tables ``bench`` prints, which targets
-are met, and the JSON it writes (the issue's keys only)."""
+"""
+The report: the device line, the Markdown tables, the targets met and the JSON.
+
+The report: the device line, the Markdown tables ``bench`` prints, which targets
+are met, and the JSON it writes (the issue's keys only).
+"""
 
 from __future__ import annotations
 
@@ -111,7 +115,7 @@ def _clean(v):
 
 
 def public(report: dict) -> dict:
-    """The report as written to JSON: the issue's keys only, NaN as null."""
+    """Return the report as written to JSON: the issue's keys only, NaN as null."""
     out = {k: v for k, v in report.items() if not k.startswith("_")}
     out["models"] = [{k: v for k, v in r.items() if k != "reps"} for r in report["models"]]
     return _clean(out)

@@ -11,8 +11,12 @@ from .workers import bench_models
 
 
 def run(config: BenchConfig) -> dict:
-    """The whole bench; returns the report (JSON shape of the issue, plus '_'-keys that
-    ``main`` prints but does not write).  BenchError names an option that cannot be used."""
+    """
+    Run the whole bench and return the report.
+
+    The whole bench; returns the report (JSON shape of the issue, plus '_'-keys that
+    ``main`` prints but does not write).  BenchError names an option that cannot be used.
+    """
     cfg = config.resolved()
     shipped = cfg.checkpoint or zoo.shipped_checkpoint()
     notes = (f"Shipped model: {shipped}." if shipped else

@@ -1,16 +1,20 @@
-"""Measuring one model: sample frames, per-call wall times on a fresh thread, and the
+"""
+Measuring one model: sample frames, per-call wall times and the peak memory.
+
+Measuring one model: sample frames, per-call wall times on a fresh thread, and the
 peak memory (the process's VmHWM from /proc on the CPU, reset per configuration;
-``torch.cuda.max_memory_allocated`` on CUDA)."""
+``torch.cuda.max_memory_allocated`` on CUDA).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
-from .config import SCHEDULES, log
+from .config import log, SCHEDULES
 from .models import build
 
 # the source checkout's sample frames (icnet_ros/bench/timing.py -> the checkout root)
@@ -20,8 +24,12 @@ CHECKOUT_FRAMES = Path(__file__).resolve().parents[2] / "test" / "data" / "kitti
 # --- frames ---------------------------------------------------------------------------
 
 def sample_frames(shape: tuple[int, int], count: int = 6) -> list[np.ndarray]:
-    """KITTI road frames from the source checkout's test data resized to shape, or
-    synthetic frames when they are not there (content does not change the timings)."""
+    """
+    Return KITTI road frames resized to shape, or synthetic frames when they are not there.
+
+    KITTI road frames from the source checkout's test data resized to shape, or
+    synthetic frames when they are not there (content does not change the timings).
+    """
     import cv2
 
     h, w = shape
@@ -40,7 +48,7 @@ def sample_frames(shape: tuple[int, int], count: int = 6) -> list[np.ndarray]:
 # --- memory ---------------------------------------------------------------------------
 
 def status_mb(key: str, pid: int | str = "self") -> float:
-    """A /proc/PID/status size (VmRSS, VmHWM ...) in MB; NaN where the key is missing."""
+    """Return a /proc/PID/status size (VmRSS, VmHWM ...) in MB; NaN where the key is missing."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith(key + ":"):
@@ -61,11 +69,14 @@ def reset_peak_rss() -> bool:
 # --- timing ---------------------------------------------------------------------------
 
 def in_thread(fn, *args):
-    """fn(*args) on a fresh thread, as the node's worker runs the engine.  On this
-    project's loaded 2-core machine the same engine ran ~6x slower on the thread that
-    first ran torch than on a later thread (both threads of torch's pool spinning), so
-    engine, models and node are all timed the same way: built on the main thread, run
-    on another."""
+    """
+    fn(*args) on a fresh thread, as the node's worker runs the engine.
+
+    On this project's loaded 2-core machine the same engine ran ~6x slower on the
+    thread that first ran torch than on a later thread (both threads of torch's pool
+    spinning), so engine, models and node are all timed the same way: built on the
+    main thread, run on another.
+    """
     box: dict = {}
 
     def target():
@@ -101,10 +112,14 @@ def time_calls(call, warmup: int, min_reps: int, min_s: float, max_s: float, max
 # --- one model ------------------------------------------------------------------------
 
 def measure_model(spec: dict) -> list[dict]:
-    """One model, several (height, width, batch, precision) configurations; run in a
+    """
+    Time one model in several (height, width, batch, precision) configurations.
+
+    One model, several (height, width, batch, precision) configurations; run in a
     subprocess of its own by ``workers.bench_models``.  A configuration that fails (out
     of memory, bf16 on a pre-Ampere GPU, a graph that does not capture) is a row too,
-    with its reason in "error" and no numbers: a missing row would read as never tried."""
+    with its reason in "error" and no numbers: a missing row would read as never tried.
+    """
     model, meta = build(spec["name"], spec.get("checkpoint"))
     rows = []
     for h, w, batch, precision in spec["configs"]:

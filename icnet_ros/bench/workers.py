@@ -1,5 +1,8 @@
-"""The bench's subprocesses, each started as ``python -m icnet_ros.bench`` with a hidden
-first argument and a JSON spec:
+"""
+The bench's subprocesses.
+
+Each is started as ``python -m icnet_ros.bench`` with a hidden first argument and a JSON
+spec:
 
 - ``--worker SPEC``: one model's configurations (``timing.measure_model``); prints the
   rows as one JSON line.  Each model runs in a process of its own so that its peak RSS
@@ -27,8 +30,11 @@ def _bench_command(flag: str, spec: dict) -> list[str]:
 
 
 def worker_main(argv: list[str]) -> int | None:
-    """Run the worker argv asks for and return its exit code; None when argv is not a
-    worker's (the command line is the user's)."""
+    """
+    Run the worker argv asks for and return its exit code.
+
+    None when argv is not a worker's (the command line is the user's).
+    """
     if argv[:1] == [WORKER]:                           # one model in a subprocess
         print(json.dumps(measure_model(json.loads(argv[1]))))
         return 0
@@ -40,8 +46,12 @@ def worker_main(argv: list[str]) -> int | None:
 
 
 def bench_models(cfg: BenchConfig, shipped: str | None) -> list[dict]:
-    """The model rows of the report; cfg: a resolved BenchConfig.  The shipped
-    checkpoint is benched under its zoo name (added to the models if missing)."""
+    """
+    Return the model rows of the report; cfg: a resolved BenchConfig.
+
+    The shipped checkpoint is benched under its zoo name (added to the models
+    if missing).
+    """
     models = cfg.models
     shipped_name = None
     if shipped:
@@ -65,9 +75,12 @@ def bench_models(cfg: BenchConfig, shipped: str | None) -> list[dict]:
 
 
 class EngineWorker:
-    """The bare engine on the node's frames, one frame a call as the node gets them, in a
-    process of its own like the node.  It stays loaded between windows (blocked on its
-    stdin, idle) so that engine and node windows can be taken in turn."""
+    """
+    The bare engine on the node's frames, one frame a call as the node gets them, in a process of its own like the node.
+
+    It stays loaded between windows (blocked on its stdin, idle) so that engine and
+    node windows can be taken in turn.
+    """
 
     def __init__(self, checkpoint: str, device: str, shape):
         spec = {"checkpoint": checkpoint, "device": device, "shape": list(shape)}

@@ -1,8 +1,12 @@
-"""The bench's side of the node over DDS: ``segment`` in a subprocess, and in this
-process a publisher of camera frames, a ``~/mask`` subscriber timing each mask (receive
-time - header stamp) and a ``/diagnostics`` subscriber, on a private context and ROS
-domain.  ``icnet_ros.bench`` imports this module only when its node phases run, so the
-bench's model timings need no ROS."""
+"""
+The bench's side of the node over DDS.
+
+``segment`` in a subprocess, and in this process a publisher of camera frames, a
+``~/mask`` subscriber timing each mask (receive time - header stamp) and a
+``/diagnostics`` subscriber, on a private context and ROS domain.  ``icnet_ros.bench``
+imports this module only when its node phases run, so the bench's model timings need no
+ROS.
+"""
 
 from __future__ import annotations
 
@@ -14,20 +18,24 @@ import tempfile
 import threading
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from ..bench.timing import status_mb
 from .conversions import numpy_to_image
+from ..bench.timing import status_mb
 
 
 class NodeHarness:
-    """``segment`` in a subprocess; a publisher, a ~/mask subscriber and a /diagnostics
-    subscriber in this process, on a private context and ROS domain."""
+    """
+    ``segment`` in a subprocess, and its publisher and subscribers in this process.
+
+    ``segment`` in a subprocess; a publisher, a ~/mask subscriber and a /diagnostics
+    subscriber in this process, on a private context and ROS domain.
+    """
 
     def __init__(self, checkpoint: str, device: str, frames: list[np.ndarray], domain_id: int,
                  num_threads: int = 0):
@@ -94,8 +102,11 @@ class NodeHarness:
                            f"{self.node_output()}")
 
     def publish(self, rate: float, seconds: float, on_tick=None) -> tuple[int, int]:
-        """Publish at rate (absolute deadlines, no catch-up bursts) for seconds; returns
-        the (first, last) stamps in ns."""
+        """
+        Publish at rate for seconds and return the (first, last) stamps in ns.
+
+        Absolute deadlines, no catch-up bursts.
+        """
         period = 1.0 / rate
         start = time.monotonic()
         end = start + seconds
@@ -128,7 +139,7 @@ class NodeHarness:
             return [m for m in self.masks if first <= m[0] <= last]
 
     def diag_after(self, t_ns: int, timeout: float = 5.0) -> dict:
-        """The first diagnostics the node sent after t_ns (it sends them once a second)."""
+        """Return the first diagnostics the node sent after t_ns (it sends them once a second)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             with self._lock:

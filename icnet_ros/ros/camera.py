@@ -1,26 +1,34 @@
-"""One camera of the node: its topics and publishers, the newest frame waiting for the
+"""
+One camera of the node: its topics, newest frame, intrinsics, counters and outputs.
+
+One camera of the node: its topics and publishers, the newest frame waiting for the
 worker, its intrinsics and counters, and its outputs (mask, drivable mask, overlay and the
-bird's-eye grid through icnet_ros/geometry.py) built from one network result."""
+bird's-eye grid through icnet_ros/geometry.py) built from one network result.
+"""
 
 from __future__ import annotations
 
 import array
 
-import numpy as np
 from nav_msgs.msg import OccupancyGrid
+import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
 
-from .. import geometry
-from ..node_config import NodeConfig
 from . import diagnostics
 from .conversions import numpy_to_image
+from .. import geometry
+from ..node_config import NodeConfig
 
 OUTPUTS = {"mask": Image, "drivable_mask": Image, "overlay": Image, "drivable_area": OccupancyGrid}
 
 
 class Camera:
-    """Topics, publishers, newest waiting frame, intrinsics and counters.  The node's lock
-    guards pending, info and stats; the worker alone uses the projector."""
+    """
+    Topics, publishers, newest waiting frame, intrinsics and counters.
+
+    The node's lock guards pending, info and stats; the worker alone uses the
+    projector.
+    """
 
     def __init__(self, name: str, transport: str):
         self.name = name
@@ -56,13 +64,17 @@ class Camera:
         self.subs, self.pending = [], None
 
     def wanted(self, config: NodeConfig) -> dict:
-        """The publishers of the outputs switched on and listened to."""
+        """Return the publishers of the outputs switched on and listened to."""
         return {name: pub for name, pub in self.pubs.items()
                 if config.publishes(name) and pub.get_subscription_count() > 0}
 
     def publish(self, header, rgb: np.ndarray, res, wanted: dict, config: NodeConfig, colors) -> bool:
-        """The wanted outputs of one result, stamped with the input header.  False when the
-        grid was wanted but cannot be made (no CameraInfo and no calib_file)."""
+        """
+        Publish the wanted outputs of one result, stamped with the input header.
+
+        False when the grid was wanted but cannot be made (no CameraInfo and no
+        calib_file).
+        """
         from ..visualize import overlay
 
         if "mask" in wanted:

@@ -1,5 +1,8 @@
-"""sensor_msgs Image / CompressedImage <-> numpy, without cv_bridge: the ROS adapter of
-``icnet_ros/image_io.py``, which holds the pixel layouts (no ROS there, bags use it too).
+"""
+sensor_msgs Image / CompressedImage <-> numpy, without cv_bridge.
+
+The ROS adapter of ``icnet_ros/image_io.py``, which holds the pixel layouts (no ROS
+there, bags use it too).
 
 Incoming images become numpy *views* of the message buffer (no copy) whenever the layout
 allows: rgb8/bgr8 with any row padding, rgba8/bgra8 (alpha dropped by striding), mono8,
@@ -17,23 +20,30 @@ import array as pyarray
 import numpy as np
 
 from .. import image_io
+from ..image_io import check_size as _check_size
 from ..image_io import DIRECT as ENCODINGS  # the 8-bit layouts numpy_to_image writes
 from ..image_io import ImageError as ConversionError  # one error type for ROS and bag readers
-from ..image_io import check_size as _check_size
 
 COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
 
 
 def image_to_numpy(msg) -> tuple[np.ndarray, str]:
-    """(array, colour order) for a sensor_msgs/Image.  The array is H x W x 3 uint8 ('rgb'
-    or 'bgr' order) for colour encodings, H x W uint8 for grey ones; a view where possible."""
+    """
+    (array, colour order) for a sensor_msgs/Image.
+
+    The array is H x W x 3 uint8 ('rgb' or 'bgr' order) for colour encodings, H x W uint8
+    for grey ones; a view where possible.
+    """
     return image_io.decode_raw(msg.encoding, msg.width, msg.height, msg.step, msg.data,
                                bool(msg.is_bigendian))
 
 
 def compressed_to_numpy(msg) -> tuple[np.ndarray, str]:
-    """(H x W x 3 uint8, 'bgr') for a sensor_msgs/CompressedImage holding JPEG or PNG.
-    The format field may be plain ('jpeg') or image_transport's ('rgb8; jpeg compressed bgr8')."""
+    """
+    (H x W x 3 uint8, 'bgr') for a sensor_msgs/CompressedImage holding JPEG or PNG.
+
+    The format field may be plain ('jpeg') or image_transport's ('rgb8; jpeg compressed bgr8').
+    """
     import cv2
 
     fmt = msg.format.strip().lower()
@@ -73,7 +83,7 @@ def _check_header_size(data: np.ndarray) -> None:
 
 
 def frame_from_msg(msg) -> tuple[np.ndarray, str]:
-    """What the engine takes: H x W x 3 uint8 and its colour order, from either message."""
+    """Return what the engine takes: H x W x 3 uint8 and its colour order, from either message."""
     if hasattr(msg, "format"):
         return compressed_to_numpy(msg)
     array, order = image_to_numpy(msg)
@@ -111,9 +121,13 @@ def numpy_to_image(array: np.ndarray, encoding: str | None = None, header=None):
 
 
 def frame_to_image(frame: np.ndarray, encoding: str, order: str = "rgb", header=None):
-    """sensor_msgs/Image in any encoding image_io accepts (bayer_rggb8, yuv422, nv21,
+    """
+    Return a sensor_msgs/Image in any encoding image_io accepts from an H x W x 3 uint8 frame.
+
+    sensor_msgs/Image in any encoding image_io accepts (bayer_rggb8, yuv422, nv21,
     rgb16 ...) from an H x W x 3 uint8 frame: what a camera driver would publish.  Bayer
-    and YUV 4:2:0 messages of an odd-sized frame leave out its last row or column."""
+    and YUV 4:2:0 messages of an odd-sized frame leave out its last row or column.
+    """
     from sensor_msgs.msg import Image
 
     data, step = image_io.encode_raw(frame[..., ::-1] if order == "bgr" else frame, encoding)

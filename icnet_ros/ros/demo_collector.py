@@ -1,4 +1,7 @@
-"""The demo's ROS side (``icnet_ros/demo.py`` runs everything else): one node that
+"""
+The demo's ROS side: one node collecting the frames and what ``segment`` makes of them.
+
+The demo's ROS side (``icnet_ros/demo.py`` runs everything else): one node that
 subscribes to the frames ``play`` publishes and to what ``segment`` makes of them
 (overlay, mask, drivable-area grid, diagnostics), and hands them over as numpy arrays.
 
@@ -8,13 +11,13 @@ publish time and the node keeps that stamp on every output.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+import time
 
-import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import OccupancyGrid
+import numpy as np
+import rclpy
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image
 
@@ -26,6 +29,7 @@ OUTPUTS = ("overlay", "mask", "drivable_area")
 @dataclass
 class Frame:
     """One segmented frame: the overlay (RGB), class ids and grid where they arrived."""
+
     stamp: int
     overlay: np.ndarray
     classes: np.ndarray | None
@@ -74,7 +78,7 @@ class Collector:
         return self.node.count_publishers(f"{self.namespace}/overlay") > 0
 
     def received(self) -> int:
-        """Outputs received so far."""
+        """Return the outputs received so far."""
         return sum(len(v) for v in self.got.values())
 
     def complete(self) -> bool:
@@ -82,7 +86,7 @@ class Collector:
         return all(k in self.got["overlay"] and k in self.got["drivable_area"] for k in self.played)
 
     def frames(self) -> list[Frame]:
-        """The segmented frames (those with an overlay), oldest first."""
+        """Return the segmented frames, oldest first (those with an overlay)."""
         out = []
         for k, msg in sorted(self.got["overlay"].items()):
             overlay, _ = image_to_numpy(msg)

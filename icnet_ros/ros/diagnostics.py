@@ -1,4 +1,5 @@
-"""The node's per-camera counters and the /diagnostics status built from them.
+"""
+The node's per-camera counters and the /diagnostics status built from them.
 
 The callbacks and the worker count into `Stats` under the node's lock; once a second the
 node takes a window (rates and means since the last one) of each camera and publishes one
@@ -7,11 +8,11 @@ DiagnosticStatus per camera in a DiagnosticArray.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
+import time
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import numpy as np
 
 
 @dataclass
@@ -29,7 +30,7 @@ class Stats:
     window: tuple = field(default_factory=lambda: (time.monotonic(), 0, 0))  # (start, received, processed)
 
     def snapshot(self) -> dict:
-        """The counters (for tests and tools); the caller holds the lock."""
+        """Return the counters (for tests and tools); the caller holds the lock."""
         return {"received": self.received, "processed": self.processed, "dropped": self.dropped,
                 "bad": self.bad, "skipped": self.skipped, "last_error": self.last_error,
                 "last_batch": self.last_batch}
@@ -46,8 +47,11 @@ class Stats:
         self.window = (now, self.received, self.processed)
 
     def take_window(self, now: float) -> tuple[dict, float, float]:
-        """(diagnostic values, input Hz, output Hz) since the last window, which this ends;
-        the caller holds the lock."""
+        """
+        Return (diagnostic values, input Hz, output Hz) since the last window, which this ends.
+
+        The caller holds the lock.
+        """
         start, rec0, proc0 = self.window
         dt = max(now - start, 1e-6)
         in_rate, out_rate = (self.received - rec0) / dt, (self.processed - proc0) / dt

@@ -1,5 +1,8 @@
-"""`segment`: the lifecycle node `icnet`.  Camera images in; class mask, drivable mask,
-overlay, bird's-eye drivable grid and diagnostics out.
+"""
+`segment`: the lifecycle node `icnet`.
+
+Camera images in; class mask, drivable mask, overlay, bird's-eye drivable grid and
+diagnostics out.
 
 Threads: executor callbacks only store the newest message per camera (replacing, and
 counting as dropped, one the network has not taken yet).  One worker thread takes what is
@@ -19,19 +22,19 @@ import sys
 import threading
 import time
 
-import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
 from rcl_interfaces.msg import SetParametersResult
+import rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from .. import node_config
-from ..node_config import PARAMS, ConfigError, NodeConfig  # noqa: F401  (PARAMS: tests import it here)
 from . import diagnostics, params
 from .camera import Camera
 from .conversions import ConversionError, frame_from_msg
+from .. import node_config
+from ..node_config import ConfigError, NodeConfig, PARAMS  # noqa: F401  (PARAMS: tests import it here)
 
 _OK = TransitionCallbackReturn.SUCCESS
 # The state each transition callback leads to: (on SUCCESS, on FAILURE).  ERROR goes on to
@@ -103,7 +106,7 @@ class SegmentationNode(LifecycleNode):
 
     @property
     def state(self) -> str:
-        """The lifecycle state's label: unconfigured, inactive, active or finalized."""
+        """Return the lifecycle state's label: unconfigured, inactive, active or finalized."""
         return self._lifecycle_state
 
     def _entered(self, transition: str, ret: TransitionCallbackReturn) -> TransitionCallbackReturn:
@@ -195,7 +198,7 @@ class SegmentationNode(LifecycleNode):
             self._diag_timer = None
 
     def _release(self) -> None:
-        """Publishers and the model: what configure made."""
+        """Release the publishers and the model: what configure made."""
         for cam in self.cameras:
             cam.close_outputs(self)
         if self._diag_pub is not None:
@@ -331,7 +334,7 @@ class SegmentationNode(LifecycleNode):
     # --- diagnostics ------------------------------------------------------------------
 
     def stats(self, camera: str = "") -> dict:
-        """A snapshot of one camera's counters (for diagnostics and tests)."""
+        """Return a snapshot of one camera's counters (for diagnostics and tests)."""
         with self._cond:
             for c in self.cameras:
                 if c.name == camera:

@@ -1,6 +1,10 @@
-"""The node's parameters on the ROS side: descriptors (type, description, read-only, range,
+"""
+The node's parameters on the ROS side: descriptors, and declaring them.
+
+The node's parameters on the ROS side: descriptors (type, description, read-only, range,
 choices) from icnet_ros/node_config.py's table, and declaring them so that a bad value
-given at start is kept for configure to refuse, naming it, instead of a crash."""
+given at start is kept for configure to refuse, naming it, instead of a crash.
+"""
 
 from __future__ import annotations
 
@@ -21,16 +25,20 @@ def descriptor(p: Param) -> ParameterDescriptor:
     d = ParameterDescriptor(name=p.name, type=kind, description=p.description, read_only=p.read_only)
     if p.name in CHOICES:
         d.additional_constraints = "one of: " + ", ".join(CHOICES[p.name])
-    if p.range and kind == _T.PARAMETER_INTEGER:
-        d.integer_range = [IntegerRange(from_value=p.range[0], to_value=p.range[1], step=1)]
-    elif p.range:
-        d.floating_point_range = [FloatingPointRange(from_value=p.range[0], to_value=p.range[1])]
+    if p.bounds and kind == _T.PARAMETER_INTEGER:
+        d.integer_range = [IntegerRange(from_value=p.bounds[0], to_value=p.bounds[1], step=1)]
+    elif p.bounds:
+        d.floating_point_range = [FloatingPointRange(from_value=p.bounds[0], to_value=p.bounds[1])]
     return d
 
 
 def declare(node: Node, p: Param, rejected: dict) -> None:
-    """Declare p on node with its descriptor; a value given (params file, command line) that
-    node_config refuses goes into rejected, and the parameter holds its default meanwhile."""
+    """
+    Declare p on node with its descriptor; a refused value goes into rejected.
+
+    Declare p on node with its descriptor; a value given (params file, command line) that
+    node_config refuses goes into rejected, and the parameter holds its default meanwhile.
+    """
     # Declared first with any type and no range, so that a bad value is seen here: declaring
     # with the full descriptor would raise in the node's __init__, and rclpy has no public way
     # to read the refused override back.  set_descriptor then applies the real descriptor,

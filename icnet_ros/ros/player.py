@@ -1,4 +1,5 @@
-"""`play`: a camera from a folder of images or a bag.
+"""
+`play`: a camera from a folder of images or a bag.
 
 Publishes `image` (sensor_msgs/Image) or, with transport 'compressed', `image/compressed`
 (JPEG/PNG files are sent as they are on disk), and `camera_info` when it is known: from
@@ -12,27 +13,27 @@ exercised over DDS without the camera.
 
 from __future__ import annotations
 
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+import rclpy
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from .conversions import ConversionError, frame_from_msg, frame_to_image, numpy_to_compressed, numpy_to_image
 from .. import geometry, image_io
 # the sources (folder, bag) and PlayError are ROS-free, shared with the demo; named here too
-from ..play_source import PlayError, bag_frames, folder_frames, source_frames  # noqa: F401
-from .conversions import ConversionError, frame_from_msg, frame_to_image, numpy_to_compressed, numpy_to_image
+from ..play_source import bag_frames, folder_frames, PlayError, source_frames  # noqa: F401
 
 
 def kitti_camera_info(calib, width: int, height: int) -> CameraInfo:
-    """CameraInfo for a rectified KITTI left colour camera (P2)."""
+    """Build the CameraInfo for a rectified KITTI left colour camera (P2)."""
     P = calib["P2"]
     info = CameraInfo()
     info.width, info.height = int(width), int(height)

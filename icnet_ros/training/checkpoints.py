@@ -1,23 +1,31 @@
-"""last.pt after every epoch with all an exact --resume needs (optimiser, scaler, every
+"""
+last.pt after every epoch with all an exact --resume needs, best.pt with the weights alone.
+
+last.pt after every epoch with all an exact --resume needs (optimiser, scaler, every
 random generator; the ``extra`` keys epoch, iteration, best_score, optimizer, scaler,
-torch_rng, cuda_rng, numpy_rng, python_rng, args), best.pt with the weights alone."""
+torch_rng, cuda_rng, numpy_rng, python_rng, args), best.pt with the weights alone.
+"""
 
 from __future__ import annotations
 
 import math
-import random
 from pathlib import Path
+import random
 
 import numpy as np
 import torch
 
+from .optim import load_scaler, Optimisation
 from ..checkpoint import CheckpointError, ModelMeta, read_checkpoint, save_checkpoint
-from .optim import Optimisation, load_scaler
 
 
 def rng_state(device) -> dict:
-    """Every random generator's state in types that ``torch.load(weights_only=True)``
-    accepts (tensors, lists, numbers; no numpy arrays)."""
+    """
+    Return every random generator's state in types that ``torch.load(weights_only=True)`` accepts.
+
+    Every random generator's state in types that ``torch.load(weights_only=True)``
+    accepts (tensors, lists, numbers; no numpy arrays).
+    """
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, gauss_next = random.getstate()
     return {"torch_rng": torch.get_rng_state(),
@@ -38,8 +46,12 @@ def set_rng_state(extra: dict, device) -> None:
 
 
 def resume(last: Path, model: torch.nn.Module, optim: Optimisation, device, log) -> tuple[int, int, float]:
-    """Model, optimiser, scaler and random generators as ``last`` left them; returns
-    (first epoch to run, iteration, best score)."""
+    """
+    Restore model, optimiser, scaler and random generators as ``last`` left them.
+
+    Model, optimiser, scaler and random generators as ``last`` left them; returns
+    (first epoch to run, iteration, best score).
+    """
     if not last.is_file():
         raise CheckpointError(f"--resume: {last} does not exist (nothing to resume in {last.parent})")
     _, state, extra = read_checkpoint(last)
@@ -73,8 +85,11 @@ def save_epoch(out: Path, model: torch.nn.Module, meta: ModelMeta, optim: Optimi
 
 
 def score_epoch(best: float, miou: float, train_loss: float, validated: bool) -> tuple[bool, float]:
-    """Best by validation mIoU; without validation data, by training loss.  Returns
-    (whether this epoch is the best yet, the best score)."""
+    """
+    Best by validation mIoU; without validation data, by training loss.
+
+    Returns (whether this epoch is the best yet, the best score).
+    """
     score = miou if validated else -train_loss
     is_best = not math.isnan(score) and score > best
     return is_best, (max(best, score) if not math.isnan(score) else best)

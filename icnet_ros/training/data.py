@@ -1,5 +1,9 @@
-"""The training set (one source, or several mixed by share), the validation sets, and the
-loader that draws each epoch's batches (plain shuffling, MixSampler or DistributedSampler)."""
+"""
+The training set, the validation sets, and the loader that draws each epoch's batches.
+
+The training set (one source, or several mixed by share), the validation sets, and the
+loader that draws each epoch's batches (plain shuffling, MixSampler or DistributedSampler).
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ class TrainData:
 
 
 def build_data(args) -> TrainData:
-    """The training set (one source, or several mixed by share) and the validation sets."""
+    """Return the training set (one source, or several mixed by share) and the validation sets."""
     classes = ClassSet.from_yaml(args.classes) if args.classes else None
     bag = {"image_topic": args.image_topic, "mask_topic": args.mask_topic, "max_dt": args.max_dt}
     sources = [parse_source(tokens) for tokens in args.data]
@@ -106,8 +110,12 @@ class TrainLoader:
 
 
 def make_loader(args, data: TrainData, ddp, log) -> TrainLoader:
-    """Batches of --batch-size for this process: each source its share of every epoch
-    (MixSampler), this rank's part under torchrun (DistributedSampler), else shuffled."""
+    """
+    Return batches of --batch-size for this process.
+
+    Batches of --batch-size for this process: each source its share of every epoch
+    (MixSampler), this rank's part under torchrun (DistributedSampler), else shuffled.
+    """
     if ddp.world > 1:
         sampler = DistributedSampler(data.train, ddp.world, ddp.rank, shuffle=True, seed=args.seed, drop_last=True)
         loader_gen = None

@@ -37,8 +37,12 @@ class Dist:
         return t
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The model as this process trains it: itself alone, DistributedDataParallel (with
-        SyncBatchNorm on CUDA) in a job of several.  Validation and saving use the bare model."""
+        """
+        Return the model as this process trains it.
+
+        The model as this process trains it: itself alone, DistributedDataParallel (with
+        SyncBatchNorm on CUDA) in a job of several.  Validation and saving use the bare model.
+        """
         if self.world == 1:
             return model
         if self.device.type == "cuda":

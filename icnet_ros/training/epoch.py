@@ -1,5 +1,9 @@
-"""One training step, and one epoch of them with the loss read on the host a window of
-steps at a time (progress bar, TensorBoard, the NaN check)."""
+"""
+One training step, and one epoch of them.
+
+One training step, and one epoch of them with the loss read on the host a window of
+steps at a time (progress bar, TensorBoard, the NaN check).
+"""
 
 from __future__ import annotations
 
@@ -19,9 +23,13 @@ class Diverged(Exception):
 
 def train_step(model, criterion, opt, scaler, images: torch.Tensor, labels: torch.Tensor, device,
                amp_dtype: torch.dtype | None = None) -> torch.Tensor:
-    """One optimiser step on a batch of uint8 images and labels; the loss comes back
+    """
+    Run one optimiser step on a batch of uint8 images and labels.
+
+    One optimiser step on a batch of uint8 images and labels; the loss comes back
     detached and on the device, so the step never waits for the GPU (the caller reads
-    losses a window of steps at a time)."""
+    losses a window of steps at a time).
+    """
     x = normalise(images, device)
     y = labels.to(device, non_blocking=True)
     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
@@ -36,9 +44,13 @@ def train_step(model, criterion, opt, scaler, images: torch.Tensor, labels: torc
 
 def train_epoch(model, optim: Optimisation, loader, epoch: int, epochs: int, it: int, lr: float, ddp,
                 report=None) -> tuple[float, int, float]:
-    """Epoch ``epoch`` (from 0) of ``epochs`` over the loader (data.TrainLoader); returns
+    """
+    Run epoch ``epoch`` (from 0) of ``epochs`` over the loader (data.TrainLoader).
+
+    Epoch ``epoch`` (from 0) of ``epochs`` over the loader (data.TrainLoader); returns
     (mean training loss, iteration after it, last learning rate).  Every rank sees the same
-    window losses (all-reduced), so all stop together on a NaN: raises Diverged."""
+    window losses (all-reduced), so all stop together on a NaN: raises Diverged.
+    """
     from tqdm import tqdm
 
     device = ddp.device
@@ -68,7 +80,7 @@ def train_epoch(model, optim: Optimisation, loader, epoch: int, epochs: int, it:
 
 
 def check_weights(model: torch.nn.Module, epoch: int) -> None:
-    """A finite loss can still leave overflowed weights behind: raises Diverged."""
+    """Raise Diverged on overflowed weights, which a finite loss can still leave behind."""
     bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise Diverged(f"weights became infinite or NaN ({bad[0]}) in epoch {epoch + 1}")

@@ -1,5 +1,9 @@
-"""uint8 frames -> the network's normalised input on the training device, exactly as the
-engine does (one normalisation for training, validation and inference)."""
+"""
+uint8 frames -> the network's normalised input on the training device.
+
+Exactly as the engine does (one normalisation for training, validation and
+inference).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,12 @@ from ..deploy import normalise as engine_normalise
 
 @functools.lru_cache(maxsize=None)
 def norm_stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """ImageNet mean and std on device, made once: built from the Python tuples each step,
-    they were two blocking host -> device copies that undid the image's non-blocking one."""
+    """
+    Return ImageNet mean and std on device, made once.
+
+    ImageNet mean and std on device, made once: built from the Python tuples each step,
+    they were two blocking host -> device copies that undid the image's non-blocking one.
+    """
     return (torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=device),
             torch.tensor(IMAGENET_STD, dtype=torch.float32, device=device))
 

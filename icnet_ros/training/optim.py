@@ -1,6 +1,10 @@
-"""What moves the weights: the optimiser and its poly learning-rate schedule, the cascade
+"""
+What moves the weights: optimiser, schedule, loss, gradient scaler and initial weights.
+
+What moves the weights: the optimiser and its poly learning-rate schedule, the cascade
 loss with its class weights, the AMP gradient scaler, and the weights training starts from
-(--pretrained ImageNet backbone, --init checkpoint)."""
+(--pretrained ImageNet backbone, --init checkpoint).
+"""
 
 from __future__ import annotations
 
@@ -82,9 +86,12 @@ def build_optimisation(args, model: ICNet, bases, classes: ClassSet, device: tor
 
 
 def load_scaler(scaler: torch.amp.GradScaler, state: dict | None) -> bool:
-    """Resume the gradient scaler; False where the checkpoint has no scaler state to give.
+    """
+    Resume the gradient scaler; False where the checkpoint has no scaler state to give.
+
     A run saved with the scaler off (CPU, --no-amp) holds {}, which an enabled GradScaler
-    refuses: it then starts at its initial scale, which it corrects within a few steps."""
+    refuses: it then starts at its initial scale, which it corrects within a few steps.
+    """
     if not state:
         return False
     scaler.load_state_dict(state)

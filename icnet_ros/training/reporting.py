@@ -1,5 +1,9 @@
-"""What a run tells the user, from rank 0: the log lines, metrics.csv, val_scores.jsonl,
-TensorBoard (tb/), the per-epoch preview PNGs and curves.png."""
+"""
+What a run tells the user, from rank 0.
+
+The log lines, metrics.csv, val_scores.jsonl, TensorBoard (tb/), the per-epoch
+preview PNGs and curves.png.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +14,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .validation import drivable_iou, predict
 from ..checkpoint import ModelMeta
 from ..classes import ClassSet
 from ..model import ICNet
-from .validation import drivable_iou, predict
 
 CSV_HEADER = ["epoch", "iteration", "lr", "train_loss", "val_miou", "val_pixel_acc", "seconds"]
 
 
 @torch.no_grad()
 def write_preview(path: Path, model: ICNet, dataset, device, meta: ModelMeta | None, count: int) -> np.ndarray:
-    """A PNG with one row per frame: image | ground truth | prediction.  Returns it (RGB)."""
+    """Write a PNG with one row per frame: image | ground truth | prediction.  Returns it (RGB)."""
     import cv2
 
     from ..visualize import colorize
@@ -86,8 +90,12 @@ def plot_curves(csv_path: Path, out: Path) -> None:
 
 
 class Reporter:
-    """Rank 0's outputs in ``out``; a resumed run keeps metrics.csv's rows up to the epoch
-    it resumes after and TensorBoard's steps up to its iteration."""
+    """
+    Rank 0's outputs in ``out``.
+
+    A resumed run keeps metrics.csv's rows up to the epoch it resumes after and
+    TensorBoard's steps up to its iteration.
+    """
 
     def __init__(self, out: Path, classes: ClassSet, resume: bool, start_epoch: int, it: int):
         self.out, self.classes = out, classes
@@ -100,14 +108,18 @@ class Reporter:
         self.writer = SummaryWriter(str(out / "tb"), purge_step=it if resume else None)
 
     def step(self, loss: float, lr: float, it: int) -> None:
-        """A window of training steps' mean loss."""
+        """Record a window of training steps' mean loss."""
         self.writer.add_scalar("train/loss", loss, it)
         self.writer.add_scalar("train/lr", lr, it)
 
     def epoch(self, epoch: int, epochs: int, it: int, lr: float, train_loss: float, scores: tuple[float, float],
               per_source: dict, seconds: float) -> None:
-        """Epoch ``epoch`` (from 0) done: its log lines, metrics.csv row and TensorBoard scalars,
-        and each validation source's scores in val_scores.jsonl."""
+        """
+        Report epoch ``epoch`` (from 0) done.
+
+        Epoch ``epoch`` (from 0) done: its log lines, metrics.csv row and TensorBoard scalars,
+        and each validation source's scores in val_scores.jsonl.
+        """
         miou, acc = scores
         print(f"epoch {epoch + 1}/{epochs}  loss {train_loss:.4f}  val mIoU {miou:.4f}  "
               f"acc {acc:.4f}  lr {lr:.2e}  {seconds:.0f}s", flush=True)

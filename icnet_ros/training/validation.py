@@ -1,5 +1,9 @@
-"""Validation: each frame through the deployed path (deploy.frame_logits) into a confusion
-matrix, each process a part of the frames, the counts summed over the processes."""
+"""
+Validation: each frame through the deployed path into a confusion matrix.
+
+Validation: each frame through the deployed path (deploy.frame_logits) into a confusion
+matrix, each process a part of the frames, the counts summed over the processes.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,22 @@ import math
 import numpy as np
 import torch
 
+from .normalise import norm_stats
 from ..checkpoint import ModelMeta
 from ..classes import ClassSet
 from ..deploy import frame_logits
 from ..metrics import ConfusionMatrix
 from ..model import ICNet
-from .normalise import norm_stats
 
 
 @torch.no_grad()
 def evaluate_model(model: ICNet, dataset, device, meta: ModelMeta | None = None, part=(0, 1)) -> ConfusionMatrix:
-    """Confusion matrix at label resolution over a dataset of (uint8 image, label) pairs;
-    ``part`` = (rank, world) evaluates every world-th frame from rank."""
+    """
+    Return the confusion matrix at label resolution over a dataset of (uint8 image, label) pairs.
+
+    Confusion matrix at label resolution over a dataset of (uint8 image, label) pairs;
+    ``part`` = (rank, world) evaluates every world-th frame from rank.
+    """
     was_training = model.training
     model.eval()
     cm = ConfusionMatrix(dataset.classes.num_classes, dataset.classes.ignore_index)
@@ -38,7 +46,7 @@ def predict(model: ICNet, image: torch.Tensor, device, meta: ModelMeta | None = 
 
 
 def drivable_iou(cm: ConfusionMatrix, classes: ClassSet) -> float:
-    """IoU of the drivable classes taken together, from a class confusion matrix."""
+    """Return the IoU of the drivable classes taken together, from a class confusion matrix."""
     return cm.group_iou(classes.drivable_ids)
 
 
