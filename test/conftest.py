@@ -1,4 +1,5 @@
-"""Shared test setup.
+"""
+Shared test setup.
 
 A private ROS_DOMAIN_ID per test run (icnet_ros.paths.use_private_ros_domain: from the pid,
 in 1..101), set before anything imports rclpy, so concurrent test runs and demos on this
@@ -20,7 +21,7 @@ use_private_ros_domain()     # before anything imports rclpy; the one place test
 use_large_frame_transport()  # as the node and player do: megabyte frames over shared memory
 
 try:
-    import rclpy  # noqa: F401
+    import rclpy as _rclpy  # noqa: F401
 
     HAVE_RCLPY = True
 except Exception:  # ImportError, or a broken ROS install failing at load
@@ -28,9 +29,13 @@ except Exception:  # ImportError, or a broken ROS install failing at load
 
 
 def tiny_checkpoint_file(path, classes=None, constant_class: int | None = None):
-    """A tiny randomly initialised ICNet checkpoint.  With constant_class, the final
-    classifier's weights are zero and its bias picks that class: every pixel of every
-    frame comes out as that class, so tests control what the node sees."""
+    """
+    Return a tiny randomly initialised ICNet checkpoint.
+
+    With constant_class, the final classifier's weights are zero and its bias picks
+    that class: every pixel of every frame comes out as that class, so tests control
+    what the node sees.
+    """
     import torch
 
     from icnet_ros.checkpoint import ModelMeta, save_checkpoint
@@ -48,9 +53,13 @@ def tiny_checkpoint_file(path, classes=None, constant_class: int | None = None):
 
 
 def green_road_checkpoint_file(path):
-    """A KITTI_ROAD checkpoint wired by hand so that green pixels are road and red ones
+    """
+    Return a KITTI_ROAD checkpoint wired by hand so that green pixels are road and red ones are not.
+
+    A KITTI_ROAD checkpoint wired by hand so that green pixels are road and red ones
     are not: the high-resolution branch carries (green - red) through one channel of
-    each conv to the classifier; every other weight is zero."""
+    each conv to the classifier; every other weight is zero.
+    """
     import torch
 
     from icnet_ros.checkpoint import ModelMeta, save_checkpoint
@@ -115,8 +124,12 @@ _namespaces = itertools.count()
 
 
 class Graph:
-    """The node under test plus a probe node (test publishers and subscribers), spun by
-    a real executor on a background thread; each Graph gets its own namespace."""
+    """
+    The node under test plus a probe node, spun by a real executor on a background thread.
+
+    The node under test plus a probe node (test publishers and subscribers), spun by
+    a real executor on a background thread; each Graph gets its own namespace.
+    """
 
     def __init__(self, checkpoint, autostart: bool = True, **params):
         import rclpy
@@ -179,8 +192,12 @@ class Graph:
         return box
 
     def wait_matched(self, *publishers, timeout: float = 10.0) -> None:
-        """Until every test publisher reaches the node and every node output we listen
-        to reaches the probe (DDS discovery takes a moment)."""
+        """
+        Wait until every test publisher and every listened node output is matched.
+
+        Until every test publisher reaches the node and every node output we listen
+        to reaches the probe (DDS discovery takes a moment).
+        """
         def ready():
             if any(p.get_subscription_count() < 1 for p in publishers):
                 return False

@@ -1,6 +1,10 @@
-"""Synthetic labelled data for the training/evaluation tests, written in the real layouts
+"""
+Synthetic labelled data for the training/evaluation tests, written in the real layouts.
+
+Synthetic labelled data for the training/evaluation tests, written in the real layouts
 (KITTI road data_road, SegNet CamVid, image/mask folders).  Scenes are easy to learn: a
-bluish sky over a grey road whose horizon moves from frame to frame."""
+bluish sky over a grey road whose horizon moves from frame to frame.
+"""
 
 from __future__ import annotations
 
@@ -45,7 +49,7 @@ def kitti_colours(road: np.ndarray, ignore_rows: int) -> np.ndarray:
 
 
 def scaled_calib(scale: float) -> str:
-    """The sample KITTI calib file with P2 scaled for images resized by ``scale``."""
+    """Return the sample KITTI calib file with P2 scaled for images resized by ``scale``."""
     lines = []
     for line in KITTI_CALIB.read_text().splitlines():
         if line.startswith("P2:"):
@@ -56,7 +60,8 @@ def scaled_calib(scale: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_kitti(root: Path, n: int = 4, h: int = 64, w: int = 96, seed: int = 0, calib_scale: float | None = None) -> Path:
+def make_kitti(root: Path, n: int = 4, h: int = 64, w: int = 96, seed: int = 0,
+               calib_scale: float | None = None) -> Path:
     base = root / "training"
     kinds = ["um", "umm", "uu"]
     for i in range(n):
@@ -79,7 +84,7 @@ def make_folder(root: Path, n: int = 4, h: int = 64, w: int = 96, seed: int = 0)
 
 
 def make_camvid(root: Path, split: str = "train", n: int = 3, h: int = 64, w: int = 96, seed: int = 0) -> Path:
-    """CamVid ids: sky 0 over road 3, an unlabelled (11) strip at the horizon."""
+    """Write CamVid ids: sky 0 over road 3, an unlabelled (11) strip at the horizon."""
     for i in range(n):
         image, road = scene(h, w, seed + i)
         ids = np.where(road == 1, 3, 0).astype(np.uint8)

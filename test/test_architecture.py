@@ -1,4 +1,5 @@
-"""The package's shape, as tests (DEVELOPERS.md, "Architecture"):
+"""
+The package's shape, as tests (DEVELOPERS.md, "Architecture").
 
 (a) every module imports on its own in a fresh interpreter, and the module-level imports
     among icnet_ros modules form no cycle;
@@ -15,10 +16,10 @@ from __future__ import annotations
 import ast
 import json
 import os
+from pathlib import Path
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -69,9 +70,12 @@ def _absolute(node: ast.ImportFrom, name: str, is_package: bool) -> str:
 
 
 def imports(path: Path, name: str, top_level_only: bool):
-    """(line, imported module, names taken from it) for each import in a module: a
-    from-import's names may be submodules.  Module names passed to IMPORTING_CALLS count
-    as imports.  top_level_only: leave out function bodies (run when called, not on import)."""
+    """
+    (line, imported module, names taken from it) for each import in a module: a from-import's names may be submodules.
+
+    Module names passed to IMPORTING_CALLS count as imports.  top_level_only: leave out
+    function bodies (run when called, not on import).
+    """
     tree = ast.parse(path.read_text(), str(path))
     is_package = path.name == "__init__.py"
 
@@ -96,10 +100,13 @@ def imports(path: Path, name: str, top_level_only: bool):
 
 
 def import_graph(root: Path) -> dict[str, set[str]]:
-    """Module -> the package's modules it imports at module level.  `from pkg import x`
-    imports the submodule pkg.x where there is one, else pkg itself (for its name x);
-    the parent packages Python imports on the way are left out (every submodule would
-    otherwise form a cycle with its package's __init__)."""
+    """
+    Map each module to the package's modules it imports at module level.
+
+    `from pkg import x` imports the submodule pkg.x where there is one, else pkg
+    itself (for its name x); the parent packages Python imports on the way are left
+    out (every submodule would otherwise form a cycle with its package's __init__).
+    """
     mods = modules(root)
     graph = {}
     for name, path in mods.items():
@@ -145,16 +152,24 @@ def is_ros(module: str) -> bool:
 
 
 def _allowed(rel: str, module: str, base: str) -> bool:
-    """Listed in ALLOWED for this file, or a parent package of a listed module, or a name
-    taken from one (`from .ros.x import y` names icnet_ros.ros.x and icnet_ros.ros.x.y)."""
+    """
+    Tell whether ALLOWED lists this import for this file.
+
+    Listed in ALLOWED for this file, or a parent package of a listed module, or a name
+    taken from one (`from .ros.x import y` names icnet_ros.ros.x and icnet_ros.ros.x.y).
+    """
     listed = {m for f, m in ALLOWED if f == rel}
     return module in listed or any(m.startswith(module + ".") for m in listed) or \
         (module != base and base in listed)
 
 
 def ros_violations(root: Path) -> list[str]:
-    """'file:line imports X' for each import of ROS, or of the package's ros/ layer, by a
-    module outside ros/, unless ALLOWED lists it and it happens inside a function."""
+    """
+    List 'file:line imports X' for each import of ROS by a module outside ros/, unless allowed.
+
+    'file:line imports X' for each import of ROS, or of the package's ros/ layer, by a
+    module outside ros/, unless ALLOWED lists it and it happens inside a function.
+    """
     layer = f"{root.name}.ros"
     found: dict[tuple[str, int], str] = {}
     for name, path in modules(root).items():
@@ -180,8 +195,12 @@ def fresh_python(code: str, cwd: Path = ROOT) -> dict:
 # --- (a) every module imports; no import cycle -------------------------------------------
 
 def test_every_module_imports_first_in_a_fresh_interpreter():
-    """Each module imported as the first of the package (the others dropped from
-    sys.modules in between), so a cycle that breaks only from one side shows."""
+    """
+    Import each module as the first of the package, so a one-sided cycle shows.
+
+    Each module imported as the first of the package (the others dropped from
+    sys.modules in between), so a cycle that breaks only from one side shows.
+    """
     names = [n for n in modules(PACKAGE) if not n.endswith("__main__")
              and (HAVE_RCLPY or not (n.startswith("icnet_ros.ros.") or n == "icnet_ros.ros"))]
     code = textwrap.dedent(f"""
@@ -251,8 +270,12 @@ def test_the_ros_check_finds_every_kind_of_ros_import(tmp_path):
 
 @pytest.mark.parametrize("group", ["listed", "all"])
 def test_importing_the_core_loads_no_ros(group):
-    """The core modules named in the issue, then every module outside ros/ (all of them in
-    one interpreter: the first one that loads ROS is named)."""
+    """
+    Import the core modules, then every module outside ros/, and name the first that loads ROS.
+
+    The core modules named in the issue, then every module outside ros/ (all of them in
+    one interpreter: the first one that loads ROS is named).
+    """
     names = [f"icnet_ros.{m}" for m in CORE] if group == "listed" else \
         [n for n in modules(PACKAGE) if not n.endswith("__main__") and not n.startswith("icnet_ros.ros")]
     code = textwrap.dedent(f"""

@@ -1,5 +1,9 @@
-"""Bags written with rosbags (ROS 1, ROS 2 MCAP, ROS 2 sqlite3; raw and compressed
-images), read back by ``bag:PATH`` and trained on through the CLI."""
+"""
+Bags written with rosbags, read back by ``bag:PATH`` and trained on through the CLI.
+
+Bags written with rosbags (ROS 1, ROS 2 MCAP, ROS 2 sqlite3; raw and compressed
+images), read back by ``bag:PATH`` and trained on through the CLI.
+"""
 
 from pathlib import Path
 
@@ -12,16 +16,15 @@ from icnet_ros.checkpoint import load_checkpoint
 from icnet_ros.datasets import DataError, open_dataset
 from icnet_ros.image_io import encode_raw
 from icnet_ros.train import main as train_main
-
 from synthetic import kitti_colours, scene
 
 torch.set_num_threads(1)
 pytest.importorskip("rosbags")
-
-from rosbags.rosbag1 import Writer as Writer1  # noqa: E402
-from rosbags.rosbag2 import StoragePlugin  # noqa: E402
-from rosbags.rosbag2 import Writer as Writer2  # noqa: E402
-from rosbags.typesys import Stores, get_typestore  # noqa: E402
+rosbag1 = pytest.importorskip("rosbags.rosbag1")  # imported here, not above: skipped without rosbags
+rosbag2 = pytest.importorskip("rosbags.rosbag2")
+typesys = pytest.importorskip("rosbags.typesys")
+Writer1, Writer2, StoragePlugin = rosbag1.Writer, rosbag2.Writer, rosbag2.StoragePlugin
+get_typestore, Stores = typesys.get_typestore, typesys.Stores
 
 IMAGE, COMPRESSED = "sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"
 H, W = 48, 64
@@ -60,8 +63,7 @@ def frames(n=4):
 
 
 def write_bag(path: Path, kind: str, image_kind: str, mask_kind: str, n=4, extra_image=True):
-    """kind: ros1 | mcap | sqlite3; image_kind: rgb8 | bgr8 | jpeg | png; mask_kind:
-    mono8 | rgb8 | png."""
+    """kind: ros1 | mcap | sqlite3; image_kind: rgb8 | bgr8 | jpeg | png; mask_kind: mono8 | rgb8 | png."""
     ts = get_typestore(Stores.ROS1_NOETIC if kind == "ros1" else Stores.ROS2_HUMBLE)
     serialize = ts.serialize_ros1 if kind == "ros1" else ts.serialize_cdr
     writer = Writer1(path) if kind == "ros1" else Writer2(

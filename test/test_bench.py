@@ -1,5 +1,8 @@
-"""`bench` in a tiny mode: the report has the issue's JSON shape and finite, positive
-numbers.  No timing assertions (speed targets are for the bench itself, on a quiet machine)."""
+"""
+`bench` in a tiny mode: the report has the issue's JSON shape and finite, positive numbers.
+
+No timing assertions (speed targets are for the bench itself, on a quiet machine).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,9 @@ import ast
 import json
 import math
 import os
+from pathlib import Path
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +24,7 @@ from icnet_ros.optional import ROS
 MODEL_KEYS = {"name", "shipped", "height", "width", "net_height", "net_width", "batch", "precision", "fps", "p50_ms",
               "p99_ms", "peak_mb", "error"}
 NODE_KEYS = {"fps", "engine_fps", "ratio", "p50_ms", "p99_ms", "overload_p99_ms", "dropped"}
-TINY = dict(warmup=1, min_reps=2, min_s=0.0, max_s=1.0, max_reps=3)
+TINY = {"warmup": 1, "min_reps": 2, "min_s": 0.0, "max_s": 1.0, "max_reps": 3}
 
 
 def positive(v) -> bool:
@@ -160,7 +163,7 @@ def test_bad_options_name_themselves(argv, message, capsys):
 
 
 def wide_checkpoint(path, **meta_args):
-    """A tiny ICNet checkpoint that runs its network at another size than the frames'."""
+    """Return a tiny ICNet checkpoint that runs its network at another size than the frames'."""
     import torch
 
     from icnet_ros.checkpoint import ModelMeta, save_checkpoint
@@ -173,8 +176,12 @@ def wide_checkpoint(path, **meta_args):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_graphed_step_run_eagerly_matches_engine_infer(tmp_path, precision):
-    """The device step the CUDA graph captures, run eagerly on the CPU: the engine's own
-    normalisation (/255, per channel) and resize to the network size, so the same maps."""
+    """
+    Check that the device step the CUDA graph captures, run eagerly on the CPU, gives the same maps.
+
+    The device step the CUDA graph captures, run eagerly on the CPU: the engine's own
+    normalisation (/255, per channel) and resize to the network size, so the same maps.
+    """
     import numpy as np
 
     from icnet_ros.engine import Engine
@@ -209,8 +216,12 @@ def test_a_checkpoint_runs_at_its_network_size_and_a_failed_configuration_is_a_r
 
 
 def _ros_imports(path: Path) -> list[tuple[str, bool]]:
-    """(module, at module level) for every import of rclpy, a message package or
-    icnet_ros.ros in a file (relative imports read as icnet_ros.<module>)."""
+    """
+    Return (module, at module level) for every import of ROS or icnet_ros.ros in a file.
+
+    (module, at module level) for every import of rclpy, a message package or
+    icnet_ros.ros in a file (relative imports read as icnet_ros.<module>).
+    """
     tree = ast.parse(path.read_text())
     found = []
     for node in ast.walk(tree):
@@ -226,8 +237,12 @@ def _ros_imports(path: Path) -> list[tuple[str, bool]]:
 
 
 def test_the_bench_needs_ros_only_for_its_node_phases():
-    """No bench module imports ROS, at any level; the DDS side (icnet_ros/ros/bench_harness.py)
-    is imported once, inside the node phases; the model timings run without rclpy loaded."""
+    """
+    Check that no bench module imports ROS, at any level, except the DDS side inside the node phases.
+
+    No bench module imports ROS, at any level; the DDS side (icnet_ros/ros/bench_harness.py)
+    is imported once, inside the node phases; the model timings run without rclpy loaded.
+    """
     package = Path(bench.__file__).parent
     found = {p.name: _ros_imports(p) for p in sorted(package.glob("*.py"))}
     assert {name: f for name, f in found.items() if f} == {

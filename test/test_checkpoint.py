@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from icnet_ros.checkpoint import CheckpointError, ModelMeta, load_checkpoint, read_checkpoint, save_checkpoint
+from icnet_ros.checkpoint import CheckpointError, load_checkpoint, ModelMeta, read_checkpoint, save_checkpoint
 from icnet_ros.classes import CAMVID, KITTI_ROAD
 from icnet_ros.model import icnet
 

@@ -1,15 +1,19 @@
-"""`colcon build` installs the executables, launch, config and model files where ROS
+"""
+`colcon build` installs the executables, launch, config and model files where ROS looks.
+
+`colcon build` installs the executables, launch, config and model files where ROS
 looks for them; the launch file and rviz config hold what users are told they hold
-(`launch`/`launch_ros`/rviz2 are not installable here, so they are read, not run)."""
+(`launch`/`launch_ros`/rviz2 are not installable here, so they are read, not run).
+"""
 
 from __future__ import annotations
 
 import ast
 import os
+from pathlib import Path
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -72,8 +76,12 @@ def _keyword(call, arg):
 
 
 def test_launch_file_uses_lifecycle_node_and_conditions():
-    """segment is a launch_ros LifecycleNode; play and rviz2 are plain Nodes started by
-    IfCondition (replay given, use_rviz); OpaqueFunction only builds the segment node."""
+    """
+    Check that segment is a LifecycleNode; play and rviz2 are plain Nodes started by IfCondition.
+
+    segment is a launch_ros LifecycleNode; play and rviz2 are plain Nodes started by
+    IfCondition (replay given, use_rviz); OpaqueFunction only builds the segment node.
+    """
     tree = ast.parse((ROOT / "launch/segment.launch.py").read_text())
     lifecycle = _calls(tree, "LifecycleNode")
     assert [_keyword(c, "executable").value for c in lifecycle] == ["segment"]

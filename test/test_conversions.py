@@ -143,7 +143,7 @@ def test_outgoing_data_is_the_message_array_type_and_passes_field_checks():
 
 
 def smooth_frame(h=48, w=64):
-    """A camera-like frame (smooth, so demosaicing and chroma subsampling lose little)."""
+    """Return a camera-like frame (smooth, so demosaicing and chroma subsampling lose little)."""
     import cv2
 
     coarse = np.random.default_rng(1).integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8)
@@ -162,8 +162,12 @@ DRIVER_ENCODINGS = {
 
 @pytest.mark.parametrize("encoding", DRIVER_ENCODINGS)
 def test_driver_encodings_give_the_rgb_frame(encoding):
-    """What Spinnaker/Pylon/Aravis (Bayer), usb_cam/v4l2_camera (YUV 4:2:2), NV21/NV24 and
-    16-bit cameras publish comes out as the frame (colour order and all), a view for 16 bit."""
+    """
+    Check that what Bayer, YUV 4:2:2, NV21/NV24 and 16-bit cameras publish comes out as the frame.
+
+    What Spinnaker/Pylon/Aravis (Bayer), usb_cam/v4l2_camera (YUV 4:2:2), NV21/NV24 and
+    16-bit cameras publish comes out as the frame (colour order and all), a view for 16 bit.
+    """
     rgb = smooth_frame()
     m = frame_to_image(rgb, encoding)
     assert (m.height, m.width, m.encoding, m.is_bigendian) == (48, 64, encoding, 0)

@@ -1,18 +1,17 @@
+from pathlib import Path
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from icnet_ros.classes import CAMVID, KITTI_ROAD, ClassSet
+from icnet_ros.classes import CAMVID, ClassSet, KITTI_ROAD
 from icnet_ros.datasets import DataError, open_dataset
 from icnet_ros.image_io import decode_kitti_gt
 from icnet_ros.train import main as train_main
 from icnet_ros.transforms import TrainAugment
-
 from synthetic import make_camvid, make_folder, make_kitti, write_ids, write_rgb
 
 torch.set_num_threads(1)
@@ -133,8 +132,7 @@ def test_class_id_beyond_the_classes(tmp_path, capfd):
 
 
 def test_errors_from_dataloader_workers_stay_one_line(tmp_path):
-    """Through the installed console script, with a worker process: exit code, one line on
-    stderr, no traceback."""
+    """Through the installed console script, with a worker process: exit code, one line on stderr, no traceback."""
     images, masks = make_folder(tmp_path, n=2)
     bad = np.zeros((64, 96), np.uint8)
     bad[0, 0] = 9

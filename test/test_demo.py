@@ -1,13 +1,16 @@
-"""The demo's ROS-free side (icnet_ros/demo.py): the commands it starts, the names of the
-played frames, the PNGs and the summary it prints.  The whole demo over DDS is `make demo`;
-one short run of it is marked slow here."""
+"""
+The demo's ROS-free side (icnet_ros/demo.py).
+
+The commands it starts, the names of the played frames, the PNGs and the summary it prints.
+The whole demo over DDS is `make demo`; one short run of it is marked slow here.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -49,7 +52,7 @@ def test_played_bag_frames_are_named_topic_and_index(tmp_path):
         for i in range(3):
             header = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=1, nanosec=i), frame_id="c")
             msg = T["sensor_msgs/msg/Image"](header=header, height=2, width=2, encoding="mono8", is_bigendian=0,
-                                            step=2, data=np.zeros(4, np.uint8))
+                                             step=2, data=np.zeros(4, np.uint8))
             w.write(conn, i, ts.serialize_cdr(msg, "sensor_msgs/msg/Image"))
     assert demo.played_names(tmp_path / "bag", [5, 6]) == {5: "/cam/image_raw#0", 6: "/cam/image_raw#1"}
 

@@ -130,7 +130,8 @@ def test_cuda_without_cuda_fails_clearly(tmp_path, monkeypatch):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the real no-CUDA path")
 def test_engine_with_cuda_on_this_machine_fails(tmp_path):
     path = tmp_path / "m.pt"
-    save_checkpoint(path, icnet(2, "r18", 0.25), ModelMeta(CAMVID.__class__(("a", "b"), ((0, 0, 0), (1, 1, 1)), (1,)), "r18", 0.25))
+    classes = CAMVID.__class__(("a", "b"), ((0, 0, 0), (1, 1, 1)), (1,))
+    save_checkpoint(path, icnet(2, "r18", 0.25), ModelMeta(classes, "r18", 0.25))
     with pytest.raises(EngineError, match="CUDA is not available"):
         Engine.from_checkpoint(path, device="cuda")
 
@@ -200,8 +201,12 @@ def test_onnxruntime_keeps_a_bounded_number_of_traced_sizes(checkpoint, monkeypa
 
 
 def test_bf16_needs_compute_capability_8_of_the_device_asked_for(monkeypatch):
-    """is_bf16_supported() says yes on pre-Ampere GPUs, where bf16 is emulated; the rule
-    asks the engine's own device (cuda:1 here), not the current one."""
+    """
+    Ask the engine's own device, not the current one, whether bf16 is supported.
+
+    is_bf16_supported() says yes on pre-Ampere GPUs, where bf16 is emulated; the rule
+    asks the engine's own device (cuda:1 here), not the current one.
+    """
     from icnet_ros.engine import resolve_precision
 
     asked = []
@@ -246,8 +251,12 @@ def test_pinned_staging_buffers_are_bounded(checkpoint, monkeypatch):
 
 
 def test_threads_reach_onnxruntime_and_torch_explicitly(checkpoint):
-    """threads goes to the ONNX Runtime sessions as given; for torch (process-global
-    intra-op pool) it is applied once when the engine is built; 0 leaves torch's default."""
+    """
+    Check that threads go to ONNX Runtime as given and to torch once; 0 leaves torch's default.
+
+    threads goes to the ONNX Runtime sessions as given; for torch (process-global
+    intra-op pool) it is applied once when the engine is built; 0 leaves torch's default.
+    """
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)

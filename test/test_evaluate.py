@@ -1,4 +1,6 @@
 import json
+from pathlib import Path
+import sys
 
 import numpy as np
 import pytest
@@ -11,12 +13,8 @@ from icnet_ros.engine import Engine
 from icnet_ros.evaluate import main as evaluate_main
 from icnet_ros.metrics import ConfusionMatrix, RoadEval
 from icnet_ros.model import icnet
-import sys
-from pathlib import Path
-
 import icnet_ros.paths as paths
 from icnet_ros.train import main as train_main
-
 from synthetic import make_kitti
 
 torch.set_num_threads(1)
@@ -30,7 +28,7 @@ def kitti(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def road_model(kitti, tmp_path_factory):
-    """A model that has learnt the synthetic road (trained through the CLI)."""
+    """Return a model that has learnt the synthetic road (trained through the CLI)."""
     out = tmp_path_factory.mktemp("run")
     assert train_main(["--data", f"kitti:{kitti}", "--out", str(out), "--model", "r18", "--width", "0.25",
                        "--crop", f"{H}x{W}", "--scale", "0.9", "1.1", "--batch-size", "4", "--epochs", "12",
@@ -47,7 +45,7 @@ def run_eval(tmp_path, capfd, *argv):
 
 
 def direct(checkpoint, spec):
-    """The same scores computed here from the engine's outputs, for comparison."""
+    """Compute the same scores here from the engine's outputs, for comparison."""
     eng = Engine.from_checkpoint(checkpoint, device="cpu", warmup=False)
     ds = open_dataset(spec)
     cm, road = ConfusionMatrix(2), RoadEval()

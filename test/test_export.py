@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from icnet_ros.checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta, load_checkpoint, save_checkpoint
+from icnet_ros.checkpoint import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint, ModelMeta, save_checkpoint
 from icnet_ros.classes import CAMVID
 from icnet_ros.engine import Engine
 from icnet_ros.export import main as export_main

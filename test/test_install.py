@@ -1,19 +1,23 @@
-"""Installs people really have: every run-time import declared for pip (setup.py) and for
+"""
+Installs people really have, with and without ROS.
+
+Installs people really have: every run-time import declared for pip (setup.py) and for
 rosdep (package.xml); `pip install .` into a fresh environment without ROS gives working
 core commands, an installed demo that finds its sample frames, and one clear line where
-ROS is needed; one private ROS_DOMAIN_ID in ROS's range."""
+ROS is needed; one private ROS_DOMAIN_ID in ROS's range.
+"""
 
 from __future__ import annotations
 
 import ast
 import os
+from pathlib import Path
 import re
 import shutil
 import subprocess
 import sys
 import sysconfig
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -87,7 +91,7 @@ def test_sample_frames_in_a_checkout():
 # --- pip install . into a fresh environment without ROS --------------------------------
 
 def _copy_source(dest: Path) -> Path:
-    """What `pip install .` reads, without .venv, runs/ or build outputs of the checkout."""
+    """Copy what `pip install .` reads, without .venv, runs/ or build outputs of the checkout."""
     for name in ("setup.py", "setup.cfg", "package.xml", "README.md"):
         shutil.copy(ROOT / name, dest / name)
     for name in ("icnet_ros", "resource", "launch", "config", "models", "test/data/kitti_road"):
@@ -97,8 +101,12 @@ def _copy_source(dest: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def fresh_install(tmp_path_factory):
-    """A wheel built from the source and installed (no deps fetched: no network here) into
-    a new venv that sees this venv's third-party packages but no ROS."""
+    """
+    Return a wheel built from the source and installed into a new venv without ROS.
+
+    A wheel built from the source and installed (no deps fetched: no network here) into
+    a new venv that sees this venv's third-party packages but no ROS.
+    """
     tmp = tmp_path_factory.mktemp("install")
     src = _copy_source(tmp_path_factory.mktemp("src"))
     run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",

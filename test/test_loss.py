@@ -68,9 +68,12 @@ def test_output_count_must_match_weights():
 
 
 def test_a_fully_ignored_term_still_gives_its_head_a_gradient():
-    """Labels ignored on every 8th row and column: the 1/16 and 1/8 outputs sample only
-    those, the 1/4 output also others.  Every head must take part in backward (a head
-    with no gradient on one rank hangs DDP), with a zero gradient and a finite loss."""
+    """
+    Labels ignored on every 8th row and column: the 1/16 and 1/8 outputs sample only those, the 1/4 output also others.
+
+    Every head must take part in backward (a head with no gradient on one rank hangs
+    DDP), with a zero gradient and a finite loss.
+    """
     outs = tuple(o.requires_grad_() for o in outputs())
     labels = torch.randint(0, 3, (2, 64, 64), generator=torch.Generator().manual_seed(2))
     labels[:, ::8] = 255

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from icnet_ros.metrics import ConfusionMatrix, RoadEval, quantise
+from icnet_ros.metrics import ConfusionMatrix, quantise, RoadEval
 
 
 def test_confusion_matrix_hand_case():
@@ -37,12 +37,15 @@ def test_empty_matrix_scores_are_nan():
 
 
 def test_kitti_road_hand_case():
-    """4 valid pixels, 2 road.  Levels 255, 128, 128, 0.
-    k = 0:        all called road        TP 2 FP 2 -> P 1/2, R 1,   F 2/3
-    k = 1..128:   {255, 128, 128}        TP 2 FP 1 -> P 2/3, R 1,   F 4/5
-    k = 129..255: {255}                  TP 1 FP 0 -> P 1,   R 1/2, F 2/3
-    MaxF 0.8 first reached at k = 1.  11-point AP: recall >= 0..0.5 (6 levels) max P 1,
-    recall >= 0.6..1.0 (5 levels) max P 2/3 -> (6 + 10/3) / 11."""
+    """
+    4 valid pixels, 2 road.
+
+    Levels 255, 128, 128, 0.  k = 0:        all called road        TP 2 FP 2 -> P 1/2,
+    R 1,   F 2/3 k = 1..128:   {255, 128, 128}        TP 2 FP 1 -> P 2/3, R 1,   F 4/5
+    k = 129..255: {255}                  TP 1 FP 0 -> P 1,   R 1/2, F 2/3 MaxF 0.8
+    first reached at k = 1.  11-point AP: recall >= 0..0.5 (6 levels) max P 1, recall
+    >= 0.6..1.0 (5 levels) max P 2/3 -> (6 + 10/3) / 11.
+    """
     prob = np.array([[255, 128, 128, 0, 0]]) / 255.0
     road = np.array([[1, 1, 0, 0, 1]], bool)
     valid = np.array([[1, 1, 1, 1, 0]], bool)  # the last road pixel (prob 0) is outside the valid area
@@ -70,8 +73,12 @@ def test_kitti_sums_counts_over_images_before_ratios():
 
 
 def devkit_reference(probs, roads, valids):
-    """The devkit's evalExp / pxEval_maximizeFMeasure written out with np.histogram on
-    8-bit probability maps, as an independent check of RoadEval's cumulative counts."""
+    """
+    Compute the devkit's evalExp / pxEval_maximizeFMeasure written out with np.histogram.
+
+    The devkit's evalExp / pxEval_maximizeFMeasure written out with np.histogram on
+    8-bit probability maps, as an independent check of RoadEval's cumulative counts.
+    """
     thres = np.arange(256) / 255.0
     edges = np.concatenate(([-np.inf], thres, [np.inf]))
     FN = np.zeros(256)

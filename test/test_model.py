@@ -1,13 +1,13 @@
 import pytest
 import torch
 
-from icnet_ros.model import CascadeFeatureFusion, ICNet, PyramidPooling, count_parameters, icnet, icnet_r18, icnet_r50
+from icnet_ros.model import CascadeFeatureFusion, count_parameters, ICNet, icnet, icnet_r18, icnet_r50, PyramidPooling
 
 SIZES = [(375, 1242), (360, 480), (1024, 2048)]
 
 
 def cascade_sizes(h, w):
-    """Expected (1/16, 1/8, 1/4) output sizes for an H x W input, following the layers."""
+    """Return the expected (1/16, 1/8, 1/4) output sizes for an H x W input, following the layers."""
     def conv_s2(n):  # 3x3, stride 2, padding 1
         return (n - 1) // 2 + 1
     half = (h + 1) // 2, (w + 1) // 2

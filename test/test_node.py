@@ -1,12 +1,16 @@
-"""The segmentation node over real DDS: headers, QoS, compressed input, the drivable grid,
-several cameras, overload, outputs nobody listens to, lifecycle, diagnostics."""
+"""
+The segmentation node over real DDS.
+
+Headers, QoS, compressed input, the drivable grid, several cameras, overload, outputs
+nobody listens to, lifecycle, diagnostics.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from conftest import HAVE_RCLPY, green_road_checkpoint_file, tiny_checkpoint_file, wait_for
+from conftest import green_road_checkpoint_file, HAVE_RCLPY, tiny_checkpoint_file, wait_for
 
 pytestmark = [pytest.mark.ros, pytest.mark.skipif(not HAVE_RCLPY, reason="rclpy does not import")]
 
@@ -98,7 +102,7 @@ def test_compressed_input(graph_factory):
 
 
 def image_publisher_with_info(g, h: int, w: int, f: float):
-    """An image publisher for the node's camera, once the node holds this CameraInfo."""
+    """Return an image publisher for the node's camera, once the node holds this CameraInfo."""
     pub = g.publisher(Image, g.topic("image"))
     info_pub = g.publisher(CameraInfo, g.topic("camera_info"))
     g.wait_matched(pub, info_pub)

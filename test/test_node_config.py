@@ -1,20 +1,23 @@
-"""The node's parameters without ROS (icnet_ros/node_config.py): the shipped params file
-loads; every bad value is one line naming its parameter; live changes are checked the
-same way."""
+"""
+The node's parameters without ROS (icnet_ros/node_config.py).
+
+The shipped params file loads; every bad value is one line naming its parameter; live
+changes are checked the same way.
+"""
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
 import math
+from pathlib import Path
 import subprocess
 import sys
-from dataclasses import FrozenInstanceError
-from pathlib import Path
 
 import pytest
 import yaml
 
 from icnet_ros import node_config
-from icnet_ros.node_config import PARAMS, ConfigError, NodeConfig, from_params, with_changes
+from icnet_ros.node_config import ConfigError, from_params, NodeConfig, PARAMS, with_changes
 
 ROOT = Path(__file__).resolve().parent.parent
 CALIB = ROOT / "test/data/kitti_road/calib/um_000000.txt"

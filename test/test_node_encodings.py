@@ -1,6 +1,10 @@
-"""Camera driver encodings over real DDS: `play` publishes a KITTI frame as Spinnaker/Pylon
-(Bayer), usb_cam/v4l2_camera (YUV 4:2:2), NV21/NV24 or 16-bit cameras would, the node
-segments it, and its class map matches the one for the same frame sent as rgb8."""
+"""
+Camera driver encodings over real DDS.
+
+`play` publishes a KITTI frame as Spinnaker/Pylon (Bayer), usb_cam/v4l2_camera (YUV
+4:2:2), NV21/NV24 or 16-bit cameras would, the node segments it, and its class map
+matches the one for the same frame sent as rgb8.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import HAVE_RCLPY, Graph, wait_for
+from conftest import Graph, HAVE_RCLPY, wait_for
 
 pytestmark = [pytest.mark.ros, pytest.mark.skipif(not HAVE_RCLPY, reason="rclpy does not import")]
 
@@ -53,8 +57,11 @@ def scene(ros_context, tiny_checkpoint, tmp_path_factory):
 
 
 def play_one(g, encoding: str) -> np.ndarray:
-    """Publish the frame once in `encoding` with `play` (in this process, over DDS) and
-    return the node's class map for it."""
+    """
+    Publish the frame once in `encoding` with `play` and return the node's class map for it.
+
+    `play` runs in this process and publishes over DDS.
+    """
     before = len(g.masks)
     player = Player(namespace=g.ns, parameter_overrides=[
         Parameter("source", value=str(g.folder)), Parameter("encoding", value=encoding),

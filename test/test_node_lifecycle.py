@@ -1,6 +1,9 @@
-"""Lifecycle over real DDS: publishers live from configure to cleanup, so subscribers stay
-matched across deactivate -> activate and hear nothing while the node is inactive; the
-node's own idea of its state agrees with the ~/get_state service."""
+"""
+Lifecycle over real DDS: publishers live from configure to cleanup.
+
+So subscribers stay matched across deactivate -> activate and hear nothing while the
+node is inactive; the node's own idea of its state agrees with the ~/get_state service.
+"""
 
 from __future__ import annotations
 

@@ -1,13 +1,17 @@
-"""Parameters: each bad one fails configure naming it; live changes are checked; the
-shipped params file is accepted by a real `segment` process."""
+"""
+Parameters: bad ones fail configure naming them; live changes are checked.
+
+Parameters: each bad one fails configure naming it; live changes are checked; the
+shipped params file is accepted by a real `segment` process.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 

@@ -1,11 +1,14 @@
-"""A missing dependency is one line naming the package (pip and rosdep), never a traceback:
-train without matplotlib or TensorBoard, export without onnx/onnxruntime, bags without
-rosbags, the ROS executables without ROS.  Simulated with sys.modules[name] = None."""
+"""
+A missing dependency is one line naming the package (pip and rosdep), never a traceback.
+
+Train without matplotlib or TensorBoard, export without onnx/onnxruntime, bags without
+rosbags, the ROS executables without ROS.  Simulated with sys.modules[name] = None.
+"""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+import sys
 
 import pytest
 

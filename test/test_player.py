@@ -1,14 +1,18 @@
-"""`play` over real DDS: KITTI folders (with calib -> CameraInfo), compressed transport,
-looping, and ROS 1 / ROS 2 sqlite3 / MCAP bags."""
+"""
+`play` over real DDS: KITTI folders, compressed transport, looping and bags.
+
+`play` over real DDS: KITTI folders (with calib -> CameraInfo), compressed transport,
+looping, and ROS 1 / ROS 2 sqlite3 / MCAP bags.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import shutil
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -128,8 +132,12 @@ def test_bad_sources_fail_naming_the_parameter(probe, tmp_path):
 
 
 def test_driver_encoding_as_a_camera_would_publish(probe):
-    """encoding:=yuv422_yuy2 publishes what usb_cam would: 2 bytes a pixel, the frame's
-    colours after decoding (the node's side is tested in test_node_encodings.py)."""
+    """
+    Check that encoding:=yuv422_yuy2 publishes what usb_cam would.
+
+    encoding:=yuv422_yuy2 publishes what usb_cam would: 2 bytes a pixel, the frame's
+    colours after decoding (the node's side is tested in test_node_encodings.py).
+    """
     ns = probe.node.get_namespace()
     images = probe.collect(Image, f"{ns}/image")
     run = play(ns, f"source:={KITTI}", "encoding:=yuv422_yuy2", "count:=1", "rate:=20.0",

@@ -1,5 +1,8 @@
-"""The train command under torchrun: DistributedDataParallel over 2 CPU processes (gloo),
-every all-reduce checked to be on the process's device (NCCL, on GPUs, takes nothing else)."""
+"""
+The train command under torchrun: DistributedDataParallel over 2 CPU processes (gloo).
+
+Every all-reduce checked to be on the process's device (NCCL, on GPUs, takes nothing else).
+"""
 
 import csv
 import os

@@ -1,6 +1,10 @@
-"""Training's GPU paths, checked on the CPU: the validation all-reduce on the process's
-device, resuming an AMP run from a checkpoint saved without the scaler, a train step
-under autocast, and the normalisation statistics made once per device."""
+"""
+Training's GPU paths, checked on the CPU.
+
+The validation all-reduce on the process's device, resuming an AMP run from a
+checkpoint saved without the scaler, a train step under autocast, and the
+normalisation statistics made once per device.
+"""
 
 import numpy as np
 import pytest
@@ -19,8 +23,12 @@ torch.set_num_threads(1)
 
 
 class FakeDist:
-    """A two-process job whose device is not the CPU: 'meta' stands in for a GPU (NCCL
-    takes device tensors only).  The reduction sums what every rank would send."""
+    """
+    A two-process job whose device is not the CPU: 'meta' stands in for a GPU (NCCL takes device tensors only).
+
+    The reduction sums what every rank would send.
+    """
+
     world, rank = 2, 0
     device = torch.device("meta")
 
@@ -56,8 +64,12 @@ def test_resuming_with_amp_from_a_checkpoint_saved_without_the_scaler():
 
 
 def test_a_train_step_under_cpu_bf16_autocast():
-    """As AMP runs on the GPU: the network in low precision, the loss in fp32, and finite
-    gradients reaching every parameter; nothing read back on the host."""
+    """
+    Train as AMP runs on the GPU: low-precision network, fp32 loss, finite gradients.
+
+    As AMP runs on the GPU: the network in low precision, the loss in fp32, and finite
+    gradients reaching every parameter; nothing read back on the host.
+    """
     torch.manual_seed(0)
     model = ICNet(3, "r18", 0.25).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)

@@ -22,6 +22,7 @@ def args(data, out, *extra):
 
 class InterruptAt(CascadeLoss):
     """The loss, until call number ``at``, where the user presses Ctrl-C."""
+
     calls = 0
     at = 4
 

@@ -53,7 +53,8 @@ def test_two_sources_train_validate_and_evaluate(tmp_path, two_sources, capsys):
 
     # evaluate scores both sources in the model's classes, the folder on its held-out tail
     rc = evaluate_main(["--checkpoint", str(out / "last.pt"), "--backend", "torch", "--json", str(tmp_path / "s.json"),
-                        "--data", folder, f"labels={folder_map}", "val=0.25", "--data", cam_val, f"labels={camvid_map}"])
+                        "--data", folder, f"labels={folder_map}", "val=0.25",
+                        "--data", cam_val, f"labels={camvid_map}"])
     assert rc == 0
     scores = json.loads((tmp_path / "s.json").read_text())
     assert [s["images"] for s in scores] == [2, 2] and all(s["compared"] == "classes" for s in scores)
