@@ -10,6 +10,7 @@ ROS is needed; one private ROS_DOMAIN_ID in ROS's range.
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import os
 from pathlib import Path
 import re
@@ -115,9 +116,12 @@ def fresh_install(tmp_path_factory):
     wheel = next((tmp / "dist").glob("icnet_ros-*.whl"))
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    run = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--prefix",
-                          str(venv), str(wheel)], capture_output=True, text=True, timeout=300)
+    # --ignore-installed: without it pip uninstalls this venv's own (editable) icnet_ros
+    # before installing into --prefix, and the rest of the suite loses the package.
+    run = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed",
+                          "-q", "--prefix", str(venv), str(wheel)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
+    importlib.metadata.distribution("icnet_ros")   # still installed in this venv (raises if not)
     site = next(venv.glob("lib/python3*/site-packages"))
     (site / "_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")   # numpy, torch, ...
     for ros in ("rclpy", "ament_index_python"):                               # ... but no ROS
