@@ -32,8 +32,8 @@ def _raw_array(msg, name: str, mask: bool = False) -> np.ndarray:
     """
     Return H x W x C uint8 in RGB order (or ids) from a sensor_msgs/Image.
 
-    H x W x C (C = 1, 3) uint8 in RGB order (or ids) from a sensor_msgs/Image: every
-    camera encoding the node takes (image_io); masks only as 8-bit ids or colours.
+    C is 1 or 3.  Every camera encoding the node takes (image_io) is read; masks only as
+    8-bit ids or colours.
     """
     if mask and msg.encoding.strip().lower() not in image_io.DIRECT:
         raise DataError(f"{name} has encoding {msg.encoding!r}; a mask must be mono8 class ids or "

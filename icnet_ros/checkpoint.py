@@ -1,8 +1,7 @@
 """
 Self-describing checkpoints: weights plus everything needed to use them.
 
-Self-describing checkpoints: weights plus everything needed to use them (variant,
-classes, colours, drivable ids, normalisation, input size).
+That is: the variant, classes, colours, drivable ids, normalisation and input size.
 
 Loading never runs code: ``.pt`` files go through ``torch.load(weights_only=True)``
 and ``.safetensors`` files hold tensors plus a JSON header.  Writes are atomic (temp

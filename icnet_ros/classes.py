@@ -1,8 +1,8 @@
 """
 Class sets: names, display colours, drivable classes and the ignored label value.
 
-Class sets: names, display colours, which classes a vehicle may drive on, and the
-label value that losses and metrics ignore.
+The drivable classes are those a vehicle may drive on; the ignored label value is the
+one losses and metrics ignore.
 """
 
 from __future__ import annotations

@@ -104,8 +104,8 @@ def drain(collector, deadline: float) -> None:
     """
     Wait until the last frames are out of the network.
 
-    The last frames may still be in the network: wait until all are out or 3 s pass
-    with nothing new, then 1.2 s more for one more diagnostics message.
+    Waits until all are out or 3 s pass with nothing new, then 1.2 s more for one more
+    diagnostics message.
     """
     quiet = time.monotonic()
     while time.monotonic() < min(deadline, quiet + 3.0):

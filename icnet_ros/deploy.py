@@ -27,9 +27,8 @@ def normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
     """
     Normalise uint8 N x H x W x 3 frames to float N x 3 x H x W, on the images' device.
 
-    uint8 N x H x W x 3 -> float N x 3 x H x W as (x / 255 - mean) / std, on the images'
-    device: the one definition that training and inference share.  The NHWC memory makes
-    the result channels_last already.
+    Computes (x / 255 - mean) / std: the one definition that training and inference
+    share.  The NHWC memory makes the result channels_last already.
     """
     x = images.permute(0, 3, 1, 2).float()
     mean = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)

@@ -136,8 +136,7 @@ class Engine:
         """
         Set the CPU threads for ONNX Runtime's sessions and torch's intra-op pool.
 
-        threads: CPU threads for ONNX Runtime's sessions and torch's intra-op pool; 0 leaves
-        torch's default (and ONNX Runtime uses as many).
+        threads: 0 leaves torch's default (and ONNX Runtime uses as many).
         """
         if int(threads) < 0:
             raise EngineError(f"threads must be 0 (torch's default) or more, got {threads}")
@@ -206,9 +205,8 @@ class Engine:
         """
         Return (h, w, seconds) of the first call at each new frame size that made the backend prepare.
 
-        (h, w, seconds) of the first call at each new frame size that made the backend
-        prepare: ONNX Runtime traces the graph, cuDNN autotunes its convolutions (CUDA;
-        once per network input shape).  Explains a one-off slow frame.
+        To prepare, ONNX Runtime traces the graph and cuDNN autotunes its convolutions
+        (CUDA; once per network input shape).  Explains a one-off slow frame.
         """
         return self._onnx.traced if self._onnx is not None else self._traced
 
@@ -276,8 +274,8 @@ class Engine:
         """
         Return the pinned buffer for one batch shape, least recently used ones dropped.
 
-        The pinned buffer for one batch shape; the least recently used goes beyond
-        MAX_STAGING, so a stream of ever-new sizes cannot pin memory without end.
+        The least recently used one goes once there are more than MAX_STAGING, so a
+        stream of ever-new sizes cannot pin memory without end.
         """
         buf = self._pinned.get(shape)
         if buf is not None:
@@ -331,10 +329,10 @@ class Engine:
         """
         Run the device part of a call (torch backend): uint8 RGB frames -> logits.
 
-        The device part of a call (torch backend), shared with the bench's CUDA graph:
-        uint8 N x H x W x 3 RGB frames on the engine's device -> logits N x C x H x W
-        (float, or the autocast dtype when no resize was needed).  graph_safe: no autocast
-        weight cache, which a CUDA graph would otherwise keep from its capture.
+        Shared with the bench's CUDA graph.  Frames: uint8 N x H x W x 3 RGB on the
+        engine's device; logits: N x C x H x W (float, or the autocast dtype when no
+        resize was needed).  graph_safe: no autocast weight cache, which a CUDA graph
+        would otherwise keep from its capture.
         """
         # mean / std are tensors on the device: no copies per call
         return frame_logits(self.model, x, self.meta, self._mean, self._std, _DTYPES.get(self.precision),

@@ -40,8 +40,8 @@ def sample_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     """
     Make smooth, road-scene-like check frames.
 
-    Smooth, road-scene-like check frames: a coarse random image upsampled (plain noise
-    would make every pixel a near tie).
+    Each is a coarse random image upsampled (plain noise would make every pixel a near
+    tie).
     """
     import cv2
 

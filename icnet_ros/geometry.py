@@ -78,8 +78,8 @@ def rotation(roll: float = 0.0, pitch: float = 0.0, yaw: float = 0.0) -> np.ndar
     """
     Return the camera optical frame's axes in base_frame.
 
-    The camera optical frame's axes in base_frame: Rz(yaw) Ry(pitch) Rx(roll) R0, where
-    R0 is a level camera looking along X.  Positive pitch looks down (REP-103).
+    The axes are Rz(yaw) Ry(pitch) Rx(roll) R0, where R0 is a level camera looking along
+    X.  Positive pitch looks down (REP-103).
     """
     cr, sr = np.cos(roll), np.sin(roll)
     cp, sp = np.cos(pitch), np.sin(pitch)
@@ -96,8 +96,8 @@ def ground_homography(K, height: float, pitch: float = 0.0, roll: float = 0.0, y
     """
     Return the ground-to-pixel homography of a camera with intrinsics K mounted above the ground.
 
-    H (ground X, Y in base_frame -> pixel) for a camera with intrinsics K (3x3) mounted
-    ``height`` metres above the ground at (x, y), turned by roll/pitch/yaw (radians).
+    H maps ground X, Y in base_frame to pixels.  K is 3x3; the camera is ``height``
+    metres above the ground at (x, y), turned by roll/pitch/yaw (radians).
     """
     K = np.asarray(K, np.float64).reshape(3, 3)
     if not (K[0, 0] > 0 and K[1, 1] > 0 and K[2, 2] != 0):
@@ -146,8 +146,8 @@ def kitti_road_homography(calib) -> np.ndarray:
     """
     Return KITTI's own road homography Tr33, mapping road (x right, z forward, 1) to pixels.
 
-    KITTI's own road homography Tr33 = (P2 R0_rect inv(Tr_cam_to_road))[:, [0, 2, 3]],
-    mapping road (x right, z forward, 1) to pixels.  calib: a path or read_kitti_calib().
+    Tr33 = (P2 R0_rect inv(Tr_cam_to_road))[:, [0, 2, 3]].  calib: a path or
+    read_kitti_calib().
     """
     if not isinstance(calib, dict):
         calib = read_kitti_calib(calib)
@@ -159,8 +159,7 @@ def kitti_ground_homography(calib, x: float = 0.0, y: float = 0.0) -> np.ndarray
     """
     Return KITTI's road homography in base_frame terms (X forward, Y left).
 
-    KITTI's road homography in base_frame terms (X forward, Y left), the road frame's
-    origin (under the camera) placed at (x, y) in base_frame.
+    The road frame's origin (under the camera) is placed at (x, y) in base_frame.
     """
     # road x = -(Y - y) (road x points right), road z = X - x
     base_to_road = np.array([[0.0, -1.0, y], [1.0, 0.0, -x], [0.0, 0.0, 1.0]])

@@ -130,8 +130,8 @@ def decode_raw(encoding: str, width: int, height: int, step: int, data,
     """
     Return (array, colour order 'rgb' or 'bgr') from raw pixels.
 
-    (array, colour order 'rgb' or 'bgr') from raw pixels: H x W x 3 uint8, or H x W uint8
-    for grey encodings; a view of `data` for the 8- and 16-bit RGB/grey encodings.
+    The array is H x W x 3 uint8, or H x W uint8 for grey encodings; a view of `data` for
+    the 8- and 16-bit RGB/grey encodings.
     """
     enc = encoding.strip().lower()
     width, height, step = int(width), int(height), int(step)
@@ -191,8 +191,8 @@ def fit_size(encoding: str, height: int, width: int) -> tuple[int, int]:
     """
     Return the (height, width) an `encoding` message of this frame has.
 
-    (height, width) an `encoding` message of this frame has: Bayer and 4:2:0 layouts
-    need even sizes, 4:2:2 an even width; the odd last row or column is cut off.
+    Bayer and 4:2:0 layouts need even sizes, 4:2:2 an even width; the odd last row or
+    column is cut off.
     """
     enc = encoding.strip().lower()
     if _bayer(enc) is not None or enc in SEMI_PLANAR_420:
@@ -206,10 +206,9 @@ def encode_raw(rgb: np.ndarray, encoding: str) -> tuple[np.ndarray, int]:
     """
     Return (contiguous array holding the message bytes, step) for an RGB frame in `encoding`.
 
-    (contiguous array holding the message bytes, step) for an H x W x 3 uint8 RGB frame
-    in `encoding`; 16-bit samples are full scale, little endian.  An odd last row or column
-    that a Bayer or YUV layout cannot hold is cut off (cameras have even sizes; KITTI's 375
-    rows do not), so check the message's height and width.
+    The frame is H x W x 3 uint8; 16-bit samples are full scale, little endian.  An odd
+    last row or column that a Bayer or YUV layout cannot hold is cut off (cameras have even
+    sizes; KITTI's 375 rows do not), so check the message's height and width.
     """
     enc = encoding.strip().lower()
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -316,9 +315,8 @@ def decode_kitti_gt(rgb: np.ndarray) -> np.ndarray:
     """
     Decode KITTI road colours as the devkit does.
 
-    KITTI road colours, read as the devkit does (road where blue > 0, evaluated where
-    red > 0): magenta road -> 1, red not-road -> 0, black (outside the evaluated area)
-    -> 255, ignored in training and in every metric.
+    Road where blue > 0, evaluated where red > 0: magenta road -> 1, red not-road -> 0,
+    black (outside the evaluated area) -> 255, ignored in training and in every metric.
     """
     valid, road = rgb[..., 0] > 0, rgb[..., 2] > 0
     out = np.full(rgb.shape[:2], 255, np.uint8)

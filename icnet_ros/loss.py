@@ -1,8 +1,8 @@
 """
 Cascade label guidance (paper Sec. 3.3): cross-entropy on each cascade output.
 
-Cascade label guidance (paper Sec. 3.3): cross-entropy on each cascade output against
-the labels shrunk to its size by nearest neighbour (never blending class ids).
+Each output is scored against the labels shrunk to its size by nearest neighbour (never
+blending class ids).
 """
 
 from __future__ import annotations

@@ -76,8 +76,8 @@ class PyramidPooling(nn.Module):
     """
     ICNet's pyramid pooling: pools summed with the input, then a 1x1 conv.
 
-    ICNet's pyramid pooling: average pools at several bins, upsampled and *summed*
-    with the input (not concatenated as in PSPNet), then a 1x1 conv.
+    Average pools at several bins are upsampled and *summed* with the input (not
+    concatenated as in PSPNet).
 
     Pool windows are computed from the feature size so that each bin count is met
     exactly for any input: stride s = floor(n / b), kernel k = n - (b - 1) * s gives
@@ -112,9 +112,9 @@ class CascadeFeatureFusion(nn.Module):
     """
     CFF unit (paper Fig. 3): fuse a low-resolution and a high-resolution feature map.
 
-    CFF unit (paper Fig. 3): F1 (low res) is upsampled x2 to F2's size and refined by a
-    3x3 dilation-2 conv + BN; F2 (high res) gets a 1x1 conv + BN; sum then ReLU.  The
-    upsampled F1 also feeds an auxiliary classifier for cascade label guidance.
+    F1 (low res) is upsampled x2 to F2's size and refined by a 3x3 dilation-2 conv + BN;
+    F2 (high res) gets a 1x1 conv + BN; sum then ReLU.  The upsampled F1 also feeds an
+    auxiliary classifier for cascade label guidance.
     """
 
     def __init__(self, low_channels: int, high_channels: int, out_channels: int, num_classes: int):
@@ -287,8 +287,8 @@ def load_backbone(model: ICNet, path: str) -> list[str]:
     """
     Copy a torchvision ResNet checkpoint into a full-width ICNet's stages.
 
-    Copy a torchvision ResNet checkpoint (file the user supplies, never downloaded)
-    into a full-width (width=1.0) ICNet's stages; returns the keys that were loaded.
+    The checkpoint is a file the user supplies, never downloaded; full width means
+    width=1.0.  Returns the keys that were loaded.
 
     torchvision's ResNet has a single 7x7 stem, so the stem stays randomly initialised;
     layer1..layer4 map onto conv2, conv3, conv4, conv5.

@@ -1,8 +1,8 @@
 """
 The `icnet` node's parameters, without ROS, and the checks on their values.
 
-The `icnet` node's parameters, without ROS: names, defaults, descriptions, ranges and
-choices (one table, `NodeConfig`'s fields), and the checks on their values.
+Names, defaults, descriptions, ranges and choices are in one table, `NodeConfig`'s
+fields.
 
 `from_params` takes a full set of values (the node's, or config/icnet.yaml's) and returns
 a `NodeConfig`, or raises `ConfigError`: one line naming the first bad parameter.

@@ -1,8 +1,8 @@
 """
 The engine's CPU backend: ONNX Runtime running the graph `export` writes.
 
-The engine's CPU backend: ONNX Runtime running the graph `export` writes (uint8 frames
-in; logits and class maps out), traced in memory once per frame size.
+The graph takes uint8 frames in and gives logits and class maps out; it is traced in
+memory once per frame size.
 
 Why: on this project's 2-core CPU ONNX Runtime ran the shipped model at 375x1242 in
 45 ms against 57-61 ms for PyTorch (BatchNorm folded, channels_last), both with two

@@ -52,10 +52,10 @@ def use_large_frame_transport() -> str | None:
     """
     Point Fast DDS at config/fastdds_large_frames.xml unless the user chose a profile already.
 
-    Point Fast DDS at config/fastdds_large_frames.xml (a 32 MB shared-memory segment)
-    unless the user chose a profile already.  Call before rclpy.init(): the participant
-    reads it once.  Without it, frames over 512 KB cross processes as fragmented UDP
-    (more CPU; best-effort QoS then loses whole frames).  Returns the file in use.
+    The profile sets up a 32 MB shared-memory segment.  Call before rclpy.init(): the
+    participant reads it once.  Without it, frames over 512 KB cross processes as
+    fragmented UDP (more CPU; best-effort QoS then loses whole frames).  Returns the
+    file in use.
     """
     for var in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
         if os.environ.get(var):
@@ -76,8 +76,7 @@ def sample_frames_dir() -> Path:
     """
     Return the bundled KITTI sample frames (image_2/, calib/) the demo plays.
 
-    The bundled KITTI sample frames (image_2/, calib/) the demo plays; a clear error
-    saying what to pass when they are installed nowhere.
+    Raises a clear error saying what to pass when they are installed nowhere.
     """
     for d in share_dirs():
         if (d / SAMPLES / "image_2").is_dir():

@@ -1,10 +1,9 @@
 """
 What ``play`` plays, without ROS: the frames of a folder of images or of a bag.
 
-What ``play`` plays, without ROS: the frames of a folder of images (the KITTI data_road
-layout, image_2/ + calib/, recognised) or of one camera in a bag, in the order ``play``
-publishes them.  The replay player (``ros/player.py``) turns them into messages; the demo
-names its output files by them.
+A folder in the KITTI data_road layout (image_2/ + calib/) is recognised; a bag gives one
+camera's frames.  Frames come in the order ``play`` publishes them.  The replay player
+(``ros/player.py``) turns them into messages; the demo names its output files by them.
 
 Each frame is (name, kind, payload, calibration):
 

@@ -94,10 +94,9 @@ class MixSampler(Sampler):
     """
     Draw ``num_samples`` indices into a ConcatDataset, source s supplying ``shares[s]`` of them.
 
-    Draws ``num_samples`` indices into a ConcatDataset so that source s supplies a
-    share ``shares[s]`` of them (with replacement inside a source only when it is too
-    small).  Seeded by (seed, epoch): a resumed run draws the same; under DDP each rank
-    takes every world-th index.
+    Draws with replacement inside a source only when it is too small.  Seeded by (seed,
+    epoch): a resumed run draws the same; under DDP each rank takes every world-th
+    index.
     """
 
     def __init__(self, sizes: list[int], shares: list[float], num_samples: int, seed: int = 0,

@@ -56,9 +56,8 @@ def green_road_checkpoint_file(path):
     """
     Return a KITTI_ROAD checkpoint wired by hand so that green pixels are road and red ones are not.
 
-    A KITTI_ROAD checkpoint wired by hand so that green pixels are road and red ones
-    are not: the high-resolution branch carries (green - red) through one channel of
-    each conv to the classifier; every other weight is zero.
+    The high-resolution branch carries (green - red) through one channel of each conv to
+    the classifier; every other weight is zero.
     """
     import torch
 
@@ -127,8 +126,8 @@ class Graph:
     """
     The node under test plus a probe node, spun by a real executor on a background thread.
 
-    The node under test plus a probe node (test publishers and subscribers), spun by
-    a real executor on a background thread; each Graph gets its own namespace.
+    The probe node holds the test publishers and subscribers; each Graph gets its own
+    namespace.
     """
 
     def __init__(self, checkpoint, autostart: bool = True, **params):
@@ -195,8 +194,8 @@ class Graph:
         """
         Wait until every test publisher and every listened node output is matched.
 
-        Until every test publisher reaches the node and every node output we listen
-        to reaches the probe (DDS discovery takes a moment).
+        A test publisher is matched when it reaches the node, a node output when it
+        reaches the probe (DDS discovery takes a moment).
         """
         def ready():
             if any(p.get_subscription_count() < 1 for p in publishers):

@@ -1,9 +1,8 @@
 """
 Synthetic labelled data for the training/evaluation tests, written in the real layouts.
 
-Synthetic labelled data for the training/evaluation tests, written in the real layouts
-(KITTI road data_road, SegNet CamVid, image/mask folders).  Scenes are easy to learn: a
-bluish sky over a grey road whose horizon moves from frame to frame.
+The layouts: KITTI road data_road, SegNet CamVid, image/mask folders.  Scenes are easy
+to learn: a bluish sky over a grey road whose horizon moves from frame to frame.
 """
 
 from __future__ import annotations

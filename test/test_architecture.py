@@ -167,8 +167,8 @@ def ros_violations(root: Path) -> list[str]:
     """
     List 'file:line imports X' for each import of ROS by a module outside ros/, unless allowed.
 
-    'file:line imports X' for each import of ROS, or of the package's ros/ layer, by a
-    module outside ros/, unless ALLOWED lists it and it happens inside a function.
+    Imports of the package's ros/ layer count too.  Allowed: ALLOWED lists it and it
+    happens inside a function.
     """
     layer = f"{root.name}.ros"
     found: dict[tuple[str, int], str] = {}
@@ -198,8 +198,7 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
     """
     Import each module as the first of the package, so a one-sided cycle shows.
 
-    Each module imported as the first of the package (the others dropped from
-    sys.modules in between), so a cycle that breaks only from one side shows.
+    The others are dropped from sys.modules in between.
     """
     names = [n for n in modules(PACKAGE) if not n.endswith("__main__")
              and (HAVE_RCLPY or not (n.startswith("icnet_ros.ros.") or n == "icnet_ros.ros"))]
@@ -273,8 +272,8 @@ def test_importing_the_core_loads_no_ros(group):
     """
     Import the core modules, then every module outside ros/, and name the first that loads ROS.
 
-    The core modules named in the issue, then every module outside ros/ (all of them in
-    one interpreter: the first one that loads ROS is named).
+    The core modules are those named in the issue; all of them are imported in one
+    interpreter.
     """
     names = [f"icnet_ros.{m}" for m in CORE] if group == "listed" else \
         [n for n in modules(PACKAGE) if not n.endswith("__main__") and not n.startswith("icnet_ros.ros")]

@@ -1,8 +1,7 @@
 """
 Bags written with rosbags, read back by ``bag:PATH`` and trained on through the CLI.
 
-Bags written with rosbags (ROS 1, ROS 2 MCAP, ROS 2 sqlite3; raw and compressed
-images), read back by ``bag:PATH`` and trained on through the CLI.
+Formats: ROS 1, ROS 2 MCAP and ROS 2 sqlite3, with raw and compressed images.
 """
 
 from pathlib import Path

@@ -179,8 +179,8 @@ def test_graphed_step_run_eagerly_matches_engine_infer(tmp_path, precision):
     """
     Check that the device step the CUDA graph captures, run eagerly on the CPU, gives the same maps.
 
-    The device step the CUDA graph captures, run eagerly on the CPU: the engine's own
-    normalisation (/255, per channel) and resize to the network size, so the same maps.
+    The step does the engine's own normalisation (/255, per channel) and resize to the
+    network size, so its maps are the engine's.
     """
     import numpy as np
 
@@ -219,8 +219,7 @@ def _ros_imports(path: Path) -> list[tuple[str, bool]]:
     """
     Return (module, at module level) for every import of ROS or icnet_ros.ros in a file.
 
-    (module, at module level) for every import of rclpy, a message package or
-    icnet_ros.ros in a file (relative imports read as icnet_ros.<module>).
+    ROS: rclpy or a message package.  Relative imports read as icnet_ros.<module>.
     """
     tree = ast.parse(path.read_text())
     found = []
@@ -240,8 +239,8 @@ def test_the_bench_needs_ros_only_for_its_node_phases():
     """
     Check that no bench module imports ROS, at any level, except the DDS side inside the node phases.
 
-    No bench module imports ROS, at any level; the DDS side (icnet_ros/ros/bench_harness.py)
-    is imported once, inside the node phases; the model timings run without rclpy loaded.
+    The DDS side, icnet_ros/ros/bench_harness.py, is imported once; the model timings run
+    without rclpy loaded.
     """
     package = Path(bench.__file__).parent
     found = {p.name: _ros_imports(p) for p in sorted(package.glob("*.py"))}

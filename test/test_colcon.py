@@ -1,8 +1,7 @@
 """
 `colcon build` installs the executables, launch, config and model files where ROS looks.
 
-`colcon build` installs the executables, launch, config and model files where ROS
-looks for them; the launch file and rviz config hold what users are told they hold
+The launch file and rviz config hold what users are told they hold
 (`launch`/`launch_ros`/rviz2 are not installable here, so they are read, not run).
 """
 
@@ -79,8 +78,8 @@ def test_launch_file_uses_lifecycle_node_and_conditions():
     """
     Check that segment is a LifecycleNode; play and rviz2 are plain Nodes started by IfCondition.
 
-    segment is a launch_ros LifecycleNode; play and rviz2 are plain Nodes started by
-    IfCondition (replay given, use_rviz); OpaqueFunction only builds the segment node.
+    The LifecycleNode is launch_ros's; the conditions are replay given and use_rviz;
+    OpaqueFunction only builds the segment node.
     """
     tree = ast.parse((ROOT / "launch/segment.launch.py").read_text())
     lifecycle = _calls(tree, "LifecycleNode")

@@ -165,8 +165,8 @@ def test_driver_encodings_give_the_rgb_frame(encoding):
     """
     Check that what Bayer, YUV 4:2:2, NV21/NV24 and 16-bit cameras publish comes out as the frame.
 
-    What Spinnaker/Pylon/Aravis (Bayer), usb_cam/v4l2_camera (YUV 4:2:2), NV21/NV24 and
-    16-bit cameras publish comes out as the frame (colour order and all), a view for 16 bit.
+    Bayer from Spinnaker/Pylon/Aravis, YUV 4:2:2 from usb_cam/v4l2_camera.  The frame comes
+    out colour order and all, as a view for 16 bit.
     """
     rgb = smooth_frame()
     m = frame_to_image(rgb, encoding)

@@ -1,8 +1,8 @@
 """
 The Fast DDS shared-memory profile: chosen unless the user set one, and it works.
 
-The Fast DDS shared-memory profile: chosen unless the user set one, and it lets
-best-effort megabyte frames cross processes (with Fast DDS's defaults none arrived here).
+It works: best-effort megabyte frames cross processes (with Fast DDS's defaults none
+arrived here).
 """
 
 from __future__ import annotations

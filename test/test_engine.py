@@ -204,8 +204,8 @@ def test_bf16_needs_compute_capability_8_of_the_device_asked_for(monkeypatch):
     """
     Ask the engine's own device, not the current one, whether bf16 is supported.
 
-    is_bf16_supported() says yes on pre-Ampere GPUs, where bf16 is emulated; the rule
-    asks the engine's own device (cuda:1 here), not the current one.
+    is_bf16_supported() says yes on pre-Ampere GPUs, where bf16 is emulated.  The
+    engine's device is cuda:1 here.
     """
     from icnet_ros.engine import resolve_precision
 
@@ -254,8 +254,8 @@ def test_threads_reach_onnxruntime_and_torch_explicitly(checkpoint):
     """
     Check that threads go to ONNX Runtime as given and to torch once; 0 leaves torch's default.
 
-    threads goes to the ONNX Runtime sessions as given; for torch (process-global
-    intra-op pool) it is applied once when the engine is built; 0 leaves torch's default.
+    ONNX Runtime gets them in its sessions; torch's intra-op pool is process-global, so
+    they are applied to it once, when the engine is built.
     """
     before = torch.get_num_threads()
     try:

@@ -1,10 +1,10 @@
 """
 Installs people really have, with and without ROS.
 
-Installs people really have: every run-time import declared for pip (setup.py) and for
-rosdep (package.xml); `pip install .` into a fresh environment without ROS gives working
-core commands, an installed demo that finds its sample frames, and one clear line where
-ROS is needed; one private ROS_DOMAIN_ID in ROS's range.
+Every run-time import is declared for pip (setup.py) and for rosdep (package.xml); `pip
+install .` into a fresh environment without ROS gives working core commands, an
+installed demo that finds its sample frames, and one clear line where ROS is needed; one
+private ROS_DOMAIN_ID in ROS's range.
 """
 
 from __future__ import annotations
@@ -105,8 +105,8 @@ def fresh_install(tmp_path_factory):
     """
     Return a wheel built from the source and installed into a new venv without ROS.
 
-    A wheel built from the source and installed (no deps fetched: no network here) into
-    a new venv that sees this venv's third-party packages but no ROS.
+    No deps are fetched (no network here); the venv sees this venv's third-party
+    packages but no ROS.
     """
     tmp = tmp_path_factory.mktemp("install")
     src = _copy_source(tmp_path_factory.mktemp("src"))

@@ -76,8 +76,8 @@ def devkit_reference(probs, roads, valids):
     """
     Compute the devkit's evalExp / pxEval_maximizeFMeasure written out with np.histogram.
 
-    The devkit's evalExp / pxEval_maximizeFMeasure written out with np.histogram on
-    8-bit probability maps, as an independent check of RoadEval's cumulative counts.
+    It runs on 8-bit probability maps, as an independent check of RoadEval's cumulative
+    counts.
     """
     thres = np.arange(256) / 255.0
     edges = np.concatenate(([-np.inf], thres, [np.inf]))

@@ -1,8 +1,7 @@
 """
 Parameters: bad ones fail configure naming them; live changes are checked.
 
-Parameters: each bad one fails configure naming it; live changes are checked; the
-shipped params file is accepted by a real `segment` process.
+The shipped params file is accepted by a real `segment` process.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """
 `play` over real DDS: KITTI folders, compressed transport, looping and bags.
 
-`play` over real DDS: KITTI folders (with calib -> CameraInfo), compressed transport,
-looping, and ROS 1 / ROS 2 sqlite3 / MCAP bags.
+KITTI folders with calib -> CameraInfo; the bags are ROS 1, ROS 2 sqlite3 and MCAP.
 """
 
 from __future__ import annotations
@@ -135,8 +134,8 @@ def test_driver_encoding_as_a_camera_would_publish(probe):
     """
     Check that encoding:=yuv422_yuy2 publishes what usb_cam would.
 
-    encoding:=yuv422_yuy2 publishes what usb_cam would: 2 bytes a pixel, the frame's
-    colours after decoding (the node's side is tested in test_node_encodings.py).
+    That is 2 bytes a pixel, the frame's colours after decoding (the node's side is
+    tested in test_node_encodings.py).
     """
     ns = probe.node.get_namespace()
     images = probe.collect(Image, f"{ns}/image")

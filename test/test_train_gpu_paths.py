@@ -67,8 +67,7 @@ def test_a_train_step_under_cpu_bf16_autocast():
     """
     Train as AMP runs on the GPU: low-precision network, fp32 loss, finite gradients.
 
-    As AMP runs on the GPU: the network in low precision, the loss in fp32, and finite
-    gradients reaching every parameter; nothing read back on the host.
+    The gradients reach every parameter; nothing is read back on the host.
     """
     torch.manual_seed(0)
     model = ICNet(3, "r18", 0.25).train()

@@ -1,9 +1,8 @@
 """
 What one bench run measures, and ``BenchConfig``, the run's options.
 
-What one bench run measures: the model zoo's names, the frame sizes, the timing
-schedules, and ``BenchConfig``, the run's options (built from the command line by
-``cli``, or directly by tests).
+What it measures: the model zoo's names, the frame sizes, the timing schedules.
+``BenchConfig`` is built from the command line by ``cli``, or directly by tests.
 """
 
 from __future__ import annotations
@@ -76,10 +75,9 @@ class BenchConfig:
 
     def resolved(self) -> BenchConfig:
         """
-        Return the resolved device ('cpu' or 'cuda:N') with the defaults filled in.
+        Return this config with its device resolved to 'cpu' or 'cuda:N' and the defaults filled in.
 
-        The device resolved ('cpu' or 'cuda:N'), the defaults filled in; BenchError
-        naming the option that cannot be used.
+        Raises BenchError naming the option that cannot be used.
         """
         from ..engine import EngineError, resolve_device
 

@@ -9,11 +9,11 @@ class GraphedPath:
     """
     The engine's CUDA path with its device part captured in one CUDA graph.
 
-    The engine's CUDA path (uint8 upload, the engine's own device step: normalise,
-    resize to the network size, network under autocast, resize back; argmax, class maps
-    to the host) with the device part captured in one CUDA graph: a replay launches
-    everything at once instead of one Python call per kernel.  capture=False runs the
-    same step eagerly (the CPU test compares it with Engine.infer).
+    The path: uint8 upload; the engine's own device step (normalise, resize to the
+    network size, network under autocast, resize back); argmax; class maps to the host.
+    A replay launches everything at once instead of one Python call per kernel.
+    capture=False runs the same step eagerly (the CPU test compares it with
+    Engine.infer).
     """
 
     def __init__(self, engine, batch: int, h: int, w: int, capture: bool = True):

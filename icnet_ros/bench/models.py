@@ -1,8 +1,7 @@
 """
 The model zoo: ICNet variants and torchvision's segmentation models, built by name.
 
-The model zoo: ICNet variants and torchvision's segmentation models built by name,
-the shipped checkpoint, and which configurations each model runs.
+Also the shipped checkpoint, and which configurations each model runs.
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
 """
 The node over DDS: ``segment`` as a separate process, fed and timed by this one.
 
-The node over DDS: ``segment`` as a separate process, fed by a publisher, its masks
-timed by a subscriber (``icnet_ros.ros.bench_harness.NodeHarness``, imported only when
-the node phases run: this module imports no ROS).  Node windows alternate with
-bare-engine windows (``workers.EngineWorker``); then twice the engine's fps; then the
-soak.
+A publisher feeds it and a subscriber times its masks
+(``icnet_ros.ros.bench_harness.NodeHarness``, imported only when the node phases run:
+this module imports no ROS).  Node windows alternate with bare-engine windows
+(``workers.EngineWorker``); then twice the engine's fps; then the soak.
 """
 
 from __future__ import annotations

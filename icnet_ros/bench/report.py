@@ -1,8 +1,8 @@
 """
 The report: the device line, the Markdown tables, the targets met and the JSON.
 
-The report: the device line, the Markdown tables ``bench`` prints, which targets
-are met, and the JSON it writes (the issue's keys only).
+The tables are those ``bench`` prints; the JSON is the one it writes (the issue's keys
+only).
 """
 
 from __future__ import annotations

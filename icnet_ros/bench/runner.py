@@ -14,8 +14,8 @@ def run(config: BenchConfig) -> dict:
     """
     Run the whole bench and return the report.
 
-    The whole bench; returns the report (JSON shape of the issue, plus '_'-keys that
-    ``main`` prints but does not write).  BenchError names an option that cannot be used.
+    The report has the JSON shape of the issue, plus '_'-keys that ``main`` prints but
+    does not write.  BenchError names an option that cannot be used.
     """
     cfg = config.resolved()
     shipped = cfg.checkpoint or zoo.shipped_checkpoint()

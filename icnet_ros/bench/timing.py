@@ -1,9 +1,9 @@
 """
 Measuring one model: sample frames, per-call wall times and the peak memory.
 
-Measuring one model: sample frames, per-call wall times on a fresh thread, and the
-peak memory (the process's VmHWM from /proc on the CPU, reset per configuration;
-``torch.cuda.max_memory_allocated`` on CUDA).
+Wall times are taken on a fresh thread.  The peak memory is the process's VmHWM from
+/proc on the CPU (reset per configuration) and ``torch.cuda.max_memory_allocated`` on
+CUDA.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ def sample_frames(shape: tuple[int, int], count: int = 6) -> list[np.ndarray]:
     """
     Return KITTI road frames resized to shape, or synthetic frames when they are not there.
 
-    KITTI road frames from the source checkout's test data resized to shape, or
-    synthetic frames when they are not there (content does not change the timings).
+    The KITTI frames come from the source checkout's test data; content does not change
+    the timings.
     """
     import cv2
 
@@ -115,10 +115,10 @@ def measure_model(spec: dict) -> list[dict]:
     """
     Time one model in several (height, width, batch, precision) configurations.
 
-    One model, several (height, width, batch, precision) configurations; run in a
-    subprocess of its own by ``workers.bench_models``.  A configuration that fails (out
-    of memory, bf16 on a pre-Ampere GPU, a graph that does not capture) is a row too,
-    with its reason in "error" and no numbers: a missing row would read as never tried.
+    ``workers.bench_models`` runs it in a subprocess of its own.  A configuration that
+    fails (out of memory, bf16 on a pre-Ampere GPU, a graph that does not capture) is a
+    row too, with its reason in "error" and no numbers: a missing row would read as
+    never tried.
     """
     model, meta = build(spec["name"], spec.get("checkpoint"))
     rows = []

@@ -33,8 +33,8 @@ class NodeHarness:
     """
     ``segment`` in a subprocess, and its publisher and subscribers in this process.
 
-    ``segment`` in a subprocess; a publisher, a ~/mask subscriber and a /diagnostics
-    subscriber in this process, on a private context and ROS domain.
+    The publisher, a ~/mask subscriber and a /diagnostics subscriber run on a private
+    context and ROS domain.
     """
 
     def __init__(self, checkpoint: str, device: str, frames: list[np.ndarray], domain_id: int,

@@ -1,9 +1,9 @@
 """
 One camera of the node: its topics, newest frame, intrinsics, counters and outputs.
 
-One camera of the node: its topics and publishers, the newest frame waiting for the
-worker, its intrinsics and counters, and its outputs (mask, drivable mask, overlay and the
-bird's-eye grid through icnet_ros/geometry.py) built from one network result.
+Its topics come with their publishers; the newest frame waits for the worker; the outputs
+(mask, drivable mask, overlay and the bird's-eye grid through icnet_ros/geometry.py) are
+built from one network result.
 """
 
 from __future__ import annotations

@@ -124,9 +124,9 @@ def frame_to_image(frame: np.ndarray, encoding: str, order: str = "rgb", header=
     """
     Return a sensor_msgs/Image in any encoding image_io accepts from an H x W x 3 uint8 frame.
 
-    sensor_msgs/Image in any encoding image_io accepts (bayer_rggb8, yuv422, nv21,
-    rgb16 ...) from an H x W x 3 uint8 frame: what a camera driver would publish.  Bayer
-    and YUV 4:2:0 messages of an odd-sized frame leave out its last row or column.
+    Encodings such as bayer_rggb8, yuv422, nv21, rgb16 ...: what a camera driver would
+    publish.  Bayer and YUV 4:2:0 messages of an odd-sized frame leave out its last row
+    or column.
     """
     from sensor_msgs.msg import Image
 

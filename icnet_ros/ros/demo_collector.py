@@ -1,9 +1,9 @@
 """
 The demo's ROS side: one node collecting the frames and what ``segment`` makes of them.
 
-The demo's ROS side (``icnet_ros/demo.py`` runs everything else): one node that
-subscribes to the frames ``play`` publishes and to what ``segment`` makes of them
-(overlay, mask, drivable-area grid, diagnostics), and hands them over as numpy arrays.
+``icnet_ros/demo.py`` runs everything else.  The node subscribes to the frames ``play``
+publishes and to ``segment``'s overlay, mask, drivable-area grid and diagnostics, and
+hands them over as numpy arrays.
 
 Frames are keyed by their header stamp in nanoseconds: play stamps each image at
 publish time and the node keeps that stamp on every output.

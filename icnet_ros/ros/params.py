@@ -1,9 +1,9 @@
 """
 The node's parameters on the ROS side: descriptors, and declaring them.
 
-The node's parameters on the ROS side: descriptors (type, description, read-only, range,
-choices) from icnet_ros/node_config.py's table, and declaring them so that a bad value
-given at start is kept for configure to refuse, naming it, instead of a crash.
+The descriptors (type, description, read-only, range, choices) come from
+icnet_ros/node_config.py's table.  Declaring them keeps a bad value given at start for
+configure to refuse, naming it, instead of a crash.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def declare(node: Node, p: Param, rejected: dict) -> None:
     """
     Declare p on node with its descriptor; a refused value goes into rejected.
 
-    Declare p on node with its descriptor; a value given (params file, command line) that
-    node_config refuses goes into rejected, and the parameter holds its default meanwhile.
+    Refused: a value given (params file, command line) that node_config refuses.  The
+    parameter holds its default meanwhile.
     """
     # Declared first with any type and no range, so that a bad value is seen here: declaring
     # with the full descriptor would raise in the node's __init__, and rclpy has no public way

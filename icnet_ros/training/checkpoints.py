@@ -1,9 +1,9 @@
 """
 last.pt after every epoch with all an exact --resume needs, best.pt with the weights alone.
 
-last.pt after every epoch with all an exact --resume needs (optimiser, scaler, every
-random generator; the ``extra`` keys epoch, iteration, best_score, optimizer, scaler,
-torch_rng, cuda_rng, numpy_rng, python_rng, args), best.pt with the weights alone.
+What --resume needs: optimiser, scaler, every random generator; the ``extra`` keys
+epoch, iteration, best_score, optimizer, scaler, torch_rng, cuda_rng, numpy_rng,
+python_rng, args.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ def rng_state(device) -> dict:
     """
     Return every random generator's state in types that ``torch.load(weights_only=True)`` accepts.
 
-    Every random generator's state in types that ``torch.load(weights_only=True)``
-    accepts (tensors, lists, numbers; no numpy arrays).
+    Those types are tensors, lists and numbers; no numpy arrays.
     """
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, gauss_next = random.getstate()
@@ -49,8 +48,7 @@ def resume(last: Path, model: torch.nn.Module, optim: Optimisation, device, log)
     """
     Restore model, optimiser, scaler and random generators as ``last`` left them.
 
-    Model, optimiser, scaler and random generators as ``last`` left them; returns
-    (first epoch to run, iteration, best score).
+    Returns (first epoch to run, iteration, best score).
     """
     if not last.is_file():
         raise CheckpointError(f"--resume: {last} does not exist (nothing to resume in {last.parent})")

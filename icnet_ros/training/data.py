@@ -1,8 +1,8 @@
 """
 The training set, the validation sets, and the loader that draws each epoch's batches.
 
-The training set (one source, or several mixed by share), the validation sets, and the
-loader that draws each epoch's batches (plain shuffling, MixSampler or DistributedSampler).
+The training set is one source, or several mixed by share; the loader uses plain shuffling,
+MixSampler or DistributedSampler.
 """
 
 from __future__ import annotations
@@ -113,8 +113,8 @@ def make_loader(args, data: TrainData, ddp, log) -> TrainLoader:
     """
     Return batches of --batch-size for this process.
 
-    Batches of --batch-size for this process: each source its share of every epoch
-    (MixSampler), this rank's part under torchrun (DistributedSampler), else shuffled.
+    Each source gets its share of every epoch (MixSampler); under torchrun, this rank's
+    part (DistributedSampler); else shuffled.
     """
     if ddp.world > 1:
         sampler = DistributedSampler(data.train, ddp.world, ddp.rank, shuffle=True, seed=args.seed, drop_last=True)

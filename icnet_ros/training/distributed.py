@@ -40,8 +40,8 @@ class Dist:
         """
         Return the model as this process trains it.
 
-        The model as this process trains it: itself alone, DistributedDataParallel (with
-        SyncBatchNorm on CUDA) in a job of several.  Validation and saving use the bare model.
+        The model itself when alone, DistributedDataParallel (with SyncBatchNorm on CUDA) in a
+        job of several.  Validation and saving use the bare model.
         """
         if self.world == 1:
             return model

@@ -1,8 +1,8 @@
 """
 One training step, and one epoch of them.
 
-One training step, and one epoch of them with the loss read on the host a window of
-steps at a time (progress bar, TensorBoard, the NaN check).
+The epoch reads the loss on the host a window of steps at a time (progress bar,
+TensorBoard, the NaN check).
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ def train_step(model, criterion, opt, scaler, images: torch.Tensor, labels: torc
     """
     Run one optimiser step on a batch of uint8 images and labels.
 
-    One optimiser step on a batch of uint8 images and labels; the loss comes back
-    detached and on the device, so the step never waits for the GPU (the caller reads
-    losses a window of steps at a time).
+    The loss comes back detached and on the device, so the step never waits for the GPU
+    (the caller reads losses a window of steps at a time).
     """
     x = normalise(images, device)
     y = labels.to(device, non_blocking=True)
@@ -47,9 +46,8 @@ def train_epoch(model, optim: Optimisation, loader, epoch: int, epochs: int, it:
     """
     Run epoch ``epoch`` (from 0) of ``epochs`` over the loader (data.TrainLoader).
 
-    Epoch ``epoch`` (from 0) of ``epochs`` over the loader (data.TrainLoader); returns
-    (mean training loss, iteration after it, last learning rate).  Every rank sees the same
-    window losses (all-reduced), so all stop together on a NaN: raises Diverged.
+    Returns (mean training loss, iteration after it, last learning rate).  Every rank sees
+    the same window losses (all-reduced), so all stop together on a NaN: raises Diverged.
     """
     from tqdm import tqdm
 

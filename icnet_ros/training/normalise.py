@@ -20,8 +20,8 @@ def norm_stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """
     Return ImageNet mean and std on device, made once.
 
-    ImageNet mean and std on device, made once: built from the Python tuples each step,
-    they were two blocking host -> device copies that undid the image's non-blocking one.
+    Built from the Python tuples each step, they were two blocking host -> device copies
+    that undid the image's non-blocking one.
     """
     return (torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=device),
             torch.tensor(IMAGENET_STD, dtype=torch.float32, device=device))

@@ -1,9 +1,9 @@
 """
 What moves the weights: optimiser, schedule, loss, gradient scaler and initial weights.
 
-What moves the weights: the optimiser and its poly learning-rate schedule, the cascade
-loss with its class weights, the AMP gradient scaler, and the weights training starts from
-(--pretrained ImageNet backbone, --init checkpoint).
+The schedule is the poly learning rate; the loss is the cascade loss with its class
+weights; the scaler is AMP's; the initial weights are the --pretrained ImageNet backbone
+or an --init checkpoint.
 """
 
 from __future__ import annotations

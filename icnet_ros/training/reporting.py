@@ -117,8 +117,8 @@ class Reporter:
         """
         Report epoch ``epoch`` (from 0) done.
 
-        Epoch ``epoch`` (from 0) done: its log lines, metrics.csv row and TensorBoard scalars,
-        and each validation source's scores in val_scores.jsonl.
+        Writes its log lines, metrics.csv row and TensorBoard scalars, and each validation
+        source's scores in val_scores.jsonl.
         """
         miou, acc = scores
         print(f"epoch {epoch + 1}/{epochs}  loss {train_loss:.4f}  val mIoU {miou:.4f}  "

@@ -1,8 +1,8 @@
 """
 Validation: each frame through the deployed path into a confusion matrix.
 
-Validation: each frame through the deployed path (deploy.frame_logits) into a confusion
-matrix, each process a part of the frames, the counts summed over the processes.
+The deployed path is deploy.frame_logits.  Each process takes a part of the frames; the
+counts are summed over the processes.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ def evaluate_model(model: ICNet, dataset, device, meta: ModelMeta | None = None,
     """
     Return the confusion matrix at label resolution over a dataset of (uint8 image, label) pairs.
 
-    Confusion matrix at label resolution over a dataset of (uint8 image, label) pairs;
     ``part`` = (rank, world) evaluates every world-th frame from rank.
     """
     was_training = model.training
