@@ -100,6 +100,32 @@ def ros_context():
     rclpy.try_shutdown()
 
 
+_private_domains = itertools.count(1)
+
+
+@pytest.fixture
+def private_graph(ros_context):
+    """
+    Give a test that talks to a subprocess a fresh DDS participant on a domain of its own.
+
+    Yields (context, env): create the test's nodes and executors with ``context`` and
+    start the subprocess with ``env``.  Why: after a long session the shared session
+    participant sometimes never discovered a new subprocess (seen after a run of other
+    DDS tests: every later subprocess test timed out, each passing alone); a fresh
+    participant on unused ports does not inherit whatever state that was.
+    """
+    import rclpy
+
+    base = int(os.environ["ROS_DOMAIN_ID"])
+    domain = 1 + (base - 1 + next(_private_domains)) % 101   # in 1..101, never the session's
+    context = rclpy.Context()
+    rclpy.init(args=[], context=context, domain_id=domain)
+    try:
+        yield context, {**os.environ, "ROS_DOMAIN_ID": str(domain)}
+    finally:
+        context.try_shutdown()
+
+
 @pytest.fixture
 def torch_threads():
     """One torch thread while a test runs (2 shared cores), restored afterwards."""

@@ -51,7 +51,7 @@ PUBLISHER = textwrap.dedent("""
 
 @pytest.mark.ros
 @pytest.mark.skipif(not HAVE_RCLPY, reason="rclpy does not import")
-def test_best_effort_megabyte_frames_arrive_between_processes(ros_context):
+def test_best_effort_megabyte_frames_arrive_between_processes(private_graph):
     import os
     import threading
 
@@ -60,16 +60,18 @@ def test_best_effort_megabyte_frames_arrive_between_processes(ros_context):
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
+    context, env = private_graph
     got = []
     ns = f"/dds{os.getpid()}"
-    node = rclpy.create_node("big_listener", namespace=ns)
+    node = rclpy.create_node("big_listener", namespace=ns, context=context)
     node.create_subscription(Image, "big", lambda m: got.append(len(m.data)), qos_profile_sensor_data)
-    executor = SingleThreadedExecutor()
+    executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     thread = threading.Thread(target=executor.spin, daemon=True)
     thread.start()
     try:
-        run = subprocess.run([sys.executable, "-c", PUBLISHER, ns], capture_output=True, text=True, timeout=60)
+        run = subprocess.run([sys.executable, "-c", PUBLISHER, ns], capture_output=True, text=True, timeout=60,
+                             env=env)
         assert run.returncode == 0, run.stderr
         assert wait_for(lambda: len(got) >= 5, 5.0), f"only {len(got)} of 10 best-effort 1.4 MB frames arrived"
         assert set(got) == {1242 * 375 * 3}

@@ -121,13 +121,16 @@ def _segment(args, env_extra=None):
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_params_file_is_accepted(ros_context, tiny_checkpoint):
+def test_params_file_is_accepted(private_graph, tiny_checkpoint):
     import rclpy
     from rcl_interfaces.srv import GetParameters
+    from rclpy.executors import SingleThreadedExecutor
 
+    context, env = private_graph
     proc = _segment(["--params-file", str(ROOT / "config/icnet.yaml"), "-r", "__ns:=/pfile",
-                     "-p", f"model_path:={tiny_checkpoint}", "-p", "warmup:=false", "-p", "num_threads:=1"])
-    probe = rclpy.create_node("params_probe")
+                     "-p", f"model_path:={tiny_checkpoint}", "-p", "warmup:=false", "-p", "num_threads:=1"],
+                    {"ROS_DOMAIN_ID": env["ROS_DOMAIN_ID"]})
+    probe = rclpy.create_node("params_probe", context=context)
     try:
         client = probe.create_client(GetParameters, "/pfile/icnet/get_parameters")
         assert client.wait_for_service(timeout_sec=30.0), "segment did not come up with the params file"
@@ -136,7 +139,7 @@ def test_params_file_is_accepted(ros_context, tiny_checkpoint):
         assert proc.poll() is None, proc.stdout.read()
         future = client.call_async(GetParameters.Request(names=["grid_resolution", "qos_reliability",
                                                                 "cameras", "base_frame"]))
-        rclpy.spin_until_future_complete(probe, future, timeout_sec=10.0)
+        rclpy.spin_until_future_complete(probe, future, SingleThreadedExecutor(context=context), timeout_sec=10.0)
         values = future.result().values
         import yaml
 

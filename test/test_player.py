@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 
 import cv2
 import numpy as np
@@ -32,13 +33,14 @@ if HAVE_RCLPY:
 
 
 class Probe:
-    def __init__(self, ns):
+    def __init__(self, ns, context, env):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
-        self.node = rclpy.create_node("player_probe", namespace=ns)
+        self.env = env             # the subprocess's environment: the probe's private domain
+        self.node = rclpy.create_node("player_probe", namespace=ns, context=context)
         self.boxes = {}
-        self.executor = SingleThreadedExecutor()
+        self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
@@ -55,18 +57,25 @@ class Probe:
         self.node.destroy_node()
 
 
+_probe = None   # the running test's probe: play() starts the player in its domain
+
+
 @pytest.fixture
-def probe(ros_context, request):
-    p = Probe(f"/play{os.getpid()}_{request.node.name.replace('[', '_').replace(']', '').replace('-', '_')}")
+def probe(private_graph, request):
+    global _probe
+    name = request.node.name.replace("[", "_").replace("]", "").replace("-", "_")
+    _probe = p = Probe(f"/play{os.getpid()}_{name}", *private_graph)
     yield p
     p.close()
+    _probe = None
 
 
 def play(ns, *params):
     args = [sys.executable, "-m", "icnet_ros.ros.player", "--ros-args", "-r", f"__ns:={ns}"]
     for p in params:
         args += ["-p", p]
-    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    env = _probe.env if _probe is not None else None
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
 
 
 def test_kitti_folder_with_calib(probe):
@@ -214,16 +223,24 @@ def write_bag(path: Path, kind: str) -> Path:
 
 
 def run_player(ns, **params):
-    import rclpy
+    """Run a Player in this process, in the running test's probe graph, until it is done (60 s at most)."""
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from icnet_ros.ros.player import Player
 
-    node = Player(namespace=ns, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    context = _probe.node.context
+    node = Player(namespace=ns, context=context,
+                  parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    deadline = time.monotonic() + 60.0
     try:
         while not node.done:
-            rclpy.spin_once(node, timeout_sec=0.05)
+            assert time.monotonic() < deadline, "the player did not finish within 60 s"
+            executor.spin_once(timeout_sec=0.05)
     finally:
+        executor.shutdown(timeout_sec=2.0)
         node.destroy_node()
 
 
