@@ -12,7 +12,7 @@ from pathlib import Path
 import sys
 
 PACKAGE = "icnet_ros"
-SHIPPED_MODEL = "icnet_camvid_road.pt"
+SHIPPED_MODEL = "icnet_road.pt"
 
 
 def share_dirs() -> list[Path]:
