@@ -21,8 +21,8 @@ def _segment(context):
     """
     Return the node; an OpaqueFunction so that only given overrides replace the params file's.
 
-    The node; an OpaqueFunction only because model_path and device override the params
-    file only when given (an empty value must not replace the file's).
+    model_path and device override the params file only when given: an empty value must
+    not replace the file's.
     """
     arg = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
     overrides = {name: arg(name) for name in ("model_path", "device") if arg(name)}
