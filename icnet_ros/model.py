@@ -220,10 +220,11 @@ class ICNet(nn.Module):
 
     def _init_weights(self) -> None:
         for m in self.modules():
-            if isinstance(getattr(m, "groups", 1), int) and getattr(m, "groups", 1) > 1:
+            if isinstance(m, nn.Conv2d) and m.groups > 1:
+                # Depthwise (effl0): torch's fan_out counts all C x k x k weights without
+                # dividing by groups, far too small a scale for a filter that sees k x k inputs.
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                continue  # depthwise: fan_out would be k*k, far too small a scale
-            if isinstance(m, nn.Conv2d):
+            elif isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import math
 
 import numpy as np
-from torch.utils.data import ConcatDataset, Dataset, Sampler, Subset
+from torch.utils.data import Dataset, Sampler, Subset
 
 from .classes import ClassSet
 from .datasets import DataError, open_dataset, SegmentationDataset
@@ -31,10 +31,6 @@ class Source:
     weight: float | None = None
     labels: str | None = None
     val: float = 0.0
-
-    @property
-    def name(self) -> str:
-        return self.spec
 
 
 def parse_source(tokens: list[str] | str) -> Source:
@@ -145,4 +141,4 @@ def set_epoch(datasets, epoch: int) -> None:
         base.epoch = epoch
 
 
-__all__ = ["Source", "parse_source", "open_source", "split_tail", "MixSampler", "set_epoch", "ConcatDataset"]
+__all__ = ["Source", "parse_source", "open_source", "split_tail", "MixSampler", "set_epoch"]
