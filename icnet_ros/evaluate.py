@@ -33,13 +33,13 @@ from .cli import add_data_args, DATA_FORMS
 from .datasets import DataError, kitti_base
 from .engine import Engine, EngineError
 from .metrics import ConfusionMatrix, RoadEval
-from .sources import open_source, parse_source, split_tail
+from .sources import open_source, parse_source, split_held
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evaluate", description=__doc__.strip().split("\n\n")[0])
     p.add_argument("--checkpoint", help="model to score (default: the shipped model)")
-    p.add_argument("--data", required=True, action="append", nargs="+", metavar="SPEC [labels=YAML val=F]",
+    p.add_argument("--data", required=True, action="append", nargs="+", metavar="SPEC [labels=YAML val=F|PATTERN]",
                    help=f"{DATA_FORMS}; labels: a label map into the model's classes; val: only the last F "
                         f"(train's held-out part); repeatable")
     add_data_args(p)
@@ -161,9 +161,9 @@ def run(args) -> int:
         dataset = open_source(src, engine.classes if src.labels else classes, image_topic=args.image_topic,
                               mask_topic=args.mask_topic, max_dt=args.max_dt)
         if src.val:
-            dataset = held_out(dataset, src.val, src.spec)
+            dataset = held_out(dataset, src)
         scores = evaluate(engine, dataset, _bev(args, src.spec, dataset) if args.bev else None, args.limit)
-        scores["data"] = src.spec + (f" (last {src.val:g})" if src.val else "")
+        scores["data"] = src.held_name() if src.val else src.spec
         if len(sources) > 1:
             print(f"== {scores['data']}")
         print(table(scores))
@@ -187,11 +187,11 @@ def _engine(args) -> Engine:
     return Engine(model, meta, device=args.device, precision=args.precision, warmup=False, backend=args.backend)
 
 
-def held_out(dataset, fraction: float, spec: str):
-    """Return the part ``train`` validated on with the same ``val=F``: the last files."""
+def held_out(dataset, src):
+    """Return the part ``train`` validated on with the same ``val=``: the last files, or those matching."""
     import copy
 
-    _, held = split_tail(dataset, fraction, spec)
+    _, held = split_held(dataset, src)
     part = copy.copy(dataset)
     part.samples = [dataset.samples[i] for i in held]
     return part

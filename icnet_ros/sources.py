@@ -7,13 +7,17 @@ Several labelled sources in one run: ``--data SPEC [weight=W] [labels=YAML] [val
   (``--classes``); without one the source must already have the model's classes.
 * ``val``: hold out this fraction of the source for validation: the *last* files in
   sorted order, so that (for folders sorted by city or sequence, as Cityscapes and
-  IDD are) whole cities / sequences stay out of training rather than near-duplicates.
+  IDD are) whole cities / sequences stay out of training rather than near-duplicates;
+  or a file-name pattern (``val=0006R0_*``): hold out the frames whose image name
+  matches it, e.g. one whole CamVid sequence.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+import fnmatch
 import math
+from pathlib import Path
 
 import numpy as np
 from torch.utils.data import Dataset, Sampler, Subset
@@ -30,7 +34,11 @@ class Source:
     spec: str
     weight: float | None = None
     labels: str | None = None
-    val: float = 0.0
+    val: float | str = 0.0              # a fraction (the last files) or a file-name pattern
+
+    def held_name(self) -> str:
+        """How reports name the held-out part: ``SPEC (last 0.1)`` or ``SPEC (0006R0_*)``."""
+        return f"{self.spec} (last {self.val:g})" if isinstance(self.val, float) else f"{self.spec} ({self.val})"
 
 
 def parse_source(tokens: list[str] | str) -> Source:
@@ -41,13 +49,16 @@ def parse_source(tokens: list[str] | str) -> Source:
     for tok in tokens[1:]:
         key, eq, value = tok.partition("=")
         if not eq or key not in OPTIONS or not value:
-            raise DataError(f"--data {tokens[0]}: option {tok!r} is not one of weight=W, labels=YAML, val=F")
+            raise DataError(f"--data {tokens[0]}: option {tok!r} is not one of weight=W, labels=YAML, val=F|PATTERN")
         if key == "labels":
             src.labels = value
             continue
         try:
             number = float(value)
         except ValueError:
+            if key == "val":  # a file-name pattern
+                src.val = value
+                continue
             raise DataError(f"--data {tokens[0]}: {key}={value!r} is not a number") from None
         if key == "weight":
             if not (math.isfinite(number) and number > 0):
@@ -75,6 +86,27 @@ def open_source(src: Source, classes: ClassSet | None, **bag_args) -> Segmentati
     data.decode = MappedDecode(data.decode, LabelMap.from_yaml(src.labels, classes))
     data.classes = classes
     return data
+
+
+def split_held(data: Dataset, src: Source) -> tuple[list[int], list[int]]:
+    """(train indices, validation indices) for ``val=``: the last fraction, or the names matching."""
+    if isinstance(src.val, float):
+        return split_tail(data, src.val, src.spec)
+    names = [_image_name(s, src.spec) for s in data.samples]
+    held = [i for i, name in enumerate(names) if fnmatch.fnmatchcase(name, src.val)]
+    if not held:
+        raise DataError(f"--data {src.spec}: val={src.val} matches none of its {len(names)} image names")
+    if len(held) == len(names):
+        raise DataError(f"--data {src.spec}: val={src.val} matches all of its {len(names)} images, "
+                        "leaving none for training")
+    keep = sorted(set(range(len(names))) - set(held))
+    return keep, held
+
+
+def _image_name(sample, spec: str) -> str:
+    if not isinstance(sample.image, Path):
+        raise DataError(f"--data {spec}: val=PATTERN needs image files; give a bag source val=F instead")
+    return sample.image.name
 
 
 def split_tail(data: Dataset, fraction: float, name: str) -> tuple[list[int], list[int]]:
@@ -141,4 +173,4 @@ def set_epoch(datasets, epoch: int) -> None:
         base.epoch = epoch
 
 
-__all__ = ["Source", "parse_source", "open_source", "split_tail", "MixSampler", "set_epoch"]
+__all__ = ["Source", "parse_source", "open_source", "split_held", "split_tail", "MixSampler", "set_epoch"]

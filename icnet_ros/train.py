@@ -36,14 +36,16 @@ from .training.epoch import check_weights, Diverged, train_epoch
 from .training.optim import build_optimisation, load_init, load_pretrained
 from .training.reporting import Reporter
 from .training.validation import mean_scores, validate
+from .transforms import parse_augments
 
 
 def build_parser() -> argparse.ArgumentParser:
     # --help's description: the docstring's paragraph after the summary line
     p = argparse.ArgumentParser(prog="train", description=__doc__.strip().split("\n\n")[1])
-    p.add_argument("--data", required=True, action="append", nargs="+", metavar="SPEC [weight=W labels=YAML val=F]",
+    p.add_argument("--data", required=True, action="append", nargs="+", metavar="SPEC [weight=W labels=YAML val=F|PATTERN]",
                    help="kitti:PATH | camvid:PATH:SPLIT | folder:IMAGES:MASKS | bag:PATH, then options: weight "
-                        "(sampling share), labels (label map into --classes), val (fraction held out); repeatable")
+                        "(sampling share), labels (label map into --classes), val (fraction held out, or an image "
+                        "name pattern such as 0006R0_*); repeatable")
     p.add_argument("--val", action="append", nargs="+", metavar="SPEC [labels=YAML]",
                    help="validation data (same forms as --data); repeatable")
     p.add_argument("--val-split", type=float, default=0.0, help="fraction of --data held out when --val is not given")
@@ -63,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="resize every training image to this width (aspect kept) before random scaling; use the "
                         "--input-width")
     p.add_argument("--epoch-size", type=int, default=0, help="training samples per epoch (0: all sources' sizes)")
+    p.add_argument("--augment", type=_augments, default=(), metavar="NAMES",
+                   help="camera augmentations, comma separated: shift (horizon row), exposure, blur, jpeg")
     p.add_argument("--scale", type=float, nargs=2, default=(0.5, 2.0), metavar=("MIN", "MAX"))
     p.add_argument("--batch-size", type=int, default=8, help="images per step (per process under torchrun)")
     p.add_argument("--epochs", type=int, default=50)
@@ -84,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview", type=int, default=3, help="validation frames in each epoch's preview PNG (0: none)")
     p.add_argument("--max-iters", type=int, default=0, help="stop each epoch after this many iterations (smoke tests)")
     return p
+
+
+def _augments(text: str) -> tuple[str, ...]:
+    try:
+        return parse_augments(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def seed_all(seed: int) -> None:

@@ -16,7 +16,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from ..classes import ClassSet
 from ..datasets import DataError
-from ..sources import MixSampler, open_source, parse_source, split_tail
+from ..sources import MixSampler, open_source, parse_source, split_held
 from ..transforms import TrainAugment
 
 
@@ -41,15 +41,16 @@ def build_data(args) -> TrainData:
     for src, d in zip(sources, opened):
         _same_classes(d, classes, f"--data {src.spec}", first)
     augment = TrainAugment(args.crop, tuple(args.scale), ignore_index=classes.ignore_index,
-                           base_size=args.base_size, base_width=args.base_width)
+                           base_size=args.base_size, base_width=args.base_width,
+                           camera=getattr(args, "augment", ()))
     trains, vals, bases = [], [], []
     for src, d in zip(sources, opened):
         aug = d.with_augment(augment, args.seed)
         bases.append(aug)
         if src.val:
-            keep, held = split_tail(d, src.val, src.spec)
+            keep, held = split_held(d, src)
             trains.append(Subset(aug, keep))
-            vals.append((f"{src.spec} (last {src.val:g})", _subset(d, held, classes)))
+            vals.append((src.held_name(), _subset(d, held, classes)))
         else:
             trains.append(aug)
     for tokens in args.val or []:
