@@ -17,7 +17,7 @@ PACKAGES = {
     "numpy": ("numpy", "python3-numpy"),
     "torch": ("torch", "python3-torch"),
     "matplotlib": ("matplotlib", "python3-matplotlib"),
-    "tensorboard": ("tensorboard", "python-tensorboard-pip"),
+    "tensorboard": ("tensorboard", "python3-tensorboard-pip"),
     "onnx": ("onnx", None),
     "onnxruntime": ("onnxruntime", "python3-onnxruntime-pip"),
     "rosbags": ("rosbags", "python3-rosbags-pip"),
@@ -91,4 +91,4 @@ def play() -> int:
 
 
 def demo() -> int:
-    return ros_main("icnet_ros.demo", "demo")
+    return ros_main("icnet_ros.tools.demo", "demo")

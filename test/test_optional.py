@@ -26,10 +26,10 @@ def one_line(err: str) -> str:
 @pytest.mark.parametrize("module,words", [
     ("matplotlib", "train needs the 'matplotlib' package (pip install matplotlib; rosdep key python3-matplotlib)"),
     ("tensorboard", "train needs the 'tensorboard' package (pip install tensorboard; rosdep key "
-                    "python-tensorboard-pip)"),
+                    "python3-tensorboard-pip)"),
 ])
 def test_train_without_a_package_says_which(monkeypatch, capsys, tmp_path, module, words):
-    from icnet_ros import train
+    from icnet_ros.tools import train
 
     monkeypatch.setitem(sys.modules, module, None)
     code = train.main(["--data", f"kitti:{tmp_path}", "--out", str(tmp_path / "run")])
@@ -44,7 +44,7 @@ def test_train_without_a_package_says_which(monkeypatch, capsys, tmp_path, modul
                         "rosdep key python3-onnxruntime-pip)"),
 ])
 def test_export_without_a_package_says_which(monkeypatch, capsys, tmp_path, module, args, words):
-    from icnet_ros import export
+    from icnet_ros.tools import export
 
     monkeypatch.setitem(sys.modules, module, None)
     code = export.main(["--format", "onnx", "--out", str(tmp_path / "m.onnx"), *args])
@@ -53,7 +53,7 @@ def test_export_without_a_package_says_which(monkeypatch, capsys, tmp_path, modu
 
 
 def test_export_no_check_does_not_need_onnxruntime(monkeypatch, capsys, tmp_path):
-    from icnet_ros import export
+    from icnet_ros.tools import export
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     code = export.main(["--format", "onnx", "--out", str(tmp_path / "m.onnx"), "--no-check",
@@ -63,8 +63,8 @@ def test_export_no_check_does_not_need_onnxruntime(monkeypatch, capsys, tmp_path
 
 
 def test_bags_without_rosbags(monkeypatch, tmp_path):
-    from icnet_ros.bags import bag_samples
-    from icnet_ros.datasets import DataError
+    from icnet_ros.data.bags import bag_samples
+    from icnet_ros.data.datasets import DataError
 
     monkeypatch.setitem(sys.modules, "rosbags.highlevel", None)
     with pytest.raises(DataError, match=r"^reading the bag .*x\.bag needs the 'rosbags' package "
