@@ -8,11 +8,13 @@ The launch file and rviz config hold what users are told they hold
 from __future__ import annotations
 
 import ast
+import json
 import os
 from pathlib import Path
 import shutil
 import subprocess
 import sys
+import textwrap
 
 import pytest
 import yaml
@@ -76,27 +78,73 @@ def _keyword(call, arg):
 
 def test_launch_file_uses_lifecycle_node_and_conditions():
     """
-    Check that segment is a LifecycleNode; play and rviz2 are plain Nodes started by IfCondition.
+    Check that segment is a LifecycleNode, play a Node added only when replay is given, rviz2 behind IfCondition.
 
-    The LifecycleNode is launch_ros's; the conditions are replay given and use_rviz;
-    OpaqueFunction only builds the segment node.
+    Launch values are data: no PythonExpression anywhere (a path with a quote broke it),
+    replay is read as a string in the OpaqueFunction and tested there.
     """
-    tree = ast.parse((ROOT / "launch/segment.launch.py").read_text())
+    source = (ROOT / "launch/segment.launch.py").read_text()
+    tree = ast.parse(source)
+    assert "PythonExpression" not in source
     lifecycle = _calls(tree, "LifecycleNode")
     assert [_keyword(c, "executable").value for c in lifecycle] == ["segment"]
     assert _keyword(lifecycle[0], "namespace") is not None, "Humble's LifecycleNode needs namespace"
     nodes = {_keyword(c, "executable").value: c for c in _calls(tree, "Node")}
     assert set(nodes) == {"play", "rviz2"}
-    for exe, argument in (("play", "replay"), ("rviz2", "use_rviz")):
-        condition = _keyword(nodes[exe], "condition")
-        assert isinstance(condition, ast.Call) and condition.func.id == "IfCondition", exe
-        assert f"'{argument}'" in ast.unparse(condition), f"{exe} is not conditioned on {argument}"
+    condition = _keyword(nodes["rviz2"], "condition")
+    assert isinstance(condition, ast.Call) and condition.func.id == "IfCondition"
+    assert "'use_rviz'" in ast.unparse(condition)
     opaque = _calls(tree, "OpaqueFunction")
     assert len(opaque) == 1
     function = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
                     and n.name == _keyword(opaque[0], "function").id)
     assert {c.func.id for c in ast.walk(function) if isinstance(c, ast.Call) and hasattr(c.func, "id")
-            and c.func.id in ("Node", "LifecycleNode")} == {"LifecycleNode"}
+            and c.func.id in ("Node", "LifecycleNode")} == {"LifecycleNode", "Node"}
+    guard = next(n for n in ast.walk(function) if isinstance(n, ast.If))
+    assert "arg('replay')" in ast.unparse(guard.test) and "executable='play'" in ast.unparse(guard)
+
+
+def test_launch_file_passes_any_path_through(tmp_path):
+    """
+    Run the launch file's node function against stand-in launch classes.
+
+    A replay path with quotes, spaces and non-ASCII reaches play's source parameter
+    unchanged, and an empty one starts no play.
+    """
+    stubs = tmp_path / "stubs"
+    for mod in ("launch", "launch/actions", "launch/conditions", "launch/substitutions", "launch_ros",
+                "launch_ros/actions", "launch_ros/substitutions"):
+        (stubs / mod).mkdir(parents=True, exist_ok=True)
+        (stubs / mod / "__init__.py").write_text("")
+    record = "class _R:\n    def __init__(self, *a, **k):\n        self.args, self.kwargs = a, k\n"
+    (stubs / "launch/__init__.py").write_text(record + "LaunchDescription = _R\n")
+    (stubs / "launch/actions/__init__.py").write_text(record + "DeclareLaunchArgument = OpaqueFunction = _R\n")
+    (stubs / "launch/conditions/__init__.py").write_text(record + "IfCondition = _R\n")
+    (stubs / "launch/substitutions/__init__.py").write_text(
+        record + "PathJoinSubstitution = _R\nclass LaunchConfiguration:\n"
+        "    def __init__(self, name):\n        self.name = name\n"
+        "    def perform(self, context):\n        return context[self.name]\n")
+    (stubs / "launch_ros/actions/__init__.py").write_text(record + "LifecycleNode = Node = _R\n")
+    (stubs / "launch_ros/substitutions/__init__.py").write_text(record + "FindPackageShare = _R\n")
+    path = "/data/it's a \"bag\" ünï ${x} `ls`/run 1"
+    code = textwrap.dedent(f"""
+        import importlib.util, json, sys
+        sys.path.insert(0, {str(stubs)!r})
+        spec = importlib.util.spec_from_file_location("seg", {str(ROOT / "launch/segment.launch.py")!r})
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        base = dict(image_topic="image", camera_info_topic="camera_info", params_file="p.yaml", model_path="",
+                    device="", use_rviz="false")
+        out = {{}}
+        for replay in ({path!r}, ""):
+            nodes = mod._nodes(dict(base, replay=replay))
+            out[replay] = [n.kwargs["executable"] for n in nodes] + [
+                n.kwargs["parameters"][0]["source"] for n in nodes if n.kwargs["executable"] == "play"]
+        print(json.dumps(out))
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {path: ["segment", "play", path], "": ["segment"]}
 
 
 def test_params_file_matches_the_node_parameters():
