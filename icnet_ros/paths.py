@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import site
 import sys
 
 PACKAGE = "icnet_ros"
@@ -26,9 +27,31 @@ def share_dirs() -> list[Path]:
             pass
     except ImportError:
         pass
+    dirs += _installed_share_dirs()
     dirs.append(Path(sys.prefix) / "share" / PACKAGE)
+    dirs.append(Path(site.getuserbase()) / "share" / PACKAGE)   # pip install --user
     dirs.append(Path(__file__).resolve().parent.parent)  # source checkout
-    return dirs
+    return list(dict.fromkeys(dirs))
+
+
+def _installed_share_dirs() -> list[Path]:
+    """
+    Return the share/icnet_ros that pip wrote for this install, wherever its scheme put it.
+
+    The distribution's RECORD lists the data files relative to site-packages, so this
+    finds them after ``pip install .``, ``--user`` or ``--prefix`` alike.
+    """
+    from importlib import metadata
+
+    try:
+        files = metadata.distribution(PACKAGE).files or []
+    except metadata.PackageNotFoundError:
+        return []
+    marker = f"share/{PACKAGE}/package.xml"
+    for f in files:
+        if f.as_posix().endswith(marker):
+            return [Path(f.locate()).resolve().parent]
+    return []
 
 
 def find_share_file(relative: str) -> Path | None:

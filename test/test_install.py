@@ -182,3 +182,32 @@ def test_ros_commands_say_ros_is_needed(fresh_install, name):
     run = _run(fresh_install, str(fresh_install[1] / "bin" / name))
     assert run.returncode == 2, run.stderr
     assert run.stderr.strip().startswith(f"{name}: error: {name} needs ROS 2") and "\n" not in run.stderr.strip()
+
+
+@pytest.mark.slow
+def test_user_install_finds_samples_model_and_config(fresh_install, tmp_path):
+    """
+    `pip install --user` puts the share files under the user base: the package finds them there.
+
+    Run with the interpreter the venv was made from (a venv refuses --user), the user
+    base in a temporary folder (PYTHONUSERBASE), and from another directory.
+    """
+    base = getattr(sys, "_base_executable", sys.executable)
+    if subprocess.run([base, "-m", "pip", "--version"], capture_output=True).returncode != 0:
+        pytest.skip(f"{base} has no pip")
+    env = {k: v for k, v in fresh_install[2].items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
+    env["PYTHONUSERBASE"] = str(tmp_path / "user")
+    env.pop("PYTHONNOUSERSITE", None)
+    run = subprocess.run([base, "-m", "pip", "install", "--user", "--no-deps", "--no-index", "-q",
+                          str(fresh_install[0])], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    code = ("import icnet_ros.paths as p; print(p.sample_frames_dir()); print(p.default_model_path()); "
+            "print(p.find_share_file('config/icnet.yaml')); import icnet_ros; print(icnet_ros.__file__)")
+    run = subprocess.run([base, "-c", code], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    samples, model, config, package = (Path(line) for line in run.stdout.split())
+    share = tmp_path / "user" / "share" / "icnet_ros"
+    assert package.is_relative_to(tmp_path / "user"), "the user install was not the one imported"
+    assert samples == share / "samples/kitti_road" and len(list((samples / "image_2").glob("*.png"))) == 6
+    assert model == share / "models/icnet_road.pt" and config == share / "config/icnet.yaml"
