@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(PY) -m icnet_ros.demo --out output
+	$(PY) -m icnet_ros.tools.demo --out output
 
 bench: $(STAMP)
 	$(PY) -m icnet_ros.bench --json output/bench.json

@@ -42,9 +42,9 @@ setup(
             # the ROS executables say in one line that ROS 2 is needed where it is missing
             "segment = icnet_ros.optional:segment",
             "play = icnet_ros.optional:play",
-            "train = icnet_ros.train:main",
-            "evaluate = icnet_ros.evaluate:main",
-            "export = icnet_ros.export:main",
+            "train = icnet_ros.tools.train:main",
+            "evaluate = icnet_ros.tools.evaluate:main",
+            "export = icnet_ros.tools.export:main",
             "bench = icnet_ros.bench:main",
             "demo = icnet_ros.optional:demo",
         ],

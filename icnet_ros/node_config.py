@@ -142,7 +142,7 @@ def load_calib(path: str):
 
 
 def _check_engine_options(device: str, precision: str, backend: str) -> None:
-    from .engine import EngineError, resolve_backend, resolve_device, resolve_precision
+    from .inference.engine import EngineError, resolve_backend, resolve_device, resolve_precision
 
     try:
         resolved_device = resolve_device(device)

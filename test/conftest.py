@@ -38,7 +38,7 @@ def tiny_checkpoint_file(path, classes=None, constant_class: int | None = None):
     """
     import torch
 
-    from icnet_ros.checkpoint import ModelMeta, save_checkpoint
+    from icnet_ros.inference.checkpoint import ModelMeta, save_checkpoint
     from icnet_ros.classes import CAMVID
 
     meta = ModelMeta(classes or CAMVID, variant="r18", width=0.25)
@@ -61,7 +61,7 @@ def green_road_checkpoint_file(path):
     """
     import torch
 
-    from icnet_ros.checkpoint import ModelMeta, save_checkpoint
+    from icnet_ros.inference.checkpoint import ModelMeta, save_checkpoint
     from icnet_ros.classes import KITTI_ROAD
 
     meta = ModelMeta(KITTI_ROAD, variant="r18", width=0.25)

@@ -5,7 +5,9 @@ The package's shape, as tests (DEVELOPERS.md, "Architecture").
     among icnet_ros modules form no cycle;
 (b) no module outside ``icnet_ros/ros/`` imports rclpy or a ROS message package, at any
     level (inside functions too), apart from the few entry points listed below;
-(c) importing the core (engine, model, datasets, train, ...) loads no rclpy.
+(c) importing the core (engine, model, datasets, train, ...) loads no rclpy;
+(d) the subpackages are layered: ``nn/`` imports nothing of the package; ``inference/``
+    and ``data/`` import neither ``tools/``, ``training/``, ``bench/`` nor ``ros/``.
 
 The checks read the source with ``ast``; each is also run on a small made-up package
 that breaks it, so a check that stops biting fails too.
@@ -43,10 +45,17 @@ ALLOWED = {
     ("optional.py", "icnet_ros.ros.node"),      # console script `segment`
     ("optional.py", "icnet_ros.ros.player"),    # console script `play`
     # entry points that run ROS in part, importing the ROS side only when they get there:
-    ("demo.py", "icnet_ros.ros.demo_collector"),                # the demo's subscriber
+    ("tools/demo.py", "icnet_ros.ros.demo_collector"),          # the demo's subscriber
     ("bench/node_phases.py", "icnet_ros.ros.bench_harness"),    # the bench's node phases
 }
-CORE = ["engine", "deploy", "model", "datasets", "train", "evaluate", "export", "bench"]
+CORE = ["inference.engine", "inference.deploy", "nn.model", "data.datasets", "tools.train", "tools.evaluate",
+        "tools.export", "bench"]
+# (d): what each subpackage must not import, at any level (inside functions too).
+LAYERS = {
+    "nn": ("",),   # "": anything of the package outside nn/ itself
+    "inference": ("tools", "training", "bench", "ros"),
+    "data": ("tools", "training", "bench", "ros"),
+}
 
 
 # --- reading the source ------------------------------------------------------------------
@@ -219,7 +228,7 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
 
 def test_no_import_cycle_among_the_packages_modules():
     graph = import_graph(PACKAGE)
-    assert "icnet_ros.bags" in graph["icnet_ros.datasets"]   # the graph sees relative imports
+    assert "icnet_ros.data.bags" in graph["icnet_ros.data.datasets"]   # the graph sees relative imports
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
 
@@ -252,17 +261,19 @@ def test_the_ros_check_finds_every_kind_of_ros_import(tmp_path):
     (pkg / "deep.py").write_text("def f():\n    if True:\n        from sensor_msgs.msg import Image\n")
     (pkg / "dyn.py").write_text("import importlib\n\ndef f():\n    importlib.import_module('nav_msgs.msg')\n")
     (pkg / "layer.py").write_text("def f():\n    from .ros.node import main\n")        # not a listed entry point
-    (pkg / "demo.py").write_text("from .ros.demo_collector import Collector\n")     # listed, but not lazy
+    (pkg / "tools").mkdir()
+    (pkg / "tools" / "__init__.py").write_text("")
+    (pkg / "tools" / "demo.py").write_text("from ..ros.demo_collector import Collector\n")  # listed, but not lazy
     (pkg / "optional.py").write_text("def ros_main(module, name):\n    require('rclpy', needed_for=name)\n\n"
                                      "def segment():\n    return ros_main('icnet_ros.ros.node', 'segment')\n\n"
                                      "def other():\n    return require('std_msgs')\n\n"
                                      "def sub():\n    require('rclpy.qos')\n")
     assert ros_violations(pkg) == [
-        "deep.py:3 imports sensor_msgs.msg", "demo.py:1 imports icnet_ros.ros.demo_collector",
-        "dyn.py:4 imports nav_msgs.msg", "layer.py:2 imports icnet_ros.ros.node", "optional.py:8 imports std_msgs",
-        "optional.py:11 imports rclpy.qos"]
-    (pkg / "demo.py").write_text("def run():\n    from .ros.demo_collector import Collector\n")
-    assert not [v for v in ros_violations(pkg) if v.startswith("demo.py")]
+        "deep.py:3 imports sensor_msgs.msg", "dyn.py:4 imports nav_msgs.msg", "layer.py:2 imports icnet_ros.ros.node",
+        "optional.py:8 imports std_msgs", "optional.py:11 imports rclpy.qos",
+        "tools/demo.py:1 imports icnet_ros.ros.demo_collector"]
+    (pkg / "tools" / "demo.py").write_text("def run():\n    from ..ros.demo_collector import Collector\n")
+    assert not [v for v in ros_violations(pkg) if v.startswith("tools/demo.py")]
 
 
 # --- (c) the core loads no rclpy ---------------------------------------------------------
@@ -290,3 +301,68 @@ def test_importing_the_core_loads_no_ros(group):
             print(json.dumps({{}}))
     """)
     assert fresh_python(code) == {}
+
+
+# --- (d) layers ----------------------------------------------------------------------------
+
+def layer_violations(root: Path) -> list[str]:
+    """List 'file:line imports X' for each import that LAYERS forbids its subpackage."""
+    pkg = root.name
+    found: dict[tuple[str, int], str] = {}
+    for name, path in modules(root).items():
+        layer = name.split(".")[1] if name.count(".") >= 1 else ""
+        if layer not in LAYERS:
+            continue
+        rel = path.relative_to(root).as_posix()
+        for line, base, names in imports(path, name, top_level_only=False):
+            for module in (base, *(f"{base}.{n}" for n in names)):
+                parts = module.split(".")
+                if parts[0] != pkg or module == pkg and not names:
+                    continue
+                target = parts[1] if len(parts) > 1 else ""
+                if target == layer:
+                    continue
+                if module == pkg:   # `from .. import x`: judged by the names (x)
+                    continue
+                if "" in LAYERS[layer] or target in LAYERS[layer]:
+                    found[rel, line] = min(found.get((rel, line), module), module, key=len)
+    return [f"{rel}:{line} imports {module}" for (rel, line), module in sorted(found.items())]
+
+
+def test_subpackages_are_layered():
+    assert (PACKAGE / "nn").is_dir() and (PACKAGE / "inference").is_dir() and (PACKAGE / "data").is_dir()
+    assert layer_violations(PACKAGE) == []
+
+
+def test_the_layer_check_finds_an_upward_import(tmp_path):
+    pkg = tmp_path / "icnet_ros"
+    for sub in ("nn", "inference", "data", "tools", "training", "bench", "ros"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "geometry.py").write_text("")
+    (pkg / "nn" / "model.py").write_text("from .loss import x\nfrom ..geometry import y\n")
+    (pkg / "nn" / "loss.py").write_text("")
+    (pkg / "inference" / "engine.py").write_text("from ..nn.model import m\nfrom ..data import image_io\n"
+                                                 "def f():\n    from ..tools.train import main\n")
+    (pkg / "data" / "datasets.py").write_text("import icnet_ros.training.data\nfrom .. import geometry\n"
+                                              "from ..ros import node\n")
+    assert layer_violations(pkg) == [
+        "data/datasets.py:1 imports icnet_ros.training.data", "data/datasets.py:3 imports icnet_ros.ros",
+        "inference/engine.py:4 imports icnet_ros.tools.train", "nn/model.py:2 imports icnet_ros.geometry"]
+
+
+def test_public_names_import_from_the_package_without_loading_torch_first():
+    code = textwrap.dedent("""
+        import json, sys
+        import icnet_ros
+        before = sorted(m for m in ("torch", "rclpy") if m in sys.modules)
+        from icnet_ros import Engine, load_checkpoint, save_checkpoint, icnet_effl0, icnet_r18, icnet_r50
+        from icnet_ros.inference.engine import Engine as E
+        print(json.dumps({"before": before, "same": Engine is E, "torch": "torch" in sys.modules,
+                          "all": sorted(icnet_ros.__all__)[:3]}))
+    """)
+    assert fresh_python(code) == {"before": [], "same": True, "torch": True, "all": ["Engine", "EngineError", "ICNet"]}
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        import icnet_ros
+        icnet_ros.nothing  # noqa: B018

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from icnet_ros.checkpoint import load_checkpoint
-from icnet_ros.datasets import DataError, open_dataset
-from icnet_ros.image_io import encode_raw
-from icnet_ros.train import main as train_main
+from icnet_ros.data.datasets import DataError, open_dataset
+from icnet_ros.data.image_io import encode_raw
+from icnet_ros.inference.checkpoint import load_checkpoint
+from icnet_ros.tools.train import main as train_main
 from synthetic import kitti_colours, scene
 
 torch.set_num_threads(1)

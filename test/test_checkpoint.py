@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from icnet_ros.checkpoint import CheckpointError, load_checkpoint, ModelMeta, read_checkpoint, save_checkpoint
 from icnet_ros.classes import CAMVID, KITTI_ROAD
-from icnet_ros.model import icnet
+from icnet_ros.inference.checkpoint import CheckpointError, load_checkpoint, ModelMeta, read_checkpoint, save_checkpoint
+from icnet_ros.nn.model import icnet
 
 
 @pytest.fixture
@@ -105,9 +105,9 @@ def test_atomic_save_leaves_no_temp_files(tmp_path, model_and_meta):
 
 
 def test_input_width_round_trips_and_keeps_the_aspect(tmp_path):
-    from icnet_ros.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
+    from icnet_ros.inference.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
     from icnet_ros.classes import CAMVID
-    from icnet_ros.model import icnet
+    from icnet_ros.nn.model import icnet
 
     path = save_checkpoint(tmp_path / "w.pt", icnet(CAMVID.num_classes, "effl0", 0.25),
                            ModelMeta(CAMVID, "effl0", 0.25, input_width=640))

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from icnet_ros.classes import CAMVID, ClassSet, KITTI_ROAD
-from icnet_ros.datasets import DataError, open_dataset
-from icnet_ros.image_io import decode_kitti_gt
-from icnet_ros.train import main as train_main
-from icnet_ros.transforms import TrainAugment
+from icnet_ros.data.datasets import DataError, open_dataset
+from icnet_ros.data.image_io import decode_kitti_gt
+from icnet_ros.data.transforms import TrainAugment
+from icnet_ros.tools.train import main as train_main
 from synthetic import make_camvid, make_folder, make_kitti, write_ids, write_rgb
 
 torch.set_num_threads(1)

@@ -1,5 +1,5 @@
 """
-The demo's ROS-free side (icnet_ros/demo.py).
+The demo's ROS-free side (icnet_ros/tools/demo.py).
 
 The commands it starts, the names of the played frames, the PNGs and the summary it prints.
 The whole demo over DDS is `make demo`; one short run of it is marked slow here.
@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from conftest import HAVE_RCLPY
-from icnet_ros import demo
 from icnet_ros.classes import KITTI_ROAD
+from icnet_ros.tools import demo
 
 ROOT = Path(__file__).resolve().parent.parent
 KITTI = ROOT / "test/data/kitti_road"
@@ -99,7 +99,7 @@ def test_demo_end_to_end(tmp_path):
         (src / sub).mkdir(parents=True)
         for f in sorted((KITTI / sub).iterdir())[:2]:
             (src / sub / f.name).write_bytes(f.read_bytes())
-    run = subprocess.run([sys.executable, "-m", "icnet_ros.demo", "--out", str(tmp_path / "out"), "--source",
+    run = subprocess.run([sys.executable, "-m", "icnet_ros.tools.demo", "--out", str(tmp_path / "out"), "--source",
                           str(src), "--rate", "5", "--timeout", "120"], cwd=ROOT, capture_output=True, text=True,
                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert run.returncode == 0, run.stderr[-3000:]

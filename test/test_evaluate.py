@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from icnet_ros.checkpoint import ModelMeta, save_checkpoint
 from icnet_ros.classes import CAMVID
-from icnet_ros.datasets import open_dataset
-from icnet_ros.engine import Engine
-from icnet_ros.evaluate import main as evaluate_main
+from icnet_ros.data.datasets import open_dataset
+from icnet_ros.inference.checkpoint import ModelMeta, save_checkpoint
+from icnet_ros.inference.engine import Engine
 from icnet_ros.metrics import ConfusionMatrix, RoadEval
-from icnet_ros.model import icnet
+from icnet_ros.nn.model import icnet
 import icnet_ros.paths as paths
-from icnet_ros.train import main as train_main
+from icnet_ros.tools.evaluate import main as evaluate_main
+from icnet_ros.tools.train import main as train_main
 from synthetic import make_kitti
 
 torch.set_num_threads(1)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from icnet_ros.checkpoint import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint, ModelMeta, save_checkpoint
 from icnet_ros.classes import CAMVID
-from icnet_ros.engine import Engine
-from icnet_ros.export import main as export_main
-from icnet_ros.export import sample_frames
-from icnet_ros.model import icnet
+from icnet_ros.inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD, load_checkpoint, ModelMeta, save_checkpoint
+from icnet_ros.inference.engine import Engine
+from icnet_ros.nn.model import icnet
+from icnet_ros.tools.export import main as export_main
+from icnet_ros.tools.export import sample_frames
 
 torch.set_num_threads(1)
 H, W = 64, 96
@@ -79,7 +79,8 @@ def test_a_model_with_an_input_size_exports_the_engines_resizes(tmp_path, capfd,
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     classes = sess.run(["classes"], {"image": frames})[0]
     assert classes.shape == (2, H, W)             # network at 48x64 (or 72 wide), answer at the frame's size
-    assert (classes == engine_classes(path, frames)).mean() >= 0.999
+    # the engine resizes the frame as uint8 (OpenCV) before its graph, the exported graph in float
+    assert (classes == engine_classes(path, frames)).mean() >= 0.995
 
 
 def test_torchscript_loads_without_the_package(checkpoint, tmp_path, capfd):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from icnet_ros.classes import ClassSet
-from icnet_ros.label_maps import LabelMap, LabelMapError, MappedDecode
+from icnet_ros.data.label_maps import LabelMap, LabelMapError, MappedDecode
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 ROAD = ClassSet.from_yaml(CONFIG / "road_classes.yaml")

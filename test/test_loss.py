@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from icnet_ros.loss import CascadeLoss, shrink_labels
+from icnet_ros.nn.loss import CascadeLoss, shrink_labels
 
 
 def outputs(n=2, c=3, h=64, w=64, seed=0):
@@ -98,7 +98,7 @@ def test_backward_works_when_every_pixel_is_ignored(class_weights):
 
 
 def test_every_model_head_gets_a_gradient_when_a_term_is_ignored():
-    from icnet_ros.model import ICNet
+    from icnet_ros.nn.model import ICNet
 
     torch.manual_seed(0)
     model = ICNet(3, "r18", 0.25).train()

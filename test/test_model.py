@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from icnet_ros.model import CascadeFeatureFusion, count_parameters, ICNet, icnet, icnet_r18, icnet_r50, PyramidPooling
+from icnet_ros.nn.model import (CascadeFeatureFusion, count_parameters, ICNet, icnet, icnet_r18, icnet_r50,
+                                PyramidPooling)
 
 SIZES = [(375, 1242), (360, 480), (1024, 2048)]
 
@@ -106,7 +107,7 @@ def test_onnx_friendly_no_adaptive_pooling():
 def test_full_width_variant_loads_torchvision_backbone_from_a_user_file(tmp_path):
     from torchvision.models import resnet18
 
-    from icnet_ros.model import load_backbone
+    from icnet_ros.nn.model import load_backbone
 
     torch.manual_seed(0)
     backbone = resnet18(weights=None)  # random weights stand in for a user's ImageNet file

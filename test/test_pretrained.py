@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from icnet_ros.efficientnet_lite import EfficientLiteBranch, imagenet_weights_path, load_imagenet, PretrainedError
-from icnet_ros.model import canonical_variant, icnet_effl0
-from icnet_ros.train import main as train_main
+from icnet_ros.nn.efficientnet_lite import EfficientLiteBranch, imagenet_weights_path, load_imagenet, PretrainedError
+from icnet_ros.nn.model import canonical_variant, icnet_effl0
+from icnet_ros.tools.train import main as train_main
 from synthetic import make_folder
 
 torch.set_num_threads(1)

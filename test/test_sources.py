@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from icnet_ros.datasets import DataError
-from icnet_ros.sources import MixSampler, parse_source, split_tail
+from icnet_ros.data.datasets import DataError
+from icnet_ros.data.sources import MixSampler, parse_source, split_tail
 
 
 def test_options_parse():

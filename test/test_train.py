@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from icnet_ros.checkpoint import load_checkpoint, read_checkpoint
 from icnet_ros.classes import CAMVID, KITTI_ROAD
-from icnet_ros.engine import Engine
-from icnet_ros.train import main as train_main
+from icnet_ros.inference.checkpoint import load_checkpoint, read_checkpoint
+from icnet_ros.inference.engine import Engine
+from icnet_ros.tools.train import main as train_main
 
 from synthetic import make_camvid, make_folder, make_kitti
 
@@ -72,7 +72,7 @@ def test_tiny_overfit_loss_falls_and_miou_passes(tmp_path):
     assert losses[-1] < losses[0] / 3
     assert max(float(x["val_miou"]) for x in r) >= 0.8
     # best.pt really is the best epoch's model: scoring it again gives the best mIoU
-    from icnet_ros.datasets import open_dataset
+    from icnet_ros.data.datasets import open_dataset
     from icnet_ros.training.validation import evaluate_model
 
     model, meta, _ = load_checkpoint(out / "best.pt")

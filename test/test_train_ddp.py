@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from icnet_ros.checkpoint import load_checkpoint
+from icnet_ros.inference.checkpoint import load_checkpoint
 
 from synthetic import make_folder
 
@@ -21,7 +21,7 @@ from synthetic import make_folder
 CHECKED_TRAIN = """
 import sys
 import torch.distributed as dist
-from icnet_ros import train
+from icnet_ros.tools import train
 
 process = {}
 init, real_all_reduce = train.Dist.__init__, dist.all_reduce

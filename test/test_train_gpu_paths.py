@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from icnet_ros.checkpoint import IMAGENET_MEAN, IMAGENET_STD
-from icnet_ros.loss import CascadeLoss
+from icnet_ros.inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from icnet_ros.metrics import ConfusionMatrix
-from icnet_ros.model import ICNet
+from icnet_ros.nn.loss import CascadeLoss
+from icnet_ros.nn.model import ICNet
 from icnet_ros.training.epoch import train_step
 from icnet_ros.training.normalise import norm_stats, normalise
 from icnet_ros.training.optim import load_scaler
@@ -87,7 +87,7 @@ def test_a_train_step_under_cpu_bf16_autocast():
 
 
 def test_normalisation_statistics_are_made_once_per_device():
-    from icnet_ros.deploy import normalise as engine_normalise
+    from icnet_ros.inference.deploy import normalise as engine_normalise
 
     cpu = torch.device("cpu")
     assert norm_stats(cpu) is norm_stats(cpu)

@@ -4,9 +4,9 @@ import csv
 
 import torch
 
-from icnet_ros import train as train_mod
-from icnet_ros.checkpoint import read_checkpoint
-from icnet_ros.loss import CascadeLoss
+from icnet_ros.inference.checkpoint import read_checkpoint
+from icnet_ros.nn.loss import CascadeLoss
+from icnet_ros.tools import train as train_mod
 from icnet_ros.training import optim
 
 from synthetic import make_folder

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from icnet_ros.checkpoint import load_checkpoint
 from icnet_ros.classes import ClassSet
-from icnet_ros.evaluate import main as evaluate_main
-from icnet_ros.train import main as train_main
+from icnet_ros.inference.checkpoint import load_checkpoint
+from icnet_ros.tools.evaluate import main as evaluate_main
+from icnet_ros.tools.train import main as train_main
 
 from synthetic import make_camvid, make_folder
 

@@ -79,7 +79,7 @@ class BenchConfig:
 
         Raises BenchError naming the option that cannot be used.
         """
-        from ..engine import EngineError, resolve_device
+        from ..inference.engine import EngineError, resolve_device
 
         try:
             dev = resolve_device(self.device)

@@ -27,7 +27,7 @@ def build(name: str, checkpoint: str | None = None):
     input_size or input_width: the table's "net size"); the model-zoo entries have no
     input size and run at the size they are given.
     """
-    from ..checkpoint import ModelMeta, load_checkpoint
+    from ..inference.checkpoint import ModelMeta, load_checkpoint
     from ..classes import CAMVID
 
     if checkpoint:
@@ -55,7 +55,7 @@ def shipped_checkpoint() -> str | None:
 
 def zoo_name(checkpoint: str) -> str:
     """Return the model-zoo name of an ICNet checkpoint, e.g. 'icnet_r18_w0.5'."""
-    from ..checkpoint import read_checkpoint
+    from ..inference.checkpoint import read_checkpoint
 
     meta = read_checkpoint(checkpoint)[0]
     return f"icnet_{meta.variant}_w{meta.width:g}"

@@ -38,7 +38,7 @@ def node_report(cfg: BenchConfig, shipped: str | None) -> dict:
     tmp = None
     ckpt = shipped
     if ckpt is None:
-        from ..checkpoint import save_checkpoint
+        from ..inference.checkpoint import save_checkpoint
 
         model, meta = build(NODE_DEFAULT)
         tmp = tempfile.TemporaryDirectory(prefix="icnet_bench_")

@@ -146,7 +146,7 @@ def _measure(spec: dict, model, meta, h: int, w: int, batch: int, precision: str
     """fps, p50_ms, p99_ms, peak_mb and reps of one configuration."""
     import torch
 
-    from ..engine import Engine
+    from ..inference.engine import Engine
     from .graphs import GraphedPath
 
     prec = precision.split("+")[0]

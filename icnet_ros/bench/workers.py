@@ -107,7 +107,7 @@ class EngineWorker:
 
 def engine_worker(checkpoint: str, device: str, frames: list) -> None:
     """Answer each line of stdin (seconds) with the engine's fps over that long."""
-    from ..engine import Engine
+    from ..inference.engine import Engine
 
     # As in the node: loaded and warmed up on the main thread, run on a worker thread.
     engine = Engine.from_checkpoint(checkpoint, device, "auto", warmup=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .image_io import DataError
-from .optional import missing, MissingDependency
+from ..optional import missing, MissingDependency
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"

@@ -23,9 +23,9 @@ import numpy as np
 
 from . import bag_io, image_io
 from .bag_io import COMPRESSED, IMAGE
-from .classes import ClassSet, KITTI_ROAD
 from .image_io import DataError, decode_kitti_gt, Encoded, read_id_mask, read_image
-from .optional import MissingDependency
+from ..classes import ClassSet, KITTI_ROAD
+from ..optional import MissingDependency
 
 
 def _raw_array(msg, name: str, mask: bool = False) -> np.ndarray:

@@ -23,11 +23,11 @@ import torch
 from torch.utils.data import Dataset
 
 from .bags import bag_samples
-from .classes import CAMVID, ClassSet, KITTI_ROAD
 # Image files and DataError live in image_io (bags.py reads them too); they are named
 # here as well because training, evaluation and the tests know them as datasets.*.
 from .image_io import (DataError, decode_kitti_gt, Encoded, IMAGE_EXTS, list_images, read_id_mask,  # noqa: F401
                        read_image, read_kitti_gt)
+from ..classes import CAMVID, ClassSet, KITTI_ROAD
 
 
 @dataclass

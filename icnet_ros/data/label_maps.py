@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .classes import ClassSet
+from ..classes import ClassSet
 
 IGNORE = "ignore"
 _UNLISTED = -1

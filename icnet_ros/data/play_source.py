@@ -18,9 +18,10 @@ from __future__ import annotations
 from itertools import islice
 from pathlib import Path
 
-from . import bag_io, geometry, image_io
+from . import bag_io, image_io
 from .image_io import DataError, IMAGE_EXTS
-from .optional import MissingDependency
+from .. import geometry
+from ..optional import MissingDependency
 
 
 class PlayError(ValueError):

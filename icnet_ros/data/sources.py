@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset, Sampler, Subset
 
-from .classes import ClassSet
 from .datasets import DataError, open_dataset, SegmentationDataset
 from .label_maps import LabelMap, MappedDecode
+from ..classes import ClassSet
 
 OPTIONS = ("weight", "labels", "val")
 

@@ -10,7 +10,7 @@ file, then rename) so a crash mid-save never leaves a half-written model behind.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 import json
 import os
 from pathlib import Path
@@ -20,8 +20,8 @@ import zipfile
 
 import torch
 
-from .classes import ClassSet
-from .model import ICNet
+from ..classes import ClassSet
+from ..nn.model import ICNet
 
 FORMAT = "icnet_ros/1"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -30,6 +30,25 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, unsafe, damaged or does not fit the model."""
+
+
+class FrameSizeError(ValueError):
+    """A frame of a shape the network cannot serve (too small, or too long and thin)."""
+
+
+# The bounds on the work one frame costs, whatever arrives (ModelMeta.network_size):
+MIN_SIDE = 8                      # pixels, either side of a frame
+MAX_ASPECT = 8.0                  # longer side / shorter side; beyond it a frame is refused
+MAX_NETWORK_PIXELS = 1024 * 2048  # models without a network size: the paper's Cityscapes input
+
+
+def check_frame_size(h: int, w: int) -> None:
+    """Raise FrameSizeError, naming the size and the limit, for a frame the network cannot serve."""
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise FrameSizeError(f"frame of {w}x{h} is too small (at least {MIN_SIDE}x{MIN_SIDE} pixels)")
+    if max(h, w) > MAX_ASPECT * min(h, w):
+        raise FrameSizeError(f"frame of {w}x{h} is {max(h, w) / min(h, w):.0f}:1, longer and thinner than "
+                             f"the {MAX_ASPECT:g}:1 the network serves")
 
 
 @dataclass
@@ -48,12 +67,28 @@ class ModelMeta:
     input_width: int | None = None
 
     def network_size(self, h: int, w: int) -> tuple[int, int]:
-        """Return the H x W the network runs at for an h x w frame."""
+        """
+        Return the H x W the network runs at for an h x w frame: bounded, whatever the frame.
+
+        input_size: that size.  input_width: the frame scaled so that its longer side is
+        input_width (a landscape frame's width; a portrait frame's height), so no frame
+        costs more than input_width squared.  Neither: the frame as it is, scaled down to
+        at most MAX_NETWORK_PIXELS.  Frames check_frame_size refuses raise FrameSizeError.
+        """
+        check_frame_size(h, w)
         if self.input_size:
             return tuple(int(v) for v in self.input_size)
-        if self.input_width and self.input_width != w:
-            return max(8, round(h * self.input_width / w)), int(self.input_width)
-        return int(h), int(w)
+        if self.input_width:
+            scale = self.input_width / max(h, w)
+        else:
+            scale = min(1.0, (MAX_NETWORK_PIXELS / (h * w)) ** 0.5)
+        if scale == 1.0:
+            return int(h), int(w)
+        return max(MIN_SIDE, round(h * scale)), max(MIN_SIDE, round(w * scale))
+
+    def at_network_size(self) -> "ModelMeta":
+        """Return a copy that runs frames as they come: for frames already at the network size."""
+        return replace(self, input_size=None, input_width=None)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -5,7 +5,10 @@ No ROS.
 
 Two backends.  On the CPU (fp32) the default is ONNX Runtime (`onnx_runner.py`) when it
 is installed: the same graph, 1.3x PyTorch's speed on this project's machine.  Otherwise,
-and always on CUDA, PyTorch.  On CUDA a batch is uploaded once as uint8, then normalised, resized, run (channels_last,
+and always on CUDA, PyTorch.  On the CPU, both backends run the network on frames already
+at the network size (uint8 resize) and bring the class maps back with `upsample.py`,
+which gives argmax(bilinear(logits)) without resizing every logit channel.  On CUDA a
+batch is uploaded once as uint8, then normalised, resized, run (channels_last,
 autocast, inference_mode), argmaxed and resized back on the GPU; only the uint8 class
 maps (and, on request, drivable probabilities) come back to the host, in one copy.  CUDA
 work, warm-up included, runs on one thread of the engine's own bound to its GPU, whatever
@@ -26,8 +29,9 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .checkpoint import load_checkpoint, ModelMeta
+from .checkpoint import check_frame_size, FrameSizeError, load_checkpoint, ModelMeta
 from .deploy import frame_logits
+from .upsample import class_map, drivable_probability, resize_frames
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 BACKENDS = ("auto", "torch", "onnxruntime")
@@ -149,8 +153,10 @@ class Engine:
         if self.backend == "onnxruntime":
             from .onnx_runner import OnnxRunner
 
-            # the caller's model stays as it was; ONNX Runtime folds BatchNorm itself
-            self._onnx = OnnxRunner(copy.deepcopy(model), meta, int(threads) or torch.get_num_threads())
+            # the caller's model stays as it was; ONNX Runtime folds BatchNorm itself.  The
+            # graph runs at the network size: frames arrive resized (the CPU path below).
+            self._onnx = OnnxRunner(copy.deepcopy(model), meta.at_network_size(),
+                                    int(threads) or torch.get_num_threads())
         else:
             if threads:
                 # torch's intra-op thread count is process-global (no per-model or per-call
@@ -190,7 +196,7 @@ class Engine:
                         precision: str = "auto", warmup: bool = True, backend: str = "auto",
                         threads: int = 0) -> "Engine":
         if path is None or str(path) == "":
-            from .paths import default_model_path
+            from ..paths import default_model_path
 
             path = default_model_path()
         model, meta, _ = load_checkpoint(path)
@@ -224,31 +230,43 @@ class Engine:
             if not isinstance(f, np.ndarray) or f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] != 3:
                 got = f"{f.dtype} {f.shape}" if isinstance(f, np.ndarray) else type(f).__name__
                 raise EngineError(f"frame {i} must be a uint8 H x W x 3 array, got {got}")
-            if f.shape[0] < 8 or f.shape[1] < 8:
-                raise EngineError(f"frame {i} is {f.shape[1]}x{f.shape[0]}; at least 8x8 pixels are needed")
+            try:
+                check_frame_size(f.shape[0], f.shape[1])
+            except FrameSizeError as e:
+                raise EngineError(f"frame {i}: {e}") from None
         return frames
 
-    def infer(self, frames, color: str = "rgb", probabilities: bool = False) -> list[Result]:
+    def infer(self, frames, color: str = "rgb", probabilities: bool = False,
+              drivable_threshold: float = 0.0) -> list[Result]:
         """
         frames: one H x W x 3 uint8 array, a list of them, or an N x H x W x 3 array.
 
-        color: the channel order of the frames, 'rgb' or 'bgr'.
+        color: the channel order of the frames, 'rgb' or 'bgr'.  drivable_threshold: 0
+        (default) makes a pixel drivable when its arg-max class is; above 0, when its
+        drivable probability (summed over the drivable classes) reaches the threshold
+        (probabilities are then computed and returned).
         """
         if color not in ("rgb", "bgr"):
             raise EngineError(f"color must be 'rgb' or 'bgr', got {color!r}")
+        if not 0.0 <= float(drivable_threshold) <= 1.0:
+            raise EngineError(f"drivable_threshold must be between 0 and 1, got {drivable_threshold}")
         frames = self._check(frames)
         if self._thread is not None:
-            return self._thread.submit(self._infer, frames, color, probabilities).result()
-        return self._infer(frames, color, probabilities)
+            return self._thread.submit(self._infer, frames, color, probabilities, drivable_threshold).result()
+        return self._infer(frames, color, probabilities, drivable_threshold)
 
-    def _infer(self, frames: list[np.ndarray], color: str, probabilities: bool) -> list[Result]:
+    def _infer(self, frames: list[np.ndarray], color: str, probabilities: bool, threshold: float) -> list[Result]:
         start = time.perf_counter()
         results: list[Result | None] = [None] * len(frames)
         groups: dict[tuple, list[int]] = {}
         for i, f in enumerate(frames):  # frames of one size share a batch
             groups.setdefault(f.shape, []).append(i)
         for idx in groups.values():
-            for i, r in zip(idx, self._run([frames[i] for i in idx], color, probabilities)):
+            batch = [frames[i] for i in idx]
+            run = self._run_cpu if self.device.type == "cpu" else self._run
+            for i, r in zip(idx, run(batch, color, probabilities or threshold > 0)):
+                if threshold > 0:
+                    r.drivable = r.drivable_prob >= threshold
                 results[i] = r
         self.last_ms = (time.perf_counter() - start) * 1000.0
         return results
@@ -291,22 +309,28 @@ class Engine:
         return [Result(classes[i], drivable[i], None if prob is None else prob[i])
                 for i in range(len(classes))]
 
-    def _run_onnx(self, frames: list[np.ndarray], color: str, probabilities: bool) -> list[Result]:
-        x = frames[0][None] if len(frames) == 1 else np.stack(frames)
+    @torch.inference_mode()
+    def _run_cpu(self, frames: list[np.ndarray], color: str, probabilities: bool) -> list[Result]:
+        """Frames of one size on the CPU: resize to the network size, run, class maps back (upsample.py)."""
+        h, w = frames[0].shape[:2]
+        x = resize_frames(frames, self.meta.network_size(h, w))
         if color == "bgr":
             x = x[..., ::-1]
-        classes, logits = self._onnx.run(np.ascontiguousarray(x), probabilities)
+        if self._onnx is not None:
+            small, logits = self._onnx.run(np.ascontiguousarray(x), True)
+        else:
+            out = frame_logits(self.model, torch.from_numpy(np.ascontiguousarray(x)), None, self._mean, self._std,
+                               channels_last=True)
+            small, logits = out.argmax(1).to(torch.uint8).numpy(), out.float().numpy()
+        classes = np.stack([class_map(small[i], logits[i], (h, w)) for i in range(len(frames))])
         prob = None
-        if probabilities:                   # softmax in place: logits are this call's own
-            logits -= logits.max(1, keepdims=True)
-            np.exp(logits, out=logits)
-            prob = logits[:, self._drivable_ids].sum(1) / logits.sum(1)
+        if probabilities:
+            prob = np.stack([drivable_probability(logits[i], self._drivable_ids, (h, w)) for i in range(len(frames))])
         return self._results(classes, prob)
 
     @torch.inference_mode()
     def _run(self, frames: list[np.ndarray], color: str, probabilities: bool) -> list[Result]:
-        if self._onnx is not None:
-            return self._run_onnx(frames, color, probabilities)
+        """Frames of one size on CUDA: the whole deploy path on the GPU, one copy back."""
         start = time.perf_counter()
         h, w = frames[0].shape[:2]
         x = self._upload(frames)

@@ -1,7 +1,7 @@
 """
 sensor_msgs Image / CompressedImage <-> numpy, without cv_bridge.
 
-The ROS adapter of ``icnet_ros/image_io.py``, which holds the pixel layouts (no ROS
+The ROS adapter of ``icnet_ros/data/image_io.py``, which holds the pixel layouts (no ROS
 there, bags use it too).
 
 Incoming images become numpy *views* of the message buffer (no copy) whenever the layout
@@ -19,10 +19,10 @@ import array as pyarray
 
 import numpy as np
 
-from .. import image_io
-from ..image_io import check_size as _check_size
-from ..image_io import DIRECT as ENCODINGS  # the 8-bit layouts numpy_to_image writes
-from ..image_io import ImageError as ConversionError  # one error type for ROS and bag readers
+from ..data import image_io
+from ..data.image_io import check_size as _check_size
+from ..data.image_io import DIRECT as ENCODINGS  # the 8-bit layouts numpy_to_image writes
+from ..data.image_io import ImageError as ConversionError  # one error type for ROS and bag readers
 
 COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
 

@@ -1,7 +1,7 @@
 """
 The demo's ROS side: one node collecting the frames and what ``segment`` makes of them.
 
-``icnet_ros/demo.py`` runs everything else.  The node subscribes to the frames ``play``
+``icnet_ros/tools/demo.py`` runs everything else.  The node subscribes to the frames ``play``
 publishes and to ``segment``'s overlay, mask, drivable-area grid and diagnostics, and
 hands them over as numpy arrays.
 

@@ -136,8 +136,8 @@ class SegmentationNode(LifecycleNode):
         return self._entered("configure", super().on_configure(state))
 
     def _load_engine(self, config: NodeConfig):
-        from ..checkpoint import CheckpointError
-        from ..engine import Engine, EngineError
+        from ..inference.checkpoint import CheckpointError
+        from ..inference.engine import Engine, EngineError
 
         path = config.model_path
         try:

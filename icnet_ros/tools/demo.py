@@ -20,11 +20,11 @@ import sys
 import tempfile
 import time
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _share_file(relative: str) -> Path | None:
-    from .paths import find_share_file
+    from ..paths import find_share_file
 
     try:
         return find_share_file(relative)
@@ -37,7 +37,7 @@ def _share_file(relative: str) -> Path | None:
 
 def pick_model(model: str | None, workdir: Path) -> tuple[Path, bool]:
     """(checkpoint, trained?)."""
-    from .paths import default_model_path
+    from ..paths import default_model_path
 
     if model:
         return Path(model), True
@@ -45,8 +45,8 @@ def pick_model(model: str | None, workdir: Path) -> tuple[Path, bool]:
         return default_model_path(), True
     except FileNotFoundError:
         pass
-    from .checkpoint import ModelMeta, save_checkpoint
-    from .classes import CAMVID
+    from ..inference.checkpoint import ModelMeta, save_checkpoint
+    from ..classes import CAMVID
 
     meta = ModelMeta(CAMVID, variant="r18", width=0.5, info={"note": "untrained demo stand-in"})
     return save_checkpoint(workdir / "untrained.pt", meta.build(), meta), False
@@ -122,7 +122,7 @@ def drain(collector, deadline: float) -> None:
 
 def played_names(source: Path, stamps: list[int]) -> dict[int, str]:
     """Map stamp -> the name play gave that frame: play publishes its source's frames in order."""
-    from .play_source import frame_names
+    from ..data.play_source import frame_names
 
     try:
         names = frame_names(source, count=len(stamps))
@@ -136,8 +136,8 @@ def write_pngs(frames, names: dict[int, str], out: Path, colors) -> None:
     import cv2
     import numpy as np
 
-    from .geometry import grid_to_png
-    from .visualize import colorize
+    from ..geometry import grid_to_png
+    from ..visualize import colorize
 
     for f in frames:
         name = Path(names.get(f.stamp, f"frame_{f.stamp}")).stem
@@ -207,7 +207,7 @@ def stop(node: subprocess.Popen, player: subprocess.Popen | None) -> int:
 
 def run(args, source: Path, model: Path, colors, trained: bool, work: Path) -> int:
     """Run segment and play as processes, the collector here; PNGs and the summary."""
-    from .ros.demo_collector import Collector   # the demo's only ROS import
+    from ..ros.demo_collector import Collector   # the demo's only ROS import
 
     out = Path(args.out)
     node_log = open(work / "segment.log", "w+")
@@ -245,7 +245,7 @@ def run(args, source: Path, model: Path, colors, trained: bool, work: Path) -> i
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from .paths import sample_frames_dir, use_large_frame_transport, use_private_ros_domain
+    from ..paths import sample_frames_dir, use_large_frame_transport, use_private_ros_domain
 
     try:
         source = Path(args.source) if args.source else sample_frames_dir()
@@ -254,7 +254,7 @@ def main(argv=None) -> int:
         return 2
     use_private_ros_domain()     # the demo never talks to other ROS graphs on this host
     use_large_frame_transport()  # inherited by play and segment
-    from .checkpoint import read_checkpoint
+    from ..inference.checkpoint import read_checkpoint
 
     Path(args.out).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="icnet_demo_"))

@@ -27,13 +27,13 @@ import time
 
 import numpy as np
 
-from .checkpoint import CheckpointError
-from .classes import ClassSet
 from .cli import add_data_args, DATA_FORMS
-from .datasets import DataError, kitti_base
-from .engine import Engine, EngineError
-from .metrics import ConfusionMatrix, RoadEval
-from .sources import open_source, parse_source, split_held
+from ..classes import ClassSet
+from ..data.datasets import DataError, kitti_base
+from ..data.sources import open_source, parse_source, split_held
+from ..inference.checkpoint import CheckpointError
+from ..inference.engine import Engine, EngineError
+from ..metrics import ConfusionMatrix, RoadEval
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +59,7 @@ class BevView:
     """KITTI's bird's-eye view of a frame, from its calib file (geometry.py's projector)."""
 
     def __init__(self, calib_dir: Path):
-        from . import geometry
+        from .. import geometry
 
         self.geometry, self.calib_dir = geometry, calib_dir
         if not calib_dir.is_dir():
@@ -176,8 +176,8 @@ def run(args) -> int:
 
 
 def _engine(args) -> Engine:
-    from .checkpoint import load_checkpoint
-    from .paths import default_model_path
+    from ..inference.checkpoint import load_checkpoint
+    from ..paths import default_model_path
 
     model, meta, _ = load_checkpoint(args.checkpoint or default_model_path())
     if args.input_width is not None:  # tuning the network size on one's own validation data

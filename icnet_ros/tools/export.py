@@ -25,9 +25,9 @@ import warnings
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, ModelMeta
-from .deploy import Deployable, trace_onnx
-from .optional import missing, require
+from ..inference.checkpoint import CheckpointError, load_checkpoint, ModelMeta
+from ..inference.deploy import Deployable, trace_onnx
+from ..optional import missing, require
 
 MIN_AGREEMENT = 0.999
 
@@ -137,7 +137,7 @@ def run(args) -> int:
 
 def _run(args) -> int:
     if args.checkpoint is None:
-        from .paths import default_model_path
+        from ..paths import default_model_path
 
         args.checkpoint = default_model_path()
     model, meta, _ = load_checkpoint(args.checkpoint)

@@ -1,7 +1,7 @@
 """
 See what a model does on a few frames: overlays stacked into one PNG.
 
-    python -m icnet_ros.preview --images ../shared/data/kitti_road/testing/image_2 --out preview.png
+    python -m icnet_ros.tools.preview --images ../shared/data/kitti_road/testing/image_2 --out preview.png
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import sys
 import cv2
 import numpy as np
 
-from .checkpoint import CheckpointError
-from .engine import Engine, EngineError
-from .image_io import DataError, list_images, read_image
-from .visualize import overlay
+from ..data.image_io import DataError, list_images, read_image
+from ..inference.checkpoint import CheckpointError
+from ..inference.engine import Engine, EngineError
+from ..visualize import overlay
 
 
 def pick_frames(paths: list[Path], count: int) -> list[Path]:

@@ -23,26 +23,27 @@ import time
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, ModelMeta
 from .cli import add_data_args, parse_size
-from .datasets import DataError
-from .engine import EngineError
-from .model import ALIASES, ICNet, VARIANTS
-from .sources import set_epoch
-from .training.checkpoints import resume, save_epoch, score_epoch
-from .training.data import build_data, make_loader
-from .training.distributed import Dist
-from .training.epoch import check_weights, Diverged, train_epoch
-from .training.optim import build_optimisation, load_init, load_pretrained
-from .training.reporting import Reporter
-from .training.validation import mean_scores, validate
-from .transforms import parse_augments
+from ..data.datasets import DataError
+from ..data.sources import set_epoch
+from ..data.transforms import parse_augments
+from ..inference.checkpoint import CheckpointError, ModelMeta
+from ..inference.engine import EngineError
+from ..nn.model import ALIASES, ICNet, VARIANTS
+from ..training.checkpoints import resume, save_epoch, score_epoch
+from ..training.data import build_data, make_loader
+from ..training.distributed import Dist
+from ..training.epoch import check_weights, Diverged, train_epoch
+from ..training.optim import build_optimisation, load_init, load_pretrained
+from ..training.reporting import Reporter
+from ..training.validation import mean_scores, validate
 
 
 def build_parser() -> argparse.ArgumentParser:
     # --help's description: the docstring's paragraph after the summary line
     p = argparse.ArgumentParser(prog="train", description=__doc__.strip().split("\n\n")[1])
-    p.add_argument("--data", required=True, action="append", nargs="+", metavar="SPEC [weight=W labels=YAML val=F|PATTERN]",
+    p.add_argument("--data", required=True, action="append", nargs="+",
+                   metavar="SPEC [weight=W labels=YAML val=F|PATTERN]",
                    help="kitti:PATH | camvid:PATH:SPLIT | folder:IMAGES:MASKS | bag:PATH, then options: weight "
                         "(sampling share), labels (label map into --classes), val (fraction held out, or an image "
                         "name pattern such as 0006R0_*); repeatable")
@@ -114,7 +115,7 @@ def _clean(e: Exception) -> str:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from .optional import missing, require
+    from ..optional import missing, require
 
     try:
         require("matplotlib", "tensorboard", "tqdm", needed_for="train")  # now, not after hours of training

@@ -1,5 +1,5 @@
 """
-The parts of ``train`` (icnet_ros/train.py wires them), one concern each.
+The parts of ``train`` (icnet_ros/tools/train.py wires them), one concern each.
 
 * data.py: the training and validation sets, the sampler and the loader
 * optim.py: optimiser, learning-rate schedule, loss and class weights, AMP scaler, starting weights

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .optim import load_scaler, Optimisation
-from ..checkpoint import CheckpointError, ModelMeta, read_checkpoint, save_checkpoint
+from ..inference.checkpoint import CheckpointError, ModelMeta, read_checkpoint, save_checkpoint
 
 
 def rng_state(device) -> dict:

@@ -15,9 +15,9 @@ from torch.utils.data import ConcatDataset, DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from ..classes import ClassSet
-from ..datasets import DataError
-from ..sources import MixSampler, open_source, parse_source, split_held
-from ..transforms import TrainAugment
+from ..data.datasets import DataError
+from ..data.sources import MixSampler, open_source, parse_source, split_held
+from ..data.transforms import TrainAugment
 
 
 @dataclass

@@ -7,7 +7,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from ..engine import resolve_device
+from ..inference.engine import resolve_device
 
 
 class Dist:

@@ -11,8 +11,8 @@ import functools
 
 import torch
 
-from ..checkpoint import IMAGENET_MEAN, IMAGENET_STD
-from ..deploy import normalise as engine_normalise
+from ..inference.checkpoint import IMAGENET_MEAN, IMAGENET_STD
+from ..inference.deploy import normalise as engine_normalise
 
 
 @functools.lru_cache(maxsize=None)

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..checkpoint import read_checkpoint
 from ..classes import ClassSet
-from ..datasets import DataError
-from ..loss import CascadeLoss
-from ..model import ICNet
+from ..data.datasets import DataError
+from ..inference.checkpoint import read_checkpoint
+from ..nn.loss import CascadeLoss
+from ..nn.model import ICNet
 
 
 def poly_lr(base: float, it: int, total: int, power: float, warmup: int) -> float:
@@ -105,7 +105,7 @@ def load_pretrained(model: ICNet, args, log) -> None:
     if model.variant != "effl0":
         raise DataError(f"--pretrained loads EfficientNet-Lite0 weights; --model {args.model} has no such backbone "
                         f"(use --model effl0)")
-    from ..efficientnet_lite import load_imagenet
+    from ..nn.efficientnet_lite import load_imagenet
 
     n = load_imagenet(model.backbone, args.pretrained or None)
     log(f"train: backbone initialised from ImageNet weights ({n} tensors)")

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from .validation import drivable_iou, predict
-from ..checkpoint import ModelMeta
 from ..classes import ClassSet
-from ..model import ICNet
+from ..inference.checkpoint import ModelMeta
+from ..nn.model import ICNet
 
 CSV_HEADER = ["epoch", "iteration", "lr", "train_loss", "val_miou", "val_pixel_acc", "seconds"]
 

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 
 from .normalise import norm_stats
-from ..checkpoint import ModelMeta
 from ..classes import ClassSet
-from ..deploy import frame_logits
+from ..inference.checkpoint import ModelMeta
+from ..inference.deploy import frame_logits
 from ..metrics import ConfusionMatrix
-from ..model import ICNet
+from ..nn.model import ICNet
 
 
 @torch.no_grad()
