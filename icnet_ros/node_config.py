@@ -63,9 +63,16 @@ class NodeConfig:
     grid_x_max: float = _param(40.0, "Grid far edge (m).", True, (-500.0, 500.0))
     grid_y_min: float = _param(-10.0, "Grid right edge (m, negative is right).", True, (-500.0, 500.0))
     grid_y_max: float = _param(10.0, "Grid left edge (m).", True, (-500.0, 500.0))
+    drivable_threshold: float = _param(0.0, "A pixel is drivable when its drivable probability (summed over "
+                                            "the drivable classes) reaches this; 0: when its arg-max class is "
+                                            "drivable.", True, (0.0, 1.0))
+    drivable_connected: bool = _param(False, "Keep only drivable area connected to the bottom centre of the "
+                                             "image (where the vehicle is): islands beyond a barrier are "
+                                             "dropped from the masks and the grid.", True)
     overlay_alpha: float = _param(0.5, "Class colour weight in the overlay.", True, (0.0, 1.0))
     publish_mask: bool = _param(True, "Publish ~/mask.", True)
     publish_drivable_mask: bool = _param(True, "Publish ~/drivable_mask.", True)
+    publish_drivable_confidence: bool = _param(True, "Publish ~/drivable_confidence (mono8, 0..255).", True)
     publish_overlay: bool = _param(True, "Publish ~/overlay.", True)
     publish_drivable_area: bool = _param(True, "Publish ~/drivable_area.", True)
     # Not a parameter: calib_file read (None without one), so frames never wait on the file.
@@ -76,7 +83,7 @@ class NodeConfig:
         return grid_spec(self)
 
     def publishes(self, output: str) -> bool:
-        """Whether an output ('mask', 'drivable_mask', 'overlay', 'drivable_area') is switched on."""
+        """Whether an output ('mask', 'drivable_mask', 'drivable_confidence', 'overlay', 'drivable_area') is on."""
         return getattr(self, "publish_" + output)
 
 

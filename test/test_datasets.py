@@ -10,7 +10,7 @@ import torch
 from icnet_ros.classes import CAMVID, ClassSet, KITTI_ROAD
 from icnet_ros.data.datasets import DataError, open_dataset
 from icnet_ros.data.image_io import decode_kitti_gt
-from icnet_ros.data.transforms import TrainAugment
+from icnet_ros.data.transforms import MEAN_RGB, TrainAugment
 from icnet_ros.tools.train import main as train_main
 from synthetic import make_camvid, make_folder, make_kitti, write_ids, write_rgb
 
@@ -64,6 +64,39 @@ def test_augment_keeps_label_ids_and_pads_with_ignore():
     assert (lab[-10:] == 255).all()  # padding below the scaled image is ignored
     again = aug(image, label, np.random.default_rng(1))
     np.testing.assert_array_equal(again[1], lab)
+
+
+@pytest.mark.parametrize("name", ["shift", "exposure", "blur", "jpeg"])
+def test_camera_augments_change_the_image_keep_the_labels_and_repeat(name):
+    rng = np.random.default_rng(0)
+    label = np.repeat(np.repeat(rng.choice(np.array([0, 1, 2], np.uint8), (12, 16)), 4, 0), 4, 1)
+    image = np.stack([label * 80 + 40, label * 40 + 60, 200 - label * 50], -1).astype(np.uint8)  # colour = class
+    plain = TrainAugment(crop=(48, 64), scale=(1.0, 1.0), flip=False, jitter=0.0)
+    camera = TrainAugment(crop=(48, 64), scale=(1.0, 1.0), flip=False, jitter=0.0, camera=(name,))
+    changed = 0
+    for seed in range(12):
+        img, lab = camera(image, label, np.random.default_rng(seed))
+        ref_img, ref_lab = plain(image, label, np.random.default_rng(seed))
+        assert img.shape == (48, 64, 3) and img.dtype == np.uint8
+        if name == "shift":            # the frame moves up or down: labels move with it, new rows are ignore
+            known = lab != 255
+            assert (img[known][:, 0] == lab[known] * 80 + 40).all()
+            assert (img[~known] == MEAN_RGB).all()
+            changed += not known.all()
+        else:                          # photometric: labels untouched
+            np.testing.assert_array_equal(lab, ref_lab)
+            changed += not np.array_equal(img, ref_img)
+        again = camera(image, label, np.random.default_rng(seed))
+        np.testing.assert_array_equal(again[0], img)
+    assert changed >= 3, f"{name} never changed the sample"
+
+
+def test_unknown_augment_is_one_line(tmp_path, capfd):
+    images, masks = make_folder(tmp_path, n=2)
+    with pytest.raises(SystemExit):
+        train_main(["--data", f"folder:{images}:{masks}", "--out", str(tmp_path / "r"), "--augment", "shift,fog"])
+    err = capfd.readouterr().err.strip().splitlines()[-1]
+    assert "--augment 'shift,fog': unknown fog (choose from shift, exposure, blur, jpeg)" in err
 
 
 def test_dataset_items_repeat_for_a_seed_and_epoch(tmp_path):

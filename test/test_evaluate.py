@@ -142,3 +142,19 @@ def test_input_width_overrides_the_network_size(kitti, road_model, tmp_path, cap
     rc, _, _, err = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}",
                              "--input-width", "3")
     assert rc == 2 and "--input-width 3" in err and "\n" not in err
+
+
+def test_drivable_threshold_and_connected_score_the_mask_the_node_would_publish(kitti, road_model, tmp_path, capfd):
+    rc, plain, _, err = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}")
+    assert rc == 0, err
+    # with classes compared, the drivable IoU of the arg-max mask is the road class's IoU
+    assert plain["drivable_iou"] == pytest.approx(plain["class_iou"]["road"]) and plain["drivable_threshold"] == 0
+    strict = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}",
+                      "--drivable-threshold", "0.999")[1]
+    assert strict["drivable_threshold"] == 0.999 and strict["drivable_iou"] != plain["drivable_iou"]
+    assert strict["class_iou"] == plain["class_iou"]                  # the classes do not change
+    joined = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}", "--connected")[1]
+    assert joined["connected"] is True and 0.0 <= joined["drivable_iou"] <= 1.0
+    rc, _, _, err = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}",
+                             "--drivable-threshold", "1.5")
+    assert rc == 2 and err == "evaluate: error: --drivable-threshold 1.5 must be between 0 and 1"

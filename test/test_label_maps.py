@@ -58,6 +58,7 @@ def test_missing_file(tmp_path):
     ("camvid", range(12)),
     ("cityscapes", [*range(19), 255]),
     ("idd_lite", [*range(7), 255]),
+    ("cityscapes_ext", [*range(25), 255]),
 ])
 def test_shipped_maps_cover_each_dataset_and_keep_road_drivable(name, ids):
     m = LabelMap.from_yaml(CONFIG / "label_maps" / f"{name}.yaml", ROAD)
@@ -65,10 +66,23 @@ def test_shipped_maps_cover_each_dataset_and_keep_road_drivable(name, ids):
     road = ROAD.names.index("road")
     assert ROAD.drivable_ids == (road,)
     # exactly the dataset's drivable id becomes road
-    drivable_src = {"camvid": 3, "cityscapes": 0, "idd_lite": 0}[name]
+    drivable_src = {"camvid": 3, "cityscapes": 0, "idd_lite": 0, "cityscapes_ext": 0}[name]
     assert [i for i, o in zip(ids, out) if o == road] == [drivable_src]
     # every model class is fed by every dataset
     assert set(out.tolist()) - {255} == set(range(ROAD.num_classes))
+
+
+def test_cityscapes_ext_teaches_what_is_not_road():
+    """labels_ext keeps ground, parking, rail track, guard rail, bridge and tunnel: none of them is road."""
+    ext = LabelMap.from_yaml(CONFIG / "label_maps" / "cityscapes_ext.yaml", ROAD)
+    plain = LabelMap.from_yaml(CONFIG / "label_maps" / "cityscapes.yaml", ROAD)
+    ids = np.array([list(range(19)) + [255]], np.uint8)
+    np.testing.assert_array_equal(ext(ids), plain(ids))            # ids 0..18 as labels/ maps them
+    out = ext(np.array([[19, 20, 21, 22, 23, 24]], np.uint8))[0]
+    assert [ROAD.names[i] for i in out] == ["ground", "ground", "ground", "roadside_object",
+                                            "building_vegetation", "building_vegetation"]
+    with pytest.raises(LabelMapError, match="id 25"):
+        ext(np.array([[25]], np.uint8), "labels_ext/x.png")
 
 
 def test_mapped_decode_applies_after_the_reader(tmp_path):

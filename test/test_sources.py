@@ -49,3 +49,25 @@ def test_tail_split():
     assert held == [18, 19] and train == list(range(18))
     with pytest.raises(DataError, match="leaves no training images"):
         split_tail([1], 0.5, "x")
+
+
+def test_val_pattern_holds_out_whole_sequences(tmp_path):
+    from pathlib import Path
+
+    from icnet_ros.data.datasets import Sample
+    from icnet_ros.data.sources import split_held
+
+    class Data:
+        samples = [Sample(Path(f"/d/{n}.png"), Path(f"/m/{n}.png"))
+                   for n in ("0001TP_1", "0006R0_1", "0006R0_2", "0016E5_1")]
+
+    src = parse_source(["camvid:data:train", "val=0006R0_*"])
+    assert src.val == "0006R0_*" and src.held_name() == "camvid:data:train (0006R0_*)"
+    assert split_held(Data(), src) == ([0, 3], [1, 2])
+    assert parse_source(["x", "val=0.1"]).held_name() == "x (last 0.1)"
+    with pytest.raises(DataError, match=r"val=Seq05VD_\* matches none of its 4 image names"):
+        split_held(Data(), parse_source(["x", "val=Seq05VD_*"]))
+    with pytest.raises(DataError, match="matches all of its 4 images"):
+        split_held(Data(), parse_source(["x", "val=*"]))
+    with pytest.raises(DataError, match="must be a fraction"):
+        parse_source(["x", "val=1.5"])

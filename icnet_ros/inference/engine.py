@@ -209,7 +209,7 @@ class Engine:
     @property
     def traced(self) -> list[tuple[int, int, float]]:
         """
-        Return (h, w, seconds) of the first call at each new frame size that made the backend prepare.
+        Return (h, w, seconds) of the first call at each new network size that made the backend prepare.
 
         To prepare, ONNX Runtime traces the graph and cuDNN autotunes its convolutions
         (CUDA; once per network input shape).  Explains a one-off slow frame.
@@ -345,7 +345,7 @@ class Engine:
         key = (len(frames), *self.meta.network_size(h, w))
         if self.device.type == "cuda" and key not in self._tuned:
             self._tuned.add(key)
-            self._traced.append((h, w, time.perf_counter() - start))
+            self._traced.append((key[1], key[2], time.perf_counter() - start))
         return results
 
     @torch.inference_mode()

@@ -19,7 +19,8 @@ from .conversions import numpy_to_image
 from .. import geometry
 from ..node_config import NodeConfig
 
-OUTPUTS = {"mask": Image, "drivable_mask": Image, "overlay": Image, "drivable_area": OccupancyGrid}
+OUTPUTS = {"mask": Image, "drivable_mask": Image, "drivable_confidence": Image, "overlay": Image,
+           "drivable_area": OccupancyGrid}
 
 
 class Camera:
@@ -75,12 +76,15 @@ class Camera:
         False when the grid was wanted but cannot be made (no CameraInfo and no
         calib_file).
         """
+        from ..drivable import confidence_image
         from ..visualize import overlay
 
         if "mask" in wanted:
             wanted["mask"].publish(numpy_to_image(res.classes, "mono8", header))
         if "drivable_mask" in wanted:
             wanted["drivable_mask"].publish(numpy_to_image(res.drivable.view(np.uint8) * 255, "mono8", header))
+        if "drivable_confidence" in wanted:
+            wanted["drivable_confidence"].publish(numpy_to_image(confidence_image(res.drivable_prob), "mono8", header))
         if "overlay" in wanted:
             blended = overlay(rgb, res.classes, colors, config.overlay_alpha)
             wanted["overlay"].publish(numpy_to_image(blended, "rgb8", header))

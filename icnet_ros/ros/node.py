@@ -34,6 +34,8 @@ from . import diagnostics, params
 from .camera import Camera
 from .conversions import ConversionError, frame_from_msg
 from .. import node_config
+from ..drivable import connected_to_vehicle
+from ..inference.checkpoint import check_frame_size, FrameSizeError
 from ..node_config import ConfigError, NodeConfig, PARAMS  # noqa: F401  (PARAMS: tests import it here)
 
 _OK = TransitionCallbackReturn.SUCCESS
@@ -282,11 +284,9 @@ class SegmentationNode(LifecycleNode):
         """(frame, channel order), or None for a bad message (counted and logged)."""
         try:
             frame, order = frame_from_msg(msg)
-            if frame.shape[0] < 8 or frame.shape[1] < 8:
-                raise ConversionError(f"image of {frame.shape[1]}x{frame.shape[0]} is too small "
-                                      f"(at least 8x8 pixels)")
+            check_frame_size(*frame.shape[:2])       # what the engine would refuse, said here in one line
             return frame, order
-        except ConversionError as e:
+        except (ConversionError, FrameSizeError) as e:
             with self._cond:
                 cam.stats.bad += 1
                 cam.stats.last_error = str(e)
@@ -311,10 +311,15 @@ class SegmentationNode(LifecycleNode):
         color = orders.pop() if len(orders) == 1 else "rgb"
         frames = [f if (o == color) else f[..., ::-1] for _, _, f, o, _ in jobs]
         traced = len(self.engine.traced)
-        results = self.engine.infer(frames, color=color)
+        confidence = any("drivable_confidence" in j[4] for j in jobs)
+        results = self.engine.infer(frames, color=color, probabilities=confidence,
+                                    drivable_threshold=config.drivable_threshold)
+        if config.drivable_connected:
+            for res in results:
+                res.drivable = connected_to_vehicle(res.drivable)
         infer_ms = self.engine.last_ms
         for h, w, seconds in self.engine.traced[traced:]:   # explains a one-off slow frame
-            self.get_logger().info(f"new frame size {w}x{h}: {self.engine.prepare_note} in "
+            self.get_logger().info(f"new network size {w}x{h}: {self.engine.prepare_note} in "
                                    f"{seconds * 1000:.0f} ms (once per size)")
         for (cam, msg, frame, order, wanted), rgb_or_bgr, res in zip(jobs, frames, results):
             rgb = rgb_or_bgr if color == "rgb" else rgb_or_bgr[..., ::-1]

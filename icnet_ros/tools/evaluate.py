@@ -31,6 +31,7 @@ from .cli import add_data_args, DATA_FORMS
 from ..classes import ClassSet
 from ..data.datasets import DataError, kitti_base
 from ..data.sources import open_source, parse_source, split_held
+from ..drivable import connected_to_vehicle
 from ..inference.checkpoint import CheckpointError
 from ..inference.engine import Engine, EngineError
 from ..metrics import ConfusionMatrix, RoadEval
@@ -52,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="score only the first N frames")
     p.add_argument("--input-width", type=int, help="run frames at this width, aspect kept, instead of the "
                                                    "checkpoint's network size (0: each frame's own size)")
+    p.add_argument("--drivable-threshold", type=float, default=0.0, metavar="T",
+                   help="drivable when the drivable probability reaches T (0: the arg-max class), as the "
+                        "node's drivable_threshold")
+    p.add_argument("--connected", action="store_true",
+                   help="keep only drivable area connected to the bottom centre, as the node's drivable_connected")
     return p
 
 
@@ -82,11 +88,19 @@ class BevView:
         return proj.sample(prob.astype(np.float32), fill=0.0), proj.sample(label, fill=ignore)
 
 
-def evaluate(engine: Engine, dataset, bev: BevView | None = None, limit: int = 0) -> dict:
+def evaluate(engine: Engine, dataset, bev: BevView | None = None, limit: int = 0, threshold: float = 0.0,
+             connected: bool = False) -> dict:
+    """
+    Score the engine on a dataset: class IoU, the drivable IoU and KITTI's road metrics.
+
+    threshold and connected decide the drivable mask as the node's drivable_threshold
+    and drivable_connected do.
+    """
     model_cs, data_cs = engine.classes, dataset.classes
     same = model_cs.names == data_cs.names
     names = list(data_cs.names) if same else ["not_drivable", "drivable"]
     cm = ConfusionMatrix(len(names), data_cs.ignore_index if same else 255)
+    drivable_cm = ConfusionMatrix(2, 255)     # the drivable mask the node would publish
     road = RoadEval()
     drivable = np.array(sorted(data_cs.drivable_ids), np.int64)
     n = min(len(dataset), limit) if limit else len(dataset)
@@ -96,14 +110,15 @@ def evaluate(engine: Engine, dataset, bev: BevView | None = None, limit: int = 0
         if i == 0:
             engine.infer(image)  # warm-up, not timed
         t0 = time.perf_counter()
-        (res,) = engine.infer(image, probabilities=True)
+        (res,) = engine.infer(image, probabilities=True, drivable_threshold=threshold)
+        if connected:
+            res.drivable = connected_to_vehicle(res.drivable)
         seconds += time.perf_counter() - t0
         valid = label != data_cs.ignore_index
         gt_drivable = np.isin(label, drivable)
-        if same:
-            cm.update(res.classes, label)
-        else:
-            cm.update(res.drivable.astype(np.uint8), np.where(valid, gt_drivable.astype(np.uint8), 255))
+        gt = np.where(valid, gt_drivable.astype(np.uint8), 255)
+        cm.update(res.classes if same else res.drivable.astype(np.uint8), label if same else gt)
+        drivable_cm.update(res.drivable.astype(np.uint8), gt)
         if len(drivable):
             prob = res.drivable_prob
             if bev is not None:
@@ -111,9 +126,9 @@ def evaluate(engine: Engine, dataset, bev: BevView | None = None, limit: int = 0
                 valid, gt_drivable = label != data_cs.ignore_index, np.isin(label, drivable)
             road.update(prob, gt_drivable, valid)
     kitti = road.scores() if len(drivable) else None
-    drivable_ids = sorted(data_cs.drivable_ids) if same else [1]
     return {"miou": _num(cm.miou()), "pixel_accuracy": _num(cm.pixel_accuracy()),
-            "drivable_iou": _num(cm.group_iou(drivable_ids)),
+            "drivable_iou": _num(drivable_cm.group_iou([1])) if len(drivable) else None,
+            "drivable_threshold": threshold, "connected": connected,
             "class_iou": cm.class_iou(names), "kitti": kitti,
             "fps": n / seconds if seconds > 0 else None, "images": n,
             "compared": "classes" if same else "drivable", "view": "bev" if bev is not None else "image"}
@@ -154,6 +169,8 @@ def run(args) -> int:
     sources = [parse_source(tokens) for tokens in args.data]
     if args.bev and len(sources) > 1:
         raise DataError("--bev scores one --data source at a time")
+    if not 0.0 <= args.drivable_threshold <= 1.0:
+        raise DataError(f"--drivable-threshold {args.drivable_threshold} must be between 0 and 1")
     engine = _engine(args)
     results = []
     for src in sources:
@@ -162,7 +179,8 @@ def run(args) -> int:
                               mask_topic=args.mask_topic, max_dt=args.max_dt)
         if src.val:
             dataset = held_out(dataset, src)
-        scores = evaluate(engine, dataset, _bev(args, src.spec, dataset) if args.bev else None, args.limit)
+        scores = evaluate(engine, dataset, _bev(args, src.spec, dataset) if args.bev else None, args.limit,
+                          args.drivable_threshold, args.connected)
         scores["data"] = src.held_name() if src.val else src.spec
         if len(sources) > 1:
             print(f"== {scores['data']}")
