@@ -35,7 +35,10 @@ class NodeConfig:
     autostart: bool = _param(True, "Configure and activate on start, without a lifecycle manager.")
     model_path: str = _param("", "Checkpoint (.pt or .safetensors); empty: the shipped model.")
     device: str = _param("auto", "auto, cpu, cuda or cuda:N.")
-    precision: str = _param("auto", "auto, fp32, fp16 (CUDA) or bf16.")
+    precision: str = _param("auto", "auto, fp32, fp16 (CUDA), bf16 or int8 (CPU, ONNX Runtime; needs "
+                                    "calibration_images).")
+    calibration_images: str = _param("", "precision int8: a folder of images to calibrate the quantised "
+                                         "network on (frames like the camera's, or from the training sets).")
     backend: str = _param("auto", "auto (onnxruntime for fp32 on the CPU when installed, else torch), "
                                   "torch or onnxruntime (CPU, fp32).")
     num_threads: int = _param(0, "CPU threads for torch and onnxruntime; 0 keeps torch's default.",
@@ -194,6 +197,8 @@ def from_params(values: Mapping) -> NodeConfig:
     for name, value in merged.items():
         check_value(name, value)
     _check_engine_options(merged["device"], merged["precision"], merged["backend"])
+    if merged["precision"] == "int8" and not merged["calibration_images"]:
+        raise ConfigError("parameter 'calibration_images': precision 'int8' needs a folder of calibration images")
     _check_cameras(list(merged["cameras"]))
     if not merged["base_frame"].strip():
         raise ConfigError("parameter 'base_frame': must not be empty")

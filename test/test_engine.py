@@ -110,7 +110,7 @@ def test_backend_choice_and_errors(monkeypatch):
         resolve_backend("tensorrt", cpu, "fp32")
     with pytest.raises(EngineError, match="runs on the CPU only, not on cuda"):
         resolve_backend("onnxruntime", cuda, "fp16")
-    with pytest.raises(EngineError, match="runs fp32 only, not bf16"):
+    with pytest.raises(EngineError, match="runs fp32 or int8, not bf16"):
         resolve_backend("onnxruntime", cpu, "bf16")
     import icnet_ros.inference.engine as engine_module
 

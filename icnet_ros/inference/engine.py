@@ -33,7 +33,7 @@ from .checkpoint import check_frame_size, FrameSizeError, load_checkpoint, Model
 from .deploy import frame_logits
 from .upsample import class_map, drivable_probability, resize_frames
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
 BACKENDS = ("auto", "torch", "onnxruntime")
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -76,6 +76,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return "fp16" if device.type == "cuda" else "fp32"
     if precision == "fp16" and device.type != "cuda":
         raise EngineError("precision 'fp16' needs a CUDA device; use 'fp32' or 'bf16' on the CPU")
+    if precision == "int8" and device.type != "cpu":
+        raise EngineError(f"precision 'int8' runs on the CPU (ONNX Runtime), not on {device}; use 'fp16' there")
     if precision == "bf16" and device.type == "cuda":
         # Not torch.cuda.is_bf16_supported(): it also says yes where bf16 is only emulated
         # (pre-Ampere), slower than fp32.  Asked of this device, not of the current one.
@@ -96,15 +98,18 @@ def resolve_backend(backend: str, device: torch.device, precision: str) -> str:
     """'torch' or 'onnxruntime'; precision is the resolved one."""
     if backend not in BACKENDS:
         raise EngineError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    if precision == "int8" and (backend == "torch" or not _have_onnxruntime()):
+        raise EngineError("precision 'int8' runs on ONNX Runtime only: use backend 'auto' or 'onnxruntime' "
+                          "with the onnxruntime package installed")
     if backend == "auto":
-        cpu_fp32 = device.type == "cpu" and precision == "fp32"
-        return "onnxruntime" if cpu_fp32 and _have_onnxruntime() else "torch"
+        cpu_ort = device.type == "cpu" and precision in ("fp32", "int8")
+        return "onnxruntime" if cpu_ort and _have_onnxruntime() else "torch"
     if backend == "onnxruntime":
         if device.type != "cpu":
             raise EngineError(f"backend 'onnxruntime' runs on the CPU only, not on {device}; "
                               f"use device 'cpu' or backend 'torch'")
-        if precision != "fp32":
-            raise EngineError(f"backend 'onnxruntime' runs fp32 only, not {precision}; "
+        if precision not in ("fp32", "int8"):
+            raise EngineError(f"backend 'onnxruntime' runs fp32 or int8, not {precision}; "
                               f"use precision 'fp32' or backend 'torch'")
         if not _have_onnxruntime():
             raise EngineError("backend 'onnxruntime' needs the onnxruntime package "
@@ -136,11 +141,14 @@ class Engine:
     MAX_STAGING = 8         # pinned upload buffers kept, one per batch shape; as OnnxRunner.MAX_SESSIONS
 
     def __init__(self, model: torch.nn.Module, meta: ModelMeta, device: str = "auto",
-                 precision: str = "auto", warmup: bool = True, backend: str = "auto", threads: int = 0):
+                 precision: str = "auto", warmup: bool = True, backend: str = "auto", threads: int = 0,
+                 calibration=None):
         """
         Set the CPU threads for ONNX Runtime's sessions and torch's intra-op pool.
 
-        threads: 0 leaves torch's default (and ONNX Runtime uses as many).
+        threads: 0 leaves torch's default (and ONNX Runtime uses as many).  calibration:
+        precision 'int8' only, a folder of images (or a list of RGB frames) whose
+        activation ranges the quantised graph is calibrated on (int8.py).
         """
         if int(threads) < 0:
             raise EngineError(f"threads must be 0 (torch's default) or more, got {threads}")
@@ -156,7 +164,7 @@ class Engine:
             # the caller's model stays as it was; ONNX Runtime folds BatchNorm itself.  The
             # graph runs at the network size: frames arrive resized (the CPU path below).
             self._onnx = OnnxRunner(copy.deepcopy(model), meta.at_network_size(),
-                                    int(threads) or torch.get_num_threads())
+                                    int(threads) or torch.get_num_threads(), self._int8_frames(calibration))
         else:
             if threads:
                 # torch's intra-op thread count is process-global (no per-model or per-call
@@ -191,16 +199,26 @@ class Engine:
             for _ in range(2 if self.device.type == "cuda" else 1):
                 self.infer([np.zeros((h, w, 3), np.uint8)])
 
+    def _int8_frames(self, calibration) -> list[np.ndarray] | None:
+        if self.precision != "int8":
+            return None
+        from .int8 import calibration_frames, QuantizeError
+
+        try:
+            return list(calibration) if isinstance(calibration, (list, tuple)) else calibration_frames(calibration)
+        except QuantizeError as e:
+            raise EngineError(str(e)) from None
+
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device: str = "auto",
                         precision: str = "auto", warmup: bool = True, backend: str = "auto",
-                        threads: int = 0) -> "Engine":
+                        threads: int = 0, calibration=None) -> "Engine":
         if path is None or str(path) == "":
             from ..paths import default_model_path
 
             path = default_model_path()
         model, meta, _ = load_checkpoint(path)
-        return cls(model, meta, device, precision, warmup, backend, threads)
+        return cls(model, meta, device, precision, warmup, backend, threads, calibration)
 
     @property
     def classes(self):
@@ -317,10 +335,13 @@ class Engine:
         if color == "bgr":
             x = x[..., ::-1]
         if self._onnx is not None:
-            small, logits = self._onnx.run(np.ascontiguousarray(x), True)
+            try:
+                small, logits = self._onnx.run(np.ascontiguousarray(x), True)
+            except ValueError as e:     # int8.QuantizeError: the graph for this size did not quantise
+                raise EngineError(str(e)) from None
         else:
             out = frame_logits(self.model, torch.from_numpy(np.ascontiguousarray(x)), None, self._mean, self._std,
-                               channels_last=True)
+                               _DTYPES.get(self.precision), channels_last=True)
             small, logits = out.argmax(1).to(torch.uint8).numpy(), out.float().numpy()
         classes = np.stack([class_map(small[i], logits[i], (h, w)) for i in range(len(frames))])
         prob = None

@@ -27,9 +27,11 @@ from .deploy import Deployable, trace_onnx
 class OnnxRunner:
     MAX_SESSIONS = 8        # frame sizes kept traced; the least recently used goes first
 
-    def __init__(self, model: nn.Module, meta: ModelMeta, threads: int):
+    def __init__(self, model: nn.Module, meta: ModelMeta, threads: int, int8_frames: list | None = None):
+        """int8_frames: calibration frames; each traced graph is then quantised (int8.py) before use."""
         self._net = Deployable(model.float(), meta)
         self._threads = max(1, int(threads))
+        self._int8_frames = int8_frames
         self._sessions: OrderedDict[tuple[int, int], object] = OrderedDict()
         self.traced: list[tuple[int, int, float]] = []   # (h, w, seconds), for the caller to report
 
@@ -44,6 +46,11 @@ class OnnxRunner:
             start = time.perf_counter()
             buf = io.BytesIO()
             trace_onnx(self._net, h, w, buf)
+            graph = buf.getvalue()
+            if self._int8_frames is not None:
+                from .int8 import quantize
+
+                graph = quantize(graph, self._int8_frames, (h, w))
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = self._threads
             opts.inter_op_num_threads = 1
@@ -53,7 +60,7 @@ class OnnxRunner:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             opts.log_severity_level = 3                 # warnings about unused initialisers
             sess = self._sessions[(h, w)] = ort.InferenceSession(
-                buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+                graph, opts, providers=["CPUExecutionProvider"])
             self.traced.append((h, w, time.perf_counter() - start))
             if len(self._sessions) > self.MAX_SESSIONS:     # a stream of ever-new sizes
                 self._sessions.popitem(last=False)          # must not grow memory without end

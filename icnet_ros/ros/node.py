@@ -148,14 +148,16 @@ class SegmentationNode(LifecycleNode):
 
                 path = str(default_model_path())
             return Engine.from_checkpoint(path, config.device, config.precision, config.warmup,
-                                          config.backend, threads=config.num_threads)
+                                          config.backend, threads=config.num_threads,
+                                          calibration=config.calibration_images or None)
         except (FileNotFoundError, CheckpointError) as e:
             raise ConfigError(f"parameter 'model_path': {e}") from None
         except OSError as e:  # ament_index without AMENT_PREFIX_PATH (a plain venv) says so this way
             raise ConfigError(f"parameter 'model_path': empty, and the shipped model could not be "
                               f"looked up ({e}); pass a checkpoint path") from None
         except EngineError as e:
-            raise ConfigError(f"parameter 'device': {e}") from None
+            name = "calibration_images" if "calibrat" in str(e) or "quantised" in str(e) else "device"
+            raise ConfigError(f"parameter '{name}': {e}") from None
 
     def _qos(self, reliability: str) -> QoSProfile:
         return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=self.config.qos_depth,

@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bev", action="store_true", help="KITTI metrics in the bird's-eye view (needs calib files)")
     p.add_argument("--calib", help="folder of KITTI calib files named like the images (default: kitti:PATH's calib/)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="fp32", help="auto | fp32 | fp16 | bf16")
+    p.add_argument("--precision", default="fp32", help="auto | fp32 | fp16 | bf16 | int8 (CPU, ONNX Runtime)")
+    p.add_argument("--calibration", metavar="DIR",
+                   help="int8: a folder of images to calibrate on (frames from the training sets)")
     p.add_argument("--backend", default="auto", help="auto | torch | onnxruntime (as the node's parameter)")
     p.add_argument("--limit", type=int, default=0, help="score only the first N frames")
     p.add_argument("--input-width", type=int, help="run frames at this width, aspect kept, instead of the "
@@ -202,7 +204,8 @@ def _engine(args) -> Engine:
         if args.input_width and args.input_width < 8:
             raise DataError(f"--input-width {args.input_width} must be 0 (each frame's own size) or at least 8")
         meta.input_size, meta.input_width = None, args.input_width or None
-    return Engine(model, meta, device=args.device, precision=args.precision, warmup=False, backend=args.backend)
+    return Engine(model, meta, device=args.device, precision=args.precision, warmup=False, backend=args.backend,
+                  calibration=args.calibration)
 
 
 def held_out(dataset, src):
