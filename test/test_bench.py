@@ -22,7 +22,8 @@ from icnet_ros.bench import models as zoo
 from icnet_ros.optional import ROS
 
 MODEL_KEYS = {"name", "shipped", "height", "width", "net_height", "net_width", "batch", "precision", "fps", "p50_ms",
-              "p99_ms", "peak_mb", "error"}
+              "p99_ms", "peak_mb", "error", "gflops", "gflops_per_s"}
+REPORT_KEYS = {"device", "matmul_gflops", "models", "ratios", "node", "soak"}
 NODE_KEYS = {"fps", "engine_fps", "ratio", "p50_ms", "p99_ms", "overload_p99_ms", "dropped"}
 TINY = {"warmup": 1, "min_reps": 2, "min_s": 0.0, "max_s": 1.0, "max_reps": 3}
 
@@ -39,8 +40,9 @@ def check_models(rows, names, shape, batches):
         assert set(r) == MODEL_KEYS
         assert (r["height"], r["width"], r["shipped"], r["error"]) == (*shape, False, None)
         assert (r["net_height"], r["net_width"]) == shape          # model-zoo entries: the size given
-        assert all(positive(r[k]) for k in ("fps", "p50_ms", "p99_ms", "peak_mb")), r
+        assert all(positive(r[k]) for k in ("fps", "p50_ms", "p99_ms", "peak_mb", "gflops", "gflops_per_s")), r
         assert r["p99_ms"] >= r["p50_ms"]
+        assert r["gflops_per_s"] == pytest.approx(r["gflops"] * r["fps"])  # fps counts frames, gflops is per frame
 
 
 def test_models_only_in_subprocesses(tmp_path, monkeypatch):
@@ -49,11 +51,14 @@ def test_models_only_in_subprocesses(tmp_path, monkeypatch):
                                          shapes=[(48, 64)], batches=[1, 2], node=False, schedule=TINY,
                                          checkpoint=None))
     out = bench.public(report)
-    assert set(out) == {"device", "models", "node", "soak"}
-    assert out["device"].startswith("cpu")
+    assert set(out) == REPORT_KEYS
+    assert out["device"].startswith("cpu") and positive(out["matmul_gflops"])
     check_models(out["models"], ["icnet_r18_w0.25", "lraspp_mobilenet_v3_large"], (48, 64), [1, 2])
+    assert out["ratios"] == {}                       # no shipped model, no 375x1242 frames: nothing to compare
     json.dumps(out, allow_nan=False)
-    assert "| icnet_r18_w0.25 |" in bench.markdown(report)
+    table = bench.markdown(report)
+    assert "| icnet_r18_w0.25 |" in table
+    assert f"matmul ceiling {out['matmul_gflops']:.1f} GFLOP/s (fp32 torch.mm 1024x1024," in table
 
 
 @pytest.mark.ros
@@ -65,10 +70,10 @@ def test_cli_writes_the_issue_json_with_the_node_and_a_soak(tmp_path, tiny_check
                        "--node-shape", "48x64", "--node-seconds", "1.5", "--soak", "2",
                        "--domain-id", os.environ["ROS_DOMAIN_ID"]]) == 0
     out = json.loads(path.read_text())
-    assert set(out) == {"device", "models", "node", "soak"}
+    assert set(out) == REPORT_KEYS
     rows = out["models"]
     # the --model checkpoint (ICNet r18 w0.25) is benched as the shipped model
-    assert [r["precision"] for r in rows] == ["fp32", "fp32+ort"]
+    assert [r["precision"] for r in rows] == ["fp32", "fp32+ort", "int8+ort"]   # int8: calibrated on the samples
     assert all(r["shipped"] and r["name"] == "icnet_r18_w0.25" for r in rows)
     assert all(set(r) == MODEL_KEYS and positive(r["fps"]) and positive(r["peak_mb"]) for r in rows)
     node = out["node"]
@@ -216,6 +221,185 @@ def test_a_checkpoint_runs_at_its_network_size_and_a_failed_configuration_is_a_r
     assert out["models"][1]["fps"] is None and set(out["models"][1]) == MODEL_KEYS
 
 
+def test_flops_of_a_conv_layer_match_a_hand_count():
+    """Check FlopCounterMode's count (a multiply-add is 2 FLOPs) against a hand count, the model left as it was."""
+    import torch
+    from torch import nn
+
+    conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    # 8 output channels x 16 x 20 pixels, each 3 x 3 x 3 multiply-adds
+    assert bench.count_flops(conv, 16, 20) == 2 * 8 * (16 * 20) * (3 * 3 * 3)
+
+    class Net(nn.Module):
+        """Stride 2 then a 1x1 convolution; a dict out, as the segmentation models give."""
+
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.Conv2d(8, 4, 1)
+
+        def forward(self, x):
+            return {"out": self.b(torch.relu(self.a(x)))}
+
+    net = Net().train()
+    # 8 x 10 pixels after the stride; biases, the ReLU are not counted
+    assert bench.count_flops(net, 16, 20) == 2 * 8 * 80 * 27 + 2 * 4 * 80 * 8
+    assert net.training and net.a.weight.device.type == "cpu"
+
+
+def test_flops_are_counted_once_per_model_and_network_size():
+    from torch import nn
+
+    from icnet_ros.bench.flops import gflops_per_frame
+
+    key = ("test_flops_cache", None)
+    first = gflops_per_frame(key, nn.Conv2d(3, 8, 3, padding=1, bias=False), 16, 20)
+    assert first == pytest.approx(2 * 8 * 320 * 27 / 1e9)
+    # the same key and size: the count kept, whatever model comes along
+    assert gflops_per_frame(key, nn.Conv2d(3, 64, 3), 16, 20) == first
+    assert gflops_per_frame(key, nn.Conv2d(3, 8, 3, padding=1, bias=False), 8, 20) == pytest.approx(first / 2)
+
+
+def test_the_matmul_rate_is_measured_with_the_models_thread_count():
+    import torch
+
+    m = bench.matmul_rate("cpu", n=128, reps=2)
+    assert m["dtype"] == "fp32" and m["n"] == 128 and m["reps"] == 2 and positive(m["gflops"])
+    assert m["threads"] == torch.get_num_threads()
+
+
+def test_equal_terms_rows_are_planned(tmp_path, monkeypatch):
+    """
+    Check that with a shipped network at another size, every model also runs frames at that size.
+
+    The shipped model's network size for KITTI frames comes from its checkpoint (input_width
+    320: 375x1242 -> 97x320); at the smallest batch, with the same precisions.
+    """
+    import dataclasses
+
+    monkeypatch.setattr(zoo, "have_onnxruntime", lambda: True)
+    path = str(wide_checkpoint(tmp_path / "s.pt", input_width=320))
+    assert zoo.equal_terms_shape(path) == (97, 320) and zoo.equal_terms_shape(None) is None
+    cfg = bench.BenchConfig("cpu", quick=True, models=["lraspp_mobilenet_v3_large"], batches=[1, 2],
+                            node=False).resolved()
+    kitti = [(375, 1242, 1, "fp32"), (375, 1242, 1, "fp32+ort"), (375, 1242, 2, "fp32")]
+    both = [(97, 320, 1, "fp32"), (97, 320, 1, "fp32+ort")] + kitti
+    shipped = [(97, 320, 1, "fp32"), (97, 320, 1, "fp32+ort"), (97, 320, 1, "int8+ort"),
+               (375, 1242, 1, "fp32"), (375, 1242, 1, "fp32+ort"), (375, 1242, 1, "int8+ort"), (375, 1242, 2, "fp32")]
+    assert zoo.model_plan(cfg, cfg.models, path) == {"icnet_r18_w0.25": shipped, "lraspp_mobilenet_v3_large": both}
+    # none without a shipped model, without 375x1242 frames, or with a network at the frame size
+    assert zoo.model_plan(cfg, cfg.models) == {"lraspp_mobilenet_v3_large": kitti}
+    small = dataclasses.replace(cfg, shapes=[(48, 64)], batches=[1])
+    small_plan = zoo.model_plan(small, cfg.models, path)
+    assert small_plan["lraspp_mobilenet_v3_large"] == [(48, 64, 1, "fp32"), (48, 64, 1, "fp32+ort")]
+    full = str(wide_checkpoint(tmp_path / "f.pt", input_width=1242))
+    assert zoo.model_plan(cfg, cfg.models, full)["lraspp_mobilenet_v3_large"] == kitti
+
+
+def test_a_shipped_network_on_equal_terms_gives_every_ratio(tmp_path, monkeypatch):
+    """Check the whole run: the equal-terms rows timed, their FLOPs at the net size, the ratios and targets."""
+    monkeypatch.setattr(zoo, "have_onnxruntime", lambda: False)      # PyTorch only: a shorter test
+    path = str(wide_checkpoint(tmp_path / "s.pt", input_width=320))
+    report = bench.run(bench.BenchConfig("cpu", quick=True, models=["lraspp_mobilenet_v3_large"], node=False,
+                                         schedule=TINY, checkpoint=path, isolate=False))
+    out = bench.public(report)
+    rows = {(r["name"], r["height"]): r for r in out["models"]}
+    assert [(r["name"], r["height"], r["width"], r["net_height"], r["net_width"]) for r in out["models"]] == [
+        ("icnet_r18_w0.25", 97, 320, 97, 320), ("icnet_r18_w0.25", 375, 1242, 97, 320),
+        ("lraspp_mobilenet_v3_large", 97, 320, 97, 320), ("lraspp_mobilenet_v3_large", 375, 1242, 375, 1242)]
+    assert all(set(r) == MODEL_KEYS and r["error"] is None and positive(r["gflops_per_s"]) for r in out["models"])
+    # the FLOPs are the network's, at the size it runs: the shipped rows share theirs, LR-ASPP's grow with the frame
+    assert rows[("icnet_r18_w0.25", 97)]["gflops"] == rows[("icnet_r18_w0.25", 375)]["gflops"]
+    assert rows[("lraspp_mobilenet_v3_large", 97)]["gflops"] < rows[("lraspp_mobilenet_v3_large", 375)]["gflops"]
+    assert list(out["ratios"]) == ["fp32"]
+    r = out["ratios"]["fp32"]
+    assert r["same_frames"] == pytest.approx(rows[("icnet_r18_w0.25", 375)]["fps"]
+                                             / rows[("lraspp_mobilenet_v3_large", 375)]["fps"])
+    assert r["same_network_size"] == pytest.approx(rows[("icnet_r18_w0.25", 97)]["fps"]
+                                                   / rows[("lraspp_mobilenet_v3_large", 97)]["fps"])
+    assert r["full_frame_vs_network"] == pytest.approx(rows[("icnet_r18_w0.25", 375)]["fps"]
+                                                       / rows[("icnet_r18_w0.25", 97)]["fps"])
+    lines = bench.targets(report)
+    assert [t.split(":")[0] for t in lines] == ["CPU, PyTorch, same frames (375x1242)",
+                                                "CPU, PyTorch, same network size (97x320 frames for both)",
+                                                "CPU, PyTorch, full frame vs network size"]
+
+
+def made_up_row(name, size, precision, fps, net=None, shipped=False, batch=1, error=None):
+    """Return a model row as measure_model gives it, 2 GFLOP per frame."""
+    net = net or size
+    return {"name": name, "shipped": shipped, "height": size[0], "width": size[1], "net_height": net[0],
+            "net_width": net[1], "batch": batch, "precision": precision, "fps": fps, "p50_ms": 1000 / fps,
+            "p99_ms": 1100 / fps, "peak_mb": 900.0, "reps": 10, "gflops": 2.0, "gflops_per_s": 2.0 * fps,
+            "error": error}
+
+
+def test_the_targets_state_each_ratio_per_backend_and_whether_it_is_met():
+    ship, lr, kitti, net = "icnet_effl0_w0.5", "lraspp_mobilenet_v3_large", (375, 1242), (193, 640)
+    rows = [
+        made_up_row(ship, net, "fp32", 40.0, shipped=True), made_up_row(ship, kitti, "fp32", 30.0, net, True),
+        made_up_row(lr, net, "fp32", 50.0), made_up_row(lr, kitti, "fp32", 25.0),
+        made_up_row(ship, net, "fp32+ort", 84.0, shipped=True), made_up_row(ship, kitti, "fp32+ort", 80.0, net, True),
+        made_up_row(lr, net, "fp32+ort", 64.0), made_up_row(lr, kitti, "fp32+ort", 32.0),
+        made_up_row(lr, kitti, "fp32", float("nan"), batch=4, error="RuntimeError: out of memory"),
+        # a later backend, with no LR-ASPP row to compare: named as it is, only its own ratio
+        made_up_row(ship, net, "int8+ort", 150.0, shipped=True), made_up_row(ship, kitti, "int8+ort", 140.0, net, True),
+        made_up_row(ship, kitti, "fp8+xyz", 160.0, net, True),
+    ]
+    report = {"device": "cpu: test", "_notes": "", "matmul_gflops": 100.0, "models": rows, "node": None,
+              "_matmul": {"gflops": 100.0, "dtype": "fp32", "n": 2048, "reps": 5, "threads": 2}}
+    assert bench.targets(report) == [
+        "CPU, PyTorch, same frames (375x1242): shipped (network at 193x640) 30.00 fps vs LR-ASPP 25.00 fps "
+        "= 1.20x (target >= 1.5x): MISSED",
+        "CPU, PyTorch, same network size (193x640 frames for both): shipped 40.00 fps vs LR-ASPP 50.00 fps "
+        "= 0.80x (aim >= 1x): reported",
+        "CPU, PyTorch, full frame vs network size: shipped 30.00 fps at 375x1242 vs 40.00 fps on 193x640 frames "
+        "= 0.75 (target >= 0.9): MISSED",
+        "CPU, ONNX Runtime, same frames (375x1242): shipped (network at 193x640) 80.00 fps vs LR-ASPP 32.00 fps "
+        "= 2.50x (target >= 1.5x): met",
+        "CPU, ONNX Runtime, same network size (193x640 frames for both): shipped 84.00 fps vs LR-ASPP 64.00 fps "
+        "= 1.31x (aim >= 1x): met",
+        "CPU, ONNX Runtime, full frame vs network size: shipped 80.00 fps at 375x1242 vs 84.00 fps on 193x640 "
+        "frames = 0.95 (target >= 0.9): met",
+        "CPU, ONNX Runtime INT8, full frame vs network size: shipped 140.00 fps at 375x1242 vs 150.00 fps on "
+        "193x640 frames = 0.93 (target >= 0.9): met",
+        "CPU, INT8 vs fp32 ONNX Runtime at 375x1242: 1.75x (an option worth shipping at >= 1.3x): met"]
+    out = bench.public(report)
+    json.dumps(out, allow_nan=False)
+    assert list(out["ratios"]) == ["fp32", "fp32+ort", "int8+ort", "fp8+xyz"]
+    assert out["ratios"]["fp32"] == pytest.approx({"same_frames": 1.2, "same_network_size": 0.8,
+                                                   "full_frame_vs_network": 0.75})
+    assert out["ratios"]["fp32+ort"] == pytest.approx({"same_frames": 2.5, "same_network_size": 84 / 64,
+                                                       "full_frame_vs_network": 80 / 84})
+    assert out["ratios"]["int8+ort"] == {"same_frames": None, "same_network_size": None,
+                                         "full_frame_vs_network": pytest.approx(140 / 150),
+                                         "vs_fp32": pytest.approx(140 / 80)}
+    assert out["ratios"]["fp8+xyz"] == {"same_frames": None, "same_network_size": None,
+                                        "full_frame_vs_network": None}
+    table = bench.markdown(report)
+    assert table.startswith("Device: cpu: test; matmul ceiling 100.0 GFLOP/s (fp32 torch.mm 2048x2048, "
+                            "2 torch threads, best of 5).")
+    assert "| fps | GFLOP | GFLOP/s | p50 ms |" in table
+    assert f"| {ship} | yes | 375x1242 | 193x640 | 1 | fp32 | 30.00 | 2.00 | 60.0 | 33.3 |" in table
+    assert "| int8+ort | 140.00 | 2.00 | 280.0 |" in table and "| fp8+xyz | 160.00 |" in table
+    assert "| 4 | fp32 | failed: RuntimeError: out of memory | 2.00 | - |" in table
+    assert table.endswith("1.75x (an option worth shipping at >= 1.3x): met")
+
+
+def test_without_a_shipped_model_the_node_default_stands_in_on_the_same_frames_only():
+    kitti = (375, 1242)
+    report = {"device": "cpu: test", "_notes": "", "node": None, "models": [
+        made_up_row("icnet_r18_w0.5", kitti, "fp32", 30.0),
+        made_up_row("lraspp_mobilenet_v3_large", kitti, "fp32", 15.0)]}
+    assert bench.targets(report) == [
+        "CPU, PyTorch, same frames (375x1242): icnet_r18_w0.5 (random weights, no shipped model yet) 30.00 fps "
+        "vs LR-ASPP 15.00 fps = 2.00x (target >= 1.5x): met"]
+    # the network runs the frames as they are: on equal terms already
+    assert bench.ratios(report) == {"fp32": {"same_frames": 2.0, "same_network_size": 2.0,
+                                             "full_frame_vs_network": 1.0}}
+    assert bench.markdown(report).startswith("Device: cpu: test. ")      # no matmul measured: no ceiling
+    assert bench.ratios(dict(report, device="cuda:0: test")) == {}      # the ratios are CPU targets
+
+
 def _ros_imports(path: Path) -> list[tuple[str, bool]]:
     """
     Return (module, at module level) for every import of ROS or icnet_ros.ros in a file.
@@ -251,3 +435,28 @@ def test_the_bench_needs_ros_only_for_its_node_phases():
             "if m.split('.')[0] in %r or m.startswith('icnet_ros.ros'))) or None)" % (ROS,))
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, f"importing icnet_ros.bench loads ROS modules: {run.stderr}"
+
+
+def test_int8_rows_are_planned_for_the_shipped_model_and_compared_with_fp32(tmp_path):
+    from icnet_ros.bench.config import BenchConfig
+    from icnet_ros.bench.models import model_plan
+    from icnet_ros.bench.report import ratios, targets
+
+    ship = wide_checkpoint(tmp_path / "s.pt", input_width=320)
+    cfg = BenchConfig(device="cpu", quick=True, models=["lraspp_mobilenet_v3_large"], node=False).resolved()
+    plan = model_plan(cfg, cfg.models, str(ship))
+    shipped = next(iter(plan))
+    assert {c[3] for c in plan[shipped]} >= {"fp32", "fp32+ort", "int8+ort"}
+    assert "int8+ort" not in {c[3] for c in plan["lraspp_mobilenet_v3_large"]}
+
+    def row(precision, fps, h=375, w=1242):
+        return {"name": shipped, "shipped": True, "height": h, "width": w, "net_height": 97, "net_width": 320,
+                "batch": 1, "precision": precision, "fps": fps, "error": None}
+
+    rows = [row("fp32+ort", 50.0), row("int8+ort", 70.0), row("fp32+ort", 55.0, 97, 320), row("int8+ort", 80.0, 97, 320)]
+    report = {"device": "cpu: test", "models": rows}
+    assert ratios(report)["int8+ort"]["vs_fp32"] == pytest.approx(1.4)
+    assert "CPU, INT8 vs fp32 ONNX Runtime at 375x1242: 1.40x (an option worth shipping at >= 1.3x): met" in \
+        targets(report)
+    report["models"][1]["fps"] = 60.0
+    assert any(t.endswith("1.20x (an option worth shipping at >= 1.3x): MISSED") for t in targets(report))

@@ -275,3 +275,25 @@ def test_threads_reach_onnxruntime_and_torch_explicitly(checkpoint):
             Engine.from_checkpoint(checkpoint, device="cpu", warmup=False, backend="torch", threads=-1)
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_cpu_full_frame_path_agrees_with_the_deploy_path(tmp_path, backend):
+    """
+    The CPU path (uint8 resize down, class maps up by upsample.class_map) against deploy.frame_logits at full size.
+
+    Issue 18's bar: at least 99.5 % of pixels the same class.
+    """
+    from icnet_ros.inference.deploy import frame_logits
+
+    torch.manual_seed(4)
+    model = icnet(CAMVID.num_classes, "r18", 0.25).eval()
+    meta = ModelMeta(CAMVID, "r18", 0.25, input_width=96)
+    path = save_checkpoint(tmp_path / "w.pt", model, meta)
+    engine = Engine.from_checkpoint(path, device="cpu", warmup=False, backend=backend)
+    frames = smooth_frames(3, 150, 250)
+    with torch.no_grad():
+        ref = frame_logits(model, torch.from_numpy(np.stack(frames)), meta).argmax(1).numpy()
+    got = np.stack([r.classes for r in engine.infer(frames)])
+    assert got.shape == ref.shape
+    assert (got == ref).mean() >= 0.995

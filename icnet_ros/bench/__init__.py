@@ -23,22 +23,24 @@ Everything runs on a private ROS_DOMAIN_ID; nothing is downloaded (random weight
 every model but the shipped one).
 
 Modules: ``config`` (BenchConfig, model names, schedules), ``models`` (the model zoo,
-the shipped checkpoint, the plan), ``timing`` (frames, /proc memory, timing one model),
-``graphs`` (the CUDA graph path), ``workers`` (the ``--worker`` / ``--engine-worker``
-subprocesses), ``node_phases`` (node and engine windows, overload, soak), ``report``
-(tables, targets, JSON), ``runner`` (one whole run), ``cli`` (the command line).  No
-module here imports ROS: the DDS side is ``icnet_ros.ros.bench_harness``, imported only
-when the node phases run.
+the shipped checkpoint, the plan, its equal-terms rows), ``timing`` (frames, /proc
+memory, timing one model), ``flops`` (FLOPs per frame, the matmul ceiling), ``graphs``
+(the CUDA graph path), ``workers`` (the ``--worker`` / ``--engine-worker`` /
+``--matmul-worker`` subprocesses), ``node_phases`` (node and engine windows, overload,
+soak), ``report`` (tables, targets and their ratios, JSON), ``runner`` (one whole run),
+``cli`` (the command line).  No module here imports ROS: the DDS side is
+``icnet_ros.ros.bench_harness``, imported only when the node phases run.
 """
 
 from .cli import main
 from .config import ALL_MODELS, BenchConfig, BenchError, CITYSCAPES, KITTI
+from .flops import count_flops, matmul_rate
 from .graphs import GraphedPath
 from .models import build
 from .node_phases import nominal_windows
-from .report import markdown, public, targets
+from .report import markdown, public, ratios, targets
 from .runner import run
 from .timing import measure_model
 
-__all__ = ["ALL_MODELS", "CITYSCAPES", "KITTI", "BenchConfig", "BenchError", "GraphedPath", "build", "main",
-           "markdown", "measure_model", "nominal_windows", "public", "run", "targets"]
+__all__ = ["ALL_MODELS", "CITYSCAPES", "KITTI", "BenchConfig", "BenchError", "GraphedPath", "build", "count_flops",
+           "main", "markdown", "matmul_rate", "measure_model", "nominal_windows", "public", "ratios", "run", "targets"]

@@ -64,6 +64,7 @@ class BenchConfig:
     rate_factor: float | None = None         # None: RATE_FACTOR
     isolate: bool = True
     schedule: dict | None = None
+    calibration: str | None = None           # int8+ort rows: calibration images; None: the sample frames
 
     @classmethod
     def from_args(cls, args) -> BenchConfig:
@@ -71,7 +72,8 @@ class BenchConfig:
         return cls(device=args.device, quick=args.quick, soak=args.soak, models=args.models,
                    shapes=args.shapes, batches=args.batches, node=not args.no_node,
                    node_shape=args.node_shape, node_seconds=args.node_seconds, rate=args.rate[0],
-                   domain_id=args.domain_id, checkpoint=args.model or None, rate_factor=args.rate[1])
+                   domain_id=args.domain_id, checkpoint=args.model or None, rate_factor=args.rate[1],
+                   calibration=args.calibration or None)
 
     def resolved(self) -> BenchConfig:
         """

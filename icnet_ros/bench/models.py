@@ -61,30 +61,60 @@ def zoo_name(checkpoint: str) -> str:
     return f"icnet_{meta.variant}_w{meta.width:g}"
 
 
+def equal_terms_shape(checkpoint: str | None) -> tuple[int, int] | None:
+    """
+    Return the size the shipped network runs KITTI frames at (193x640 at input_width 640).
+
+    None without a shipped checkpoint.  The peers also run frames of this size, and the
+    shipped model frames already at it: speed on equal terms.
+    """
+    if not checkpoint:
+        return None
+    from ..inference.checkpoint import read_checkpoint
+
+    return tuple(int(v) for v in read_checkpoint(checkpoint)[0].network_size(*KITTI))
+
+
 def have_onnxruntime() -> bool:
     """As the engine decides whether its ONNX Runtime backend can run."""
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def model_plan(cfg: BenchConfig, models) -> dict[str, list]:
+def model_plan(cfg: BenchConfig, models, shipped: str | None = None) -> dict[str, list]:
     """
     {model name: [(h, w, batch, precision), ...]}, smallest work first.
 
     On the CPU, 'fp32' is PyTorch and 'fp32+ort' ONNX Runtime (the node's default
-    there), batch 1.  cfg: a resolved BenchConfig.
+    there), batch 1.  cfg: a resolved BenchConfig.  shipped: the shipped checkpoint,
+    planned under its zoo name (first, when models lack it).  Equal terms: when KITTI
+    frames are benched and the shipped network runs them at another size (193x640),
+    every model also runs frames of that size, at the smallest batch and the same
+    precisions: the peers on the input the shipped network gets, and the shipped model
+    without its resize.
     """
     precisions = ["fp32", "fp16", "bf16", "fp16+graph"] if cfg.cuda else ["fp32"]
     if not cfg.cuda and have_onnxruntime():
         precisions.append("fp32+ort")
+    shapes = [(tuple(s), cfg.batches) for s in cfg.shapes]
+    net = equal_terms_shape(shipped)
+    if net and KITTI in cfg.shapes and net != KITTI and net not in cfg.shapes:
+        shapes.append((net, [min(cfg.batches)]))
+    if shipped:
+        name = zoo_name(shipped)
+        models = list(models) if name in models else [name] + list(models)
     plan = {}
     for name in models:
         configs = []
-        for h, w in cfg.shapes:
-            for b in cfg.batches:
+        for (h, w), batches in shapes:
+            for b in batches:
                 # deeplabv3_resnet50 at 1024x2048 costs minutes per call on a small CPU.
                 if (not cfg.cuda and cfg.quick and name == "deeplabv3_resnet50"
                         and (h * w > KITTI[0] * KITTI[1] or b > 1)):
                     continue
                 configs += [(h, w, b, p) for p in precisions if b == 1 or not p.endswith("+ort")]
-        plan[name] = sorted(configs, key=lambda c: (c[0] * c[1] * c[2], precisions.index(c[3])))
+        if shipped and name == zoo_name(shipped) and "fp32+ort" in precisions:
+            # INT8 (ONNX Runtime, calibrated): the shipped model only, wherever it runs ONNX Runtime
+            configs += [(h, w, b, "int8+ort") for h, w, b, p in configs if p == "fp32+ort"]
+        order = precisions + ["int8+ort"]
+        plan[name] = sorted(configs, key=lambda c: (c[0] * c[1] * c[2], order.index(c[3])))
     return plan

@@ -7,15 +7,16 @@ import os
 from . import models as zoo
 from .config import BenchConfig, log
 from .report import describe_device
-from .workers import bench_models
+from .workers import bench_matmul, bench_models
 
 
 def run(config: BenchConfig) -> dict:
     """
     Run the whole bench and return the report.
 
-    The report has the JSON shape of the issue, plus '_'-keys that ``main`` prints but
-    does not write.  BenchError names an option that cannot be used.
+    The report has the JSON shape of the issue (``report.public`` adds the targets'
+    ratios), plus '_'-keys that ``main`` prints but does not write.  BenchError names
+    an option that cannot be used.
     """
     cfg = config.resolved()
     shipped = cfg.checkpoint or zoo.shipped_checkpoint()
@@ -24,8 +25,11 @@ def run(config: BenchConfig) -> dict:
     if os.getloadavg()[0] > 0.5 and not cfg.cuda:
         notes += f" Load average at start {os.getloadavg()[0]:.2f}: other work shared the CPU."
     log(f"bench: {describe_device(cfg.device)}; {notes}")
-    report = {"device": describe_device(cfg.device), "models": bench_models(cfg, shipped),
-              "node": None, "soak": {"seconds": 0}, "_notes": notes}
+    matmul = bench_matmul(cfg)          # the practical ceiling, on the same machine in the same run
+    log(f"bench: matmul {matmul['gflops']:.1f} GFLOP/s")
+    report = {"device": describe_device(cfg.device), "matmul_gflops": matmul["gflops"],
+              "models": bench_models(cfg, shipped), "node": None, "soak": {"seconds": 0}, "_notes": notes,
+              "_matmul": matmul}
     if cfg.node:
         from .node_phases import node_report
 

@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from .config import log, SCHEDULES
+from .flops import gflops_per_frame
 from .models import build
 
 # the source checkout's sample frames (icnet_ros/bench/timing.py -> the checkout root)
@@ -118,14 +119,20 @@ def measure_model(spec: dict) -> list[dict]:
     ``workers.bench_models`` runs it in a subprocess of its own.  A configuration that
     fails (out of memory, bf16 on a pre-Ampere GPU, a graph that does not capture) is a
     row too, with its reason in "error" and no numbers: a missing row would read as
-    never tried.
+    never tried.  Each row also has the network's GFLOP per frame at its net size
+    (``flops``, counted once per size) and the GFLOP/s its fps achieved.
     """
     model, meta = build(spec["name"], spec.get("checkpoint"))
+    key = (spec["name"], spec.get("checkpoint"))
+    # FLOPs first, once per network size: the copy counting makes is gone before any peak is taken
+    nets = {(h, w): meta.network_size(h, w) for h, w, _, _ in spec["configs"]}
+    gflops = {net: gflops_per_frame(key, model, *net) for net in dict.fromkeys(nets.values())}
     rows = []
     for h, w, batch, precision in spec["configs"]:
-        net_h, net_w = meta.network_size(h, w)
+        net_h, net_w = nets[(h, w)]
         row = {"name": spec["name"], "shipped": bool(spec.get("checkpoint")), "height": h, "width": w,
-               "net_height": net_h, "net_width": net_w, "batch": batch, "precision": precision}
+               "net_height": net_h, "net_width": net_w, "batch": batch, "precision": precision,
+               "gflops": gflops[(net_h, net_w)]}
         try:
             row.update(_measure(spec, model, meta, h, w, batch, precision), error=None)
         except Exception as e:  # one configuration failing is reported in its row, not fatal
@@ -134,11 +141,13 @@ def measure_model(spec: dict) -> list[dict]:
             row.update(fps=float("nan"), p50_ms=float("nan"), p99_ms=float("nan"), peak_mb=float("nan"),
                        reps=0, error=reason)
             log(f"bench: {spec['name']} {h}x{w} batch {batch} {precision} failed: {reason}")
-            rows.append(row)
-            continue
+        # fps counts frames (batch x calls per second), gflops is per frame: achieved GFLOP/s
+        row["gflops_per_s"] = row["gflops"] * row["fps"]
         rows.append(row)
-        log(f"bench: {spec['name']:30s} {h}x{w} (net {net_h}x{net_w}) b{batch} {precision:10s} "
-            f"{row['fps']:8.2f} fps  p50 {row['p50_ms']:8.1f} ms  peak {row['peak_mb']:7.0f} MB  ({row['reps']} reps)")
+        if not row["error"]:
+            log(f"bench: {spec['name']:30s} {h}x{w} (net {net_h}x{net_w}) b{batch} {precision:10s} "
+                f"{row['fps']:8.2f} fps  p50 {row['p50_ms']:8.1f} ms  peak {row['peak_mb']:7.0f} MB  "
+                f"{row['gflops_per_s']:7.1f} GFLOP/s  ({row['reps']} reps)")
     return rows
 
 
@@ -151,7 +160,8 @@ def _measure(spec: dict, model, meta, h: int, w: int, batch: int, precision: str
 
     prec = precision.split("+")[0]
     backend = "onnxruntime" if precision.endswith("+ort") else "torch"
-    engine = Engine(model, meta, spec["device"], prec, warmup=False, backend=backend)
+    engine = Engine(model, meta, spec["device"], prec, warmup=False, backend=backend,
+                    calibration=spec.get("calibration") if prec == "int8" else None)
     cuda = engine.device.type == "cuda"
     frames = sample_frames((h, w), batch)
     if cuda:

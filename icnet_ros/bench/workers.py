@@ -9,6 +9,8 @@ spec:
   is its own.
 - ``--engine-worker SPEC``: the bare engine on the node's frames; answers each line of
   stdin (seconds) with the engine's fps over that long, and stays loaded in between.
+- ``--matmul-worker SPEC``: the machine's torch.mm rate (``flops.matmul_rate``) in a
+  process started as the model workers are, so with their thread count; one JSON line.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import subprocess
 import sys
 import time
 
-from .config import BenchConfig
+from .config import BenchConfig, log
+from .flops import matmul_rate
 from .models import model_plan, zoo_name
 from .timing import in_thread, measure_model, sample_frames
 
-WORKER, ENGINE_WORKER = "--worker", "--engine-worker"
+WORKER, ENGINE_WORKER, MATMUL_WORKER = "--worker", "--engine-worker", "--matmul-worker"
 
 
 def _bench_command(flag: str, spec: dict) -> list[str]:
@@ -42,7 +45,43 @@ def worker_main(argv: list[str]) -> int | None:
         spec = json.loads(argv[1])
         engine_worker(spec["checkpoint"], spec["device"], sample_frames(tuple(spec["shape"])))
         return 0
+    if argv[:1] == [MATMUL_WORKER]:                    # the matmul ceiling in a subprocess
+        print(json.dumps(matmul_rate(**json.loads(argv[1]))))
+        return 0
     return None
+
+
+def bench_matmul(cfg: BenchConfig) -> dict:
+    """
+    Return the machine's matmul rate (``flops.matmul_rate``); cfg: a resolved BenchConfig.
+
+    On the CPU 1024 x 1024 with --quick, else 2048 x 2048; 8192 x 8192 fp16 on CUDA.
+    In a subprocess of its own unless cfg.isolate is False.  A failure is logged and
+    leaves gflops NaN: the ceiling is context for the rows, not a reason to stop.
+    """
+    spec = {"device": cfg.device, "n": 0 if cfg.cuda else (1024 if cfg.quick else 2048)}
+    try:
+        if not cfg.isolate:
+            return matmul_rate(**spec)
+        proc = subprocess.run(_bench_command(MATMUL_WORKER, spec), stdout=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"exit code {proc.returncode}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except Exception as e:  # any failure only loses the ceiling
+        log(f"bench: matmul rate not measured: {type(e).__name__}: {e}")
+        return {"gflops": float("nan")}
+
+
+def calibration_dir(cfg: BenchConfig) -> str:
+    """Return the images int8+ort rows calibrate on: --calibration, else the sample KITTI frames."""
+    if cfg.calibration:
+        return str(cfg.calibration)
+    from ..paths import sample_frames_dir
+
+    try:
+        return str(sample_frames_dir() / "image_2")
+    except FileNotFoundError:
+        return ""           # the int8 rows then fail with the engine's one-line reason
 
 
 def bench_models(cfg: BenchConfig, shipped: str | None) -> list[dict]:
@@ -50,20 +89,16 @@ def bench_models(cfg: BenchConfig, shipped: str | None) -> list[dict]:
     Return the model rows of the report; cfg: a resolved BenchConfig.
 
     The shipped checkpoint is benched under its zoo name (added to the models
-    if missing).
+    if missing); ``models.model_plan`` adds the equal-terms rows.
     """
-    models = cfg.models
-    shipped_name = None
-    if shipped:
-        shipped_name = zoo_name(shipped)
-        if shipped_name not in models:
-            models = [shipped_name] + list(models)
+    shipped_name = zoo_name(shipped) if shipped else None
     rows = []
-    for name, configs in model_plan(cfg, models).items():
+    for name, configs in model_plan(cfg, cfg.models, shipped).items():
         if not configs:
             continue
         spec = {"name": name, "device": cfg.device, "quick": cfg.quick, "configs": configs,
-                "checkpoint": shipped if name == shipped_name else None, "schedule": cfg.schedule}
+                "checkpoint": shipped if name == shipped_name else None, "schedule": cfg.schedule,
+                "calibration": calibration_dir(cfg)}
         if not cfg.isolate:
             rows += measure_model(spec)
             continue

@@ -71,16 +71,19 @@ class Deployable(nn.Module):
     What ``export`` writes and the ONNX Runtime backend traces.
     """
 
-    def __init__(self, model: nn.Module, meta: ModelMeta):
+    def __init__(self, model: nn.Module, meta: ModelMeta, channels_last_logits: bool = False):
+        """channels_last_logits: logits N x H x W x C (the CPU engine's layout for upsample.py)."""
         super().__init__()
         self.model = model.eval()
         self.meta = meta
+        self.channels_last_logits = channels_last_logits
         self.register_buffer("mean", torch.tensor(meta.mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(meta.std, dtype=torch.float32))
 
     def forward(self, image: torch.Tensor):
         logits = frame_logits(self.model, image, self.meta, self.mean, self.std)
-        return logits, logits.argmax(1).to(torch.uint8)
+        classes = logits.argmax(1).to(torch.uint8)
+        return (logits.permute(0, 2, 3, 1) if self.channels_last_logits else logits), classes
 
 
 def trace_onnx(net: Deployable, h: int, w: int, target, opset: int = 17) -> None:

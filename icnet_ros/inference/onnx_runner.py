@@ -29,7 +29,7 @@ class OnnxRunner:
 
     def __init__(self, model: nn.Module, meta: ModelMeta, threads: int, int8_frames: list | None = None):
         """int8_frames: calibration frames; each traced graph is then quantised (int8.py) before use."""
-        self._net = Deployable(model.float(), meta)
+        self._net = Deployable(model.float(), meta, channels_last_logits=True)
         self._threads = max(1, int(threads))
         self._int8_frames = int8_frames
         self._sessions: OrderedDict[tuple[int, int], object] = OrderedDict()
@@ -70,7 +70,7 @@ class OnnxRunner:
         """
         images: N x H x W x 3 uint8 RGB, C-contiguous.
 
-        (class maps N x H x W uint8, logits N x C x H x W float32 or None).
+        (class maps N x H x W uint8, logits N x H x W x C float32 or None).
         """
         sess = self.session(images.shape[1], images.shape[2])
         if logits:

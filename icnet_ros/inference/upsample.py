@@ -48,7 +48,8 @@ def class_map(classes: np.ndarray, logits: np.ndarray, size: tuple[int, int]) ->
     """
     Return the H x W uint8 class map of ``argmax(bilinear(logits, size))``.
 
-    classes: h x w uint8, the argmax of logits (C x h x w float32) at the network size.
+    classes: h x w uint8, the argmax of logits (h x w x C float32, channels last: one
+    pixel's logits side by side) at the network size.
     """
     h, w = classes.shape
     out_h, out_w = size
@@ -66,21 +67,24 @@ def class_map(classes: np.ndarray, logits: np.ndarray, size: tuple[int, int]) ->
     where = np.flatnonzero(flat == BORDER)
     if len(where):
         ys, xs = np.divmod(where, out_w)
-        rows = np.ascontiguousarray(logits.reshape(len(logits), -1).T)   # (h*w) x C: a pixel's logits side by side
+        rows = logits.reshape(h * w, -1)
         a0, a1 = y0[ys] * w, y1[ys] * w
         b0, b1 = x0[xs], x1[xs]
-        fy, fx = wy[ys][:, None], wx[xs][:, None]
-        top = rows[a0 + b0] * (1 - fx) + rows[a0 + b1] * fx
-        bottom = rows[a1 + b0] * (1 - fx) + rows[a1 + b1] * fx
-        flat[where] = (top * (1 - fy) + bottom * fy).argmax(1)
+        fx, fy = wx[xs][:, None], wy[ys][:, None]
+        top = rows[a0 + b0]
+        top += (rows[a0 + b1] - top) * fx      # in place: few temporaries of n x C
+        bottom = rows[a1 + b0]
+        bottom += (rows[a1 + b1] - bottom) * fx
+        top += (bottom - top) * fy
+        flat[where] = top.argmax(1)
     return out
 
 
 def drivable_probability(logits: np.ndarray, drivable_ids, size: tuple[int, int]) -> np.ndarray:
-    """Return the H x W float32 drivable probability: softmax at the network size, summed, resized."""
-    z = logits - logits.max(0, keepdims=True)
+    """Return the H x W float32 drivable probability: softmax at the network size (h x w x C), summed, resized."""
+    z = logits - logits.max(-1, keepdims=True)
     np.exp(z, out=z)
-    prob = z[list(drivable_ids)].sum(0) / z.sum(0)
+    prob = z[..., list(drivable_ids)].sum(-1) / z.sum(-1)
     h, w = size
     if prob.shape != (h, w):
         prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
