@@ -453,7 +453,8 @@ def test_int8_rows_are_planned_for_the_shipped_model_and_compared_with_fp32(tmp_
         return {"name": shipped, "shipped": True, "height": h, "width": w, "net_height": 97, "net_width": 320,
                 "batch": 1, "precision": precision, "fps": fps, "error": None}
 
-    rows = [row("fp32+ort", 50.0), row("int8+ort", 70.0), row("fp32+ort", 55.0, 97, 320), row("int8+ort", 80.0, 97, 320)]
+    rows = [row("fp32+ort", 50.0), row("int8+ort", 70.0),
+            row("fp32+ort", 55.0, 97, 320), row("int8+ort", 80.0, 97, 320)]
     report = {"device": "cpu: test", "models": rows}
     assert ratios(report)["int8+ort"]["vs_fp32"] == pytest.approx(1.4)
     assert "CPU, INT8 vs fp32 ONNX Runtime at 375x1242: 1.40x (an option worth shipping at >= 1.3x): met" in \
