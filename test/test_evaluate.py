@@ -158,3 +158,20 @@ def test_drivable_threshold_and_connected_score_the_mask_the_node_would_publish(
     rc, _, _, err = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}",
                              "--drivable-threshold", "1.5")
     assert rc == 2 and err == "evaluate: error: --drivable-threshold 1.5 must be between 0 and 1"
+
+
+def test_tradeoff_plots_accuracy_against_speed(kitti, road_model, tmp_path, capfd):
+    from icnet_ros.tools.tradeoff import main as tradeoff_main
+
+    out, js = tmp_path / "t.png", tmp_path / "t.json"
+    assert tradeoff_main(["--checkpoint", str(road_model), "--data", f"kitti:{kitti}", "--widths", "64", "96",
+                          "--calls", "2", "--threads", "1", "--out", str(out), "--json", str(js)]) == 0
+    points = json.loads(js.read_text())
+    ship = [p for p in points if p["model"] == "shipped"]
+    assert [p["width"] for p in ship] == [64, 96] and all(p["fps"] > 0 for p in points)
+    assert [p["net_size"] for p in ship] == [[19, 64], [29, 96]]
+    assert all(0 <= p["mean_drivable_iou"] <= 1 for p in ship)
+    assert [p["width"] for p in points if p["model"] == "lraspp_mobilenet_v3_large"] == [64, 96]
+    assert out.stat().st_size > 10000
+    assert tradeoff_main(["--data", f"kitti:{kitti}", "--widths", "4", "--out", str(out)]) == 2
+    assert "--widths [4]: each must be at least 8" in capfd.readouterr().err
