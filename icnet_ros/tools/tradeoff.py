@@ -7,7 +7,8 @@ Accuracy against speed: the shipped model at several input widths (and INT8), wi
 For each input width: the drivable IoU on each --data set (as ``evaluate --input-width W``
 scores it) and the CPU fps on 375x1242 KITTI frames (the engine, ONNX Runtime, one run);
 LR-ASPP MobileNetV3 (random weights: speed only) runs the same frames at the same network
-size.  With --calibration, the INT8 backend at the checkpoint's own width is one more
+size.  The engines are timed in turns (five rounds), so a drift in the machine's speed
+falls on all points alike.  With --calibration, the INT8 backend at the checkpoint's own width is one more
 point.  Draws one PNG: mean drivable IoU against fps, one line per model.
 """
 
@@ -40,22 +41,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--widths", type=int, nargs="+", default=[512, 640, 768, 896])
     p.add_argument("--calibration", metavar="DIR", help="also the INT8 backend, calibrated on these images")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    p.add_argument("--calls", type=int, default=40, help="timed calls per point (median)")
+    p.add_argument("--calls", type=int, default=100, help="timed calls per point, in 5 rounds taken in turn (median)")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--json", help="also write the points here")
     return p
 
 
-def frames_per_second(engine: Engine, frames: list[np.ndarray], calls: int) -> float:
-    """Median over ``calls`` single-frame calls, after three warm-up calls."""
-    for f in frames[:3]:
-        engine.infer(f)
-    times = []
-    for i in range(calls):
-        t0 = time.perf_counter()
-        engine.infer(frames[i % len(frames)])
-        times.append(time.perf_counter() - t0)
-    return 1.0 / float(np.median(times))
+def frames_per_second(engines: list[Engine], frames: list[np.ndarray], calls: int, rounds: int = 5) -> list[float]:
+    """
+    Return each engine's fps: 1 / the median time of its single-frame calls.
+
+    The engines take turns, ``calls / rounds`` calls each per round, so a drift in the
+    machine's speed (a shared VM's) falls on all of them alike.
+    """
+    times: list[list[float]] = [[] for _ in engines]
+    for engine in engines:
+        for f in frames[:3]:
+            engine.infer(f)                 # warm-up: traces, first allocations
+    per_round = max(1, calls // rounds)
+    for _ in range(rounds):
+        for engine, box in zip(engines, times):
+            for i in range(per_round):
+                t0 = time.perf_counter()
+                engine.infer(frames[i % len(frames)])
+                box.append(time.perf_counter() - t0)
+    return [1.0 / float(np.median(box)) for box in times]
 
 
 def _datasets(args, classes) -> list[tuple[str, object]]:
@@ -68,39 +78,33 @@ def _datasets(args, classes) -> list[tuple[str, object]]:
 
 
 def measure(args) -> list[dict]:
-    """Return the points: {model, width, precision, fps, drivable_iou {set: IoU}, mean_drivable_iou}."""
+    """Return the points: {model, width, precision, net_size, fps, drivable_iou {set: IoU}, mean_drivable_iou}."""
     from ..bench.models import build
     from ..bench.timing import sample_frames
     from ..paths import default_model_path
 
     path = args.checkpoint or default_model_path()
-    frames = sample_frames(KITTI)
-    points = []
-    runs = [(w, "fp32") for w in args.widths]
+    runs = [("shipped", w, "fp32") for w in args.widths]
     if args.calibration:
-        runs.append((load_checkpoint(path)[1].input_width or args.widths[0], "int8"))
-    sets = None
-    for width, precision in runs:
-        model, meta, _ = load_checkpoint(path)
+        runs.append(("shipped", load_checkpoint(path)[1].input_width or args.widths[0], "int8"))
+    runs += [("lraspp_mobilenet_v3_large", w, "fp32") for w in args.widths]
+    points, engines, sets = [], [], None
+    for name, width, precision in runs:
+        model, meta = load_checkpoint(path)[:2] if name == "shipped" else build(name)
         meta.input_size, meta.input_width = None, width
         engine = Engine(model, meta, "cpu", precision, warmup=False, backend="onnxruntime", threads=args.threads,
                         calibration=args.calibration if precision == "int8" else None)
-        sets = sets or _datasets(args, engine.classes)
-        ious = {name: evaluate(engine, data)["drivable_iou"] for name, data in sets}
-        fps = frames_per_second(engine, frames, args.calls)
-        points.append({"model": "shipped", "width": width, "precision": precision,
-                       "net_size": list(meta.network_size(*KITTI)), "fps": fps,
-                       "drivable_iou": ious, "mean_drivable_iou": float(np.mean(list(ious.values())))})
-        print(f"tradeoff: shipped {precision} width {width}: {points[-1]['fps']:.1f} fps, mean drivable IoU "
-              f"{points[-1]['mean_drivable_iou']:.4f}", flush=True)
-    for width in args.widths:
-        model, meta = build("lraspp_mobilenet_v3_large")
-        meta.input_width = width
-        engine = Engine(model, meta, "cpu", "fp32", warmup=False, backend="onnxruntime", threads=args.threads)
-        points.append({"model": "lraspp_mobilenet_v3_large", "width": width, "precision": "fp32",
-                       "net_size": list(meta.network_size(*KITTI)),
-                       "fps": frames_per_second(engine, frames, args.calls)})
-        print(f"tradeoff: LR-ASPP width {width}: {points[-1]['fps']:.1f} fps", flush=True)
+        point = {"model": name, "width": width, "precision": precision, "net_size": list(meta.network_size(*KITTI))}
+        if name == "shipped":               # accuracy: the shipped model only (LR-ASPP has random weights)
+            sets = sets or _datasets(args, engine.classes)
+            ious = {label: evaluate(engine, data)["drivable_iou"] for label, data in sets}
+            point.update(drivable_iou=ious, mean_drivable_iou=float(np.mean(list(ious.values()))))
+        points.append(point)
+        engines.append(engine)
+    for point, fps in zip(points, frames_per_second(engines, sample_frames(KITTI), args.calls)):
+        point["fps"] = fps
+        iou = f", mean drivable IoU {point['mean_drivable_iou']:.4f}" if "mean_drivable_iou" in point else ""
+        print(f"tradeoff: {point['model']} {point['precision']} width {point['width']}: {fps:.1f} fps{iou}", flush=True)
     return points
 
 
@@ -127,7 +131,7 @@ def plot(points: list[dict], out: Path) -> None:
     ax.set_ylabel("mean drivable IoU on the held-out sets (%)")
     ax.set_title("Accuracy against speed (labels: input width)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
