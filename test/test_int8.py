@@ -9,7 +9,7 @@ import torch
 
 from icnet_ros.classes import CAMVID
 from icnet_ros.inference.checkpoint import ModelMeta, save_checkpoint
-from icnet_ros.inference.engine import Engine, EngineError
+from icnet_ros.inference.engine import CalibrationError, Engine, EngineError
 from icnet_ros.inference.int8 import calibration_frames, quantize, QuantizeError
 from icnet_ros.nn.model import icnet
 from icnet_ros.tools.export import sample_frames
@@ -55,13 +55,15 @@ def test_calibration_frames_come_evenly_from_a_folder(calib_dir, tmp_path):
 
 
 def test_missing_calibration_and_wrong_places_are_one_line(model_file, tmp_path):
-    cases = [({"precision": "int8"}, "needs calibration frames"),
-             ({"precision": "int8", "calibration": str(tmp_path / "nowhere")}, "does not exist"),
-             ({"precision": "int8", "backend": "torch", "calibration": str(tmp_path)}, "ONNX Runtime only")]
-    for kwargs, words in cases:
+    cases = [({"precision": "int8"}, "needs calibration frames", CalibrationError),
+             ({"precision": "int8", "calibration": str(tmp_path / "nowhere")}, "does not exist", CalibrationError),
+             ({"precision": "int8", "backend": "torch", "calibration": str(tmp_path)}, "ONNX Runtime only",
+              EngineError)]
+    for kwargs, words, kind in cases:
         with pytest.raises(EngineError, match=words) as e:
             Engine.from_checkpoint(model_file, device="cpu", warmup=False, **kwargs)
         assert "\n" not in str(e.value)
+        assert type(e.value) is kind        # calibration problems are their own kind: the node names the parameter
 
 
 def test_a_graph_that_cannot_be_quantised_is_one_line(model_file, calib_dir, monkeypatch):
@@ -77,7 +79,7 @@ def test_a_graph_that_cannot_be_quantised_is_one_line(model_file, calib_dir, mon
 
     monkeypatch.setattr(int8, "quantize", broken)
     engine = Engine.from_checkpoint(model_file, device="cpu", precision="int8", warmup=False, calibration=frames)
-    with pytest.raises(EngineError, match="could not be quantised"):
+    with pytest.raises(CalibrationError, match="could not be quantised"):
         engine.infer(sample_frames(1, 60, 96)[0])
 
 

@@ -111,6 +111,13 @@ def test_a_bad_threshold_fails_configure_naming_it(graph_factory):
     assert "'drivable_threshold'" in g.node.last_error and "\n" not in g.node.last_error
 
 
+def test_int8_with_an_unusable_calibration_folder_fails_configure_naming_it(graph_factory, tmp_path):
+    g = graph_factory(autostart=False, precision="int8", device="cpu", calibration_images=str(tmp_path / "none"))
+    assert not g.configure()
+    assert g.node.last_error.startswith("parameter 'calibration_images': calibration folder")
+    assert "does not exist" in g.node.last_error and "\n" not in g.node.last_error
+
+
 def test_frames_of_any_shape_never_stop_the_node(graph_factory, tmp_path):
     """
     A good frame, then 16x4000, 4000x16 and portrait 1080x1920 frames, then a good one again.

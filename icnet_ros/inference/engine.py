@@ -42,6 +42,10 @@ class EngineError(ValueError):
     """A bad device, precision or frame given to the engine."""
 
 
+class CalibrationError(EngineError):
+    """INT8: calibration frames missing or unusable, or a graph that did not quantise (int8.py)."""
+
+
 @dataclass
 class Result:
     classes: np.ndarray                  # H x W uint8 class ids
@@ -115,6 +119,11 @@ def resolve_backend(backend: str, device: torch.device, precision: str) -> str:
             raise EngineError("backend 'onnxruntime' needs the onnxruntime package "
                               "(pip install onnxruntime), or use backend 'torch'")
     return backend
+
+
+def _stacked(maps: list[np.ndarray]) -> np.ndarray:
+    """N x ... from N arrays; one frame is a view, not a copy (the usual case, per frame)."""
+    return maps[0][None] if len(maps) == 1 else np.stack(maps)
 
 
 def fuse_batchnorm(model: nn.Module) -> nn.Module:
@@ -207,7 +216,7 @@ class Engine:
         try:
             return list(calibration) if isinstance(calibration, (list, tuple)) else calibration_frames(calibration)
         except QuantizeError as e:
-            raise EngineError(str(e)) from None
+            raise CalibrationError(str(e)) from None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, device: str = "auto",
@@ -334,22 +343,29 @@ class Engine:
     def _run_cpu(self, frames: list[np.ndarray], color: str, probabilities: bool) -> list[Result]:
         """Frames of one size on the CPU: resize to the network size, run, class maps back (upsample.py)."""
         h, w = frames[0].shape[:2]
-        x = resize_frames(frames, self.meta.network_size(h, w))
+        size = self.meta.network_size(h, w)
+        # logits only where they are used: class maps brought up to the frame, or probabilities
+        need_logits = probabilities or size != (h, w)
+        x = resize_frames(frames, size)
         if color == "bgr":
             x = x[..., ::-1]
         if self._onnx is not None:
+            from .int8 import QuantizeError
+
             try:
-                small, logits = self._onnx.run(np.ascontiguousarray(x), True)
-            except ValueError as e:     # int8.QuantizeError: the graph for this size did not quantise
-                raise EngineError(str(e)) from None
+                small, logits = self._onnx.run(np.ascontiguousarray(x), need_logits)
+            except QuantizeError as e:      # int8: the graph for this network size did not quantise
+                raise CalibrationError(str(e)) from None
         else:
             out = frame_logits(self.model, torch.from_numpy(np.ascontiguousarray(x)), None, self._mean, self._std,
                                _DTYPES.get(self.precision), channels_last=True)
-            small, logits = out.argmax(1).to(torch.uint8).numpy(), out.float().permute(0, 2, 3, 1).contiguous().numpy()
-        classes = np.stack([class_map(small[i], logits[i], (h, w)) for i in range(len(frames))])
+            small = out.argmax(1).to(torch.uint8).numpy()
+            logits = out.float().permute(0, 2, 3, 1).contiguous().numpy() if need_logits else None
+        classes = _stacked([class_map(small[i], logits[i] if need_logits else None, (h, w))
+                            for i in range(len(frames))])
         prob = None
         if probabilities:
-            prob = np.stack([drivable_probability(logits[i], self._drivable_ids, (h, w)) for i in range(len(frames))])
+            prob = _stacked([drivable_probability(logits[i], self._drivable_ids, (h, w)) for i in range(len(frames))])
         return self._results(classes, prob)
 
     @torch.inference_mode()

@@ -49,7 +49,8 @@ def class_map(classes: np.ndarray, logits: np.ndarray, size: tuple[int, int]) ->
     Return the H x W uint8 class map of ``argmax(bilinear(logits, size))``.
 
     classes: h x w uint8, the argmax of logits (h x w x C float32, channels last: one
-    pixel's logits side by side) at the network size.
+    pixel's logits side by side) at the network size; logits may be None when the size
+    is the frame's (the classes are then the answer).
     """
     h, w = classes.shape
     out_h, out_w = size

@@ -139,7 +139,7 @@ class SegmentationNode(LifecycleNode):
 
     def _load_engine(self, config: NodeConfig):
         from ..inference.checkpoint import CheckpointError
-        from ..inference.engine import Engine, EngineError
+        from ..inference.engine import CalibrationError, Engine, EngineError
 
         path = config.model_path
         try:
@@ -155,9 +155,10 @@ class SegmentationNode(LifecycleNode):
         except OSError as e:  # ament_index without AMENT_PREFIX_PATH (a plain venv) says so this way
             raise ConfigError(f"parameter 'model_path': empty, and the shipped model could not be "
                               f"looked up ({e}); pass a checkpoint path") from None
+        except CalibrationError as e:
+            raise ConfigError(f"parameter 'calibration_images': {e}") from None
         except EngineError as e:
-            name = "calibration_images" if "calibrat" in str(e) or "quantised" in str(e) else "device"
-            raise ConfigError(f"parameter '{name}': {e}") from None
+            raise ConfigError(f"parameter 'device': {e}") from None
 
     def _qos(self, reliability: str) -> QoSProfile:
         return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=self.config.qos_depth,
