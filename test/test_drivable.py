@@ -40,7 +40,7 @@ def test_confidence_image_is_mono8():
     assert confidence_image(prob).dtype == np.uint8
 
 
-@pytest.mark.parametrize("size", [(375, 1242), (97, 301), (48, 64)])
+@pytest.mark.parametrize("size", [(375, 1242), (97, 301), (48, 64), (30, 41), (48, 200), (200, 48)])
 def test_class_map_is_argmax_of_bilinear_logits(size):
     gen = torch.Generator().manual_seed(sum(size))
     logits = F.interpolate(torch.randn(1, 7, 6, 20, generator=gen), size=(48, 64), mode="bilinear")[0] * 4
