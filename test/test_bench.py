@@ -24,7 +24,7 @@ from icnet_ros.optional import ROS
 MODEL_KEYS = {"name", "shipped", "height", "width", "net_height", "net_width", "batch", "precision", "fps", "p50_ms",
               "p99_ms", "peak_mb", "error", "gflops", "gflops_per_s"}
 REPORT_KEYS = {"device", "matmul_gflops", "models", "ratios", "node", "soak"}
-NODE_KEYS = {"fps", "engine_fps", "ratio", "p50_ms", "p99_ms", "overload_p99_ms", "dropped"}
+NODE_KEYS = {"fps", "engine_fps", "ratio", "p50_ms", "p99_ms", "overload_p99_ms", "dropped", "infer_ms", "process_ms"}
 TINY = {"warmup": 1, "min_reps": 2, "min_s": 0.0, "max_s": 1.0, "max_reps": 3}
 
 
@@ -80,6 +80,7 @@ def test_cli_writes_the_issue_json_with_the_node_and_a_soak(tmp_path, tiny_check
     assert set(node) == NODE_KEYS
     assert all(positive(node[k]) for k in NODE_KEYS - {"dropped"}), node
     assert isinstance(node["dropped"], int) and node["dropped"] >= 0
+    assert node["infer_ms"] <= node["process_ms"]        # the network is a part of the node's work
     soak = out["soak"]
     assert soak["seconds"] == 2 and soak["crashes"] == 0 and soak["exit_code"] == 0
     assert positive(soak["rss_start_mb"]) and positive(soak["rss_end_mb"]) and soak["frames"] > 0
@@ -87,6 +88,16 @@ def test_cli_writes_the_issue_json_with_the_node_and_a_soak(tmp_path, tiny_check
     assert "| node fps |" in printed and "Soak 2 s" in printed
     assert "3 node windows" in printed and "4 bare-engine windows" in printed
     assert "1.2x the engine's fps" in printed
+    assert "Inside the node (its diagnostics, same windows): network" in printed
+
+
+def test_in_node_times_average_the_diagnostics_windows_and_skip_empty_ones():
+    from icnet_ros.bench.node_phases import in_node_ms
+
+    diags = [{"inference (ms)": "10.0", "processing (ms)": "11.0"}, {"inference (ms)": "nan", "processing (ms)": "nan"},
+             {"inference (ms)": "12.0", "processing (ms)": "13.5"}, {"frames received": "3"}]
+    assert in_node_ms(diags) == {"infer_ms": 11.0, "process_ms": 12.25}
+    assert all(math.isnan(v) for v in in_node_ms([]).values())
 
 
 class FakeEngine:

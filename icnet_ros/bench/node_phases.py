@@ -126,7 +126,9 @@ def bench_node(cfg: BenchConfig, checkpoint: str, domain_id: int, rounds: int = 
 def _windows(cfg: BenchConfig, h, engine, rounds: int, settle: float, first_fps: float) -> tuple[dict, dict]:
     """Run the nominal windows, then twice the engine's fps: (node, details) dicts."""
     shape, seconds, rate, factor = cfg.node_shape, cfg.node_seconds, cfg.rate, cfg.rate_factor
+    start = time.time_ns()
     nominal, e_list, rows = nominal_windows(h, engine, rate, seconds, rounds, settle, first_fps, factor)
+    inside = in_node_ms(h.diags_between(start, time.time_ns()) + [h.diag_after(time.time_ns())])
     if nominal["frames"] == 0:
         raise RuntimeError(f"no mask came back from the node in {seconds:.0f} s "
                            f"({h.published} frames published):\n{h.node_output()}")
@@ -146,8 +148,23 @@ def _windows(cfg: BenchConfig, h, engine, rounds: int, settle: float, first_fps:
                "overload_received": received}
     node = {"fps": nominal["fps"], "engine_fps": e_fps, "ratio": nominal["fps"] / e_fps,
             "p50_ms": nominal["p50_ms"], "p99_ms": nominal["p99_ms"],
-            "overload_p99_ms": over["p99_ms"], "dropped": dropped}
+            "overload_p99_ms": over["p99_ms"], "dropped": dropped, **inside}
     return node, details
+
+
+def in_node_ms(diags: list[dict]) -> dict:
+    """
+    The node's own per-frame times in its diagnostics windows: network, and all its work.
+
+    infer_ms against process_ms is the node's overhead (conversion, outputs) alone; the
+    bare engine's time against infer_ms is what the transport and the publisher took
+    from the network's CPU (on a 2-core machine, most of the node/engine gap).
+    """
+    def mean(key):
+        vals = [float(d[key]) for d in diags if key in d and d[key] != "nan"]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    return {"infer_ms": mean("inference (ms)"), "process_ms": mean("processing (ms)")}
 
 
 def soak(h, rate: float, seconds: float, settle: float) -> dict:

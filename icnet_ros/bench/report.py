@@ -92,6 +92,11 @@ def _node_lines(report: dict) -> list[str]:
                   f"| {_f(n['fps'], 2)} | {_f(n['engine_fps'], 2)} | {_f(n['ratio'], 2)} | {_f(n['p50_ms'])} | "
                   f"{_f(n['p99_ms'])} | {_f(n['overload_p99_ms'])} | {_f(d.get('overload_fps'), 2)} | "
                   f"{n['dropped']} of {d.get('overload_received')} received |"]
+        if "infer_ms" in n:
+            lines += ["", f"Inside the node (its diagnostics, same windows): network {_f(n['infer_ms'], 2)} ms of "
+                          f"{_f(n['process_ms'], 2)} ms per frame (the rest: conversion and outputs), against "
+                          f"{_f(1000 / n['engine_fps'], 2)} ms for the bare engine (the difference: CPU the "
+                          f"transport and the publisher took from the network)."]
     s = report.get("soak") or {}
     if s.get("seconds"):
         lines += ["", f"Soak {s['seconds']:.0f} s at {s['rate_hz']:.2f} Hz: RSS {_f(s['rss_start_mb'], 0)} -> "

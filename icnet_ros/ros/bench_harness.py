@@ -138,6 +138,11 @@ class NodeHarness:
         with self._lock:
             return [m for m in self.masks if first <= m[0] <= last]
 
+    def diags_between(self, first: int, last: int) -> list[dict]:
+        """Return the node's diagnostics received between two times (ns)."""
+        with self._lock:
+            return [d for t, d in self.diag if first <= t <= last]
+
     def diag_after(self, t_ns: int, timeout: float = 5.0) -> dict:
         """Return the first diagnostics the node sent after t_ns (it sends them once a second)."""
         end = time.monotonic() + timeout
