@@ -143,24 +143,17 @@ def _ratio(a: dict | None, b: dict | None) -> float | None:
     return a["fps"] / b["fps"] if a and b and b["fps"] else None
 
 
-def _full_ratio(c: dict) -> float | None:
-    """Full frame / network size: as measured in turns (timing._full_vs_network) where it was, else from the rows."""
-    turns = (c["ship"] or {}).get("in_turns")
-    return turns["ratio"] if turns else _ratio(c["ship"], c["ship_net"])
-
-
 def ratios(report: dict) -> dict[str, dict]:
     """
     Return the CPU targets' ratios per backend (precision), as the JSON's 'ratios'.
 
     same_frames: shipped fps / LR-ASPP fps at 375x1242; same_network_size: the same on
     frames at the shipped network's size for KITTI (193x640); full_frame_vs_network:
-    shipped fps at 375x1242 / on those frames, timed in turns by one engine.  None where
-    a row is missing.
+    shipped fps at 375x1242 / on those frames.  None where a row is missing.
     """
     comps = _comparisons(report)
     out = {p: {"same_frames": _ratio(c["ship"], c["lr"]), "same_network_size": _ratio(c["ship_net"], c["lr_net"]),
-               "full_frame_vs_network": _full_ratio(c)}
+               "full_frame_vs_network": _ratio(c["ship"], c["ship_net"])}
            for p, c in comps.items()}
     if "int8+ort" in comps and "fp32+ort" in comps:       # INT8 ships as an option at >= INT8_SPEEDUP
         out["int8+ort"]["vs_fp32"] = _ratio(comps["int8+ort"]["ship"], comps["fp32+ort"]["ship"])
@@ -189,13 +182,7 @@ def _cpu_targets(report: dict) -> list[str]:
             out.append(f"CPU, {label}, same network size ({size} frames for both): shipped {ship_net['fps']:.2f} fps "
                        f"vs LR-ASPP {lr_net['fps']:.2f} fps = {r:.2f}x (aim >= {SAME_NETWORK:g}x): "
                        f"{'met' if r >= SAME_NETWORK else 'reported'}")
-        turns = ship.get("in_turns")
-        if turns:
-            r = turns["ratio"]
-            out.append(f"CPU, {label}, full frame vs network size (in turns, {turns['rounds']} rounds): shipped "
-                       f"{turns['fps']:.2f} fps at 375x1242 vs {turns['net_fps']:.2f} fps on {size} frames = "
-                       f"{r:.2f} (target >= {FULL_FRAME:g}): {'met' if r >= FULL_FRAME else 'MISSED'}")
-        elif ship_net:
+        if ship_net:
             r = _ratio(ship, ship_net)
             out.append(f"CPU, {label}, full frame vs network size: shipped {ship['fps']:.2f} fps at 375x1242 vs "
                        f"{ship_net['fps']:.2f} fps on {size} frames = {r:.2f} (target >= {FULL_FRAME:g}): "

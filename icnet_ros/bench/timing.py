@@ -143,41 +143,12 @@ def measure_model(spec: dict) -> list[dict]:
             log(f"bench: {spec['name']} {h}x{w} batch {batch} {precision} failed: {reason}")
         # fps counts frames (batch x calls per second), gflops is per frame: achieved GFLOP/s
         row["gflops_per_s"] = row["gflops"] * row["fps"]
-        row["in_turns"] = None
-        if (not row["error"] and row["shipped"] and batch == 1 and (net_h, net_w) != (h, w)
-                and not spec["device"].startswith("cuda")):
-            row["in_turns"] = _full_vs_network(spec, model, meta, (h, w), (net_h, net_w), precision)
         rows.append(row)
         if not row["error"]:
             log(f"bench: {spec['name']:30s} {h}x{w} (net {net_h}x{net_w}) b{batch} {precision:10s} "
                 f"{row['fps']:8.2f} fps  p50 {row['p50_ms']:8.1f} ms  peak {row['peak_mb']:7.0f} MB  "
                 f"{row['gflops_per_s']:7.1f} GFLOP/s  ({row['reps']} reps)")
     return rows
-
-
-def _full_vs_network(spec: dict, model, meta, full: tuple, net: tuple, precision: str, rounds: int = 5) -> dict:
-    """
-    The frame path's cost: one engine on full frames and on frames at its network size, in turns.
-
-    The rows time each size on its own, seconds apart; on a shared machine whose speed
-    drifts, that moves their ratio by tens of percent.  Here blocks of each alternate
-    (F N F N ..), so a drift falls on both.  Returns both fps and their ratio.
-    """
-    from ..inference.engine import Engine
-
-    prec = precision.split("+")[0]
-    engine = Engine(model, meta, spec["device"], prec, warmup=False,
-                    backend="onnxruntime" if precision.endswith("+ort") else "torch",
-                    calibration=spec.get("calibration") if prec == "int8" else None)
-    sched = dict(spec.get("schedule") or SCHEDULES[("cpu", bool(spec["quick"]))])
-    sched.update(min_s=sched["min_s"] / 2, max_s=sched["max_s"] / 2)
-    frames = {"full": sample_frames(full, 1), "net": sample_frames(net, 1)}
-    times: dict = {"full": [], "net": []}
-    for k in range(rounds):
-        for name in ("full", "net") if k % 2 == 0 else ("net", "full"):
-            times[name] += in_thread(lambda: time_calls(lambda: engine.infer(frames[name]), **sched))
-    fps = {k: len(t) / (sum(t) / 1000.0) for k, t in times.items()}
-    return {"fps": fps["full"], "net_fps": fps["net"], "ratio": fps["full"] / fps["net"], "rounds": rounds}
 
 
 def _measure(spec: dict, model, meta, h: int, w: int, batch: int, precision: str) -> dict:
