@@ -23,7 +23,7 @@ from icnet_ros.optional import ROS
 
 MODEL_KEYS = {"name", "shipped", "height", "width", "net_height", "net_width", "batch", "precision", "fps", "p50_ms",
               "p99_ms", "peak_mb", "error", "gflops", "gflops_per_s"}
-REPORT_KEYS = {"device", "matmul_gflops", "models", "ratios", "node", "soak"}
+REPORT_KEYS = {"device", "matmul_gflops", "models", "turns", "ratios", "node", "soak"}
 NODE_KEYS = {"fps", "engine_fps", "ratio", "p50_ms", "p99_ms", "overload_p99_ms", "dropped", "infer_ms", "process_ms"}
 TINY = {"warmup": 1, "min_reps": 2, "min_s": 0.0, "max_s": 1.0, "max_reps": 3}
 
@@ -322,17 +322,23 @@ def test_a_shipped_network_on_equal_terms_gives_every_ratio(tmp_path, monkeypatc
     assert rows[("icnet_r18_w0.25", 97)]["gflops"] == rows[("icnet_r18_w0.25", 375)]["gflops"]
     assert rows[("lraspp_mobilenet_v3_large", 97)]["gflops"] < rows[("lraspp_mobilenet_v3_large", 375)]["gflops"]
     assert list(out["ratios"]) == ["fp32"]
+    # the ratios: the same four engines timed again in turns, not the rows timed apart
+    turns = out["turns"]["fp32"]
+    assert set(out["turns"]) == {"fp32"} and all(positive(v) for v in turns.values())
+    assert set(turns) == {"shipped_full", "shipped_net", "peer_full", "peer_net"}
     r = out["ratios"]["fp32"]
-    assert r["same_frames"] == pytest.approx(rows[("icnet_r18_w0.25", 375)]["fps"]
-                                             / rows[("lraspp_mobilenet_v3_large", 375)]["fps"])
-    assert r["same_network_size"] == pytest.approx(rows[("icnet_r18_w0.25", 97)]["fps"]
-                                                   / rows[("lraspp_mobilenet_v3_large", 97)]["fps"])
-    assert r["full_frame_vs_network"] == pytest.approx(rows[("icnet_r18_w0.25", 375)]["fps"]
-                                                       / rows[("icnet_r18_w0.25", 97)]["fps"])
+    assert r["in_turns"] is True
+    assert r["same_frames"] == pytest.approx(turns["shipped_full"] / turns["peer_full"])
+    assert r["same_network_size"] == pytest.approx(turns["shipped_net"] / turns["peer_net"])
+    assert r["full_frame_vs_network"] == pytest.approx(turns["shipped_full"] / turns["shipped_net"])
     lines = bench.targets(report)
-    assert [t.split(":")[0] for t in lines] == ["CPU, PyTorch, same frames (375x1242)",
-                                                "CPU, PyTorch, same network size (97x320 frames for both)",
-                                                "CPU, PyTorch, full frame vs network size"]
+    assert [t.split(":")[0] for t in lines] == ["CPU, PyTorch (in turns), same frames (375x1242)",
+                                                "CPU, PyTorch (in turns), same network size (97x320 frames for both)",
+                                                "CPU, PyTorch (in turns), full frame vs network size"]
+    # nothing to take in turns without LR-ASPP among the models
+    alone = bench.run(bench.BenchConfig("cpu", quick=True, models=["icnet_r18_w0.25"], node=False,
+                                        schedule=TINY, checkpoint=path, isolate=False))
+    assert alone["turns"] is None
 
 
 def made_up_row(name, size, precision, fps, net=None, shipped=False, batch=1, error=None):
@@ -378,14 +384,14 @@ def test_the_targets_state_each_ratio_per_backend_and_whether_it_is_met():
     json.dumps(out, allow_nan=False)
     assert list(out["ratios"]) == ["fp32", "fp32+ort", "int8+ort", "fp8+xyz"]
     assert out["ratios"]["fp32"] == pytest.approx({"same_frames": 1.2, "same_network_size": 0.8,
-                                                   "full_frame_vs_network": 0.75})
+                                                   "full_frame_vs_network": 0.75, "in_turns": False})
     assert out["ratios"]["fp32+ort"] == pytest.approx({"same_frames": 2.5, "same_network_size": 84 / 64,
-                                                       "full_frame_vs_network": 80 / 84})
-    assert out["ratios"]["int8+ort"] == {"same_frames": None, "same_network_size": None,
+                                                       "full_frame_vs_network": 80 / 84, "in_turns": False})
+    assert out["ratios"]["int8+ort"] == {"same_frames": None, "same_network_size": None, "in_turns": False,
                                          "full_frame_vs_network": pytest.approx(140 / 150),
                                          "vs_fp32": pytest.approx(140 / 80)}
     assert out["ratios"]["fp8+xyz"] == {"same_frames": None, "same_network_size": None,
-                                        "full_frame_vs_network": None}
+                                        "full_frame_vs_network": None, "in_turns": False}
     table = bench.markdown(report)
     assert table.startswith("Device: cpu: test; matmul ceiling 100.0 GFLOP/s (fp32 torch.mm 2048x2048, "
                             "2 torch threads, best of 5).")
@@ -394,6 +400,45 @@ def test_the_targets_state_each_ratio_per_backend_and_whether_it_is_met():
     assert "| int8+ort | 140.00 | 2.00 | 280.0 |" in table and "| fp8+xyz | 160.00 |" in table
     assert "| 4 | fp32 | failed: RuntimeError: out of memory | 2.00 | - |" in table
     assert table.endswith("1.75x (an option worth shipping at >= 1.3x): met")
+
+
+def test_ratios_come_from_the_engines_timed_in_turns_where_they_were():
+    """The rows (timed apart) say 1.2x / 0.75; the same engines in turns say otherwise, and win."""
+    ship, lr, kitti, net = "icnet_effl0_w0.5", "lraspp_mobilenet_v3_large", (375, 1242), (193, 640)
+    rows = [made_up_row(ship, net, "fp32", 40.0, shipped=True), made_up_row(ship, kitti, "fp32", 30.0, net, True),
+            made_up_row(lr, net, "fp32", 50.0), made_up_row(lr, kitti, "fp32", 25.0),
+            made_up_row(ship, net, "fp32+ort", 84.0, shipped=True),
+            made_up_row(ship, kitti, "fp32+ort", 80.0, net, True),
+            made_up_row(lr, net, "fp32+ort", 64.0), made_up_row(lr, kitti, "fp32+ort", 32.0),
+            made_up_row(ship, kitti, "int8+ort", 90.0, net, True), made_up_row(ship, net, "int8+ort", 95.0, net, True)]
+    turns = {"fp32": {"shipped_full": 36.0, "shipped_net": 38.0, "peer_full": 20.0, "peer_net": 40.0},
+             "fp32+ort": {"shipped_full": 72.0, "shipped_net": 80.0, "peer_full": 24.0, "peer_net": 60.0},
+             "int8+ort": {"shipped_full": 108.0, "shipped_net": 120.0}}
+    report = {"device": "cpu: test", "_notes": "", "models": rows, "turns": turns, "node": None}
+    r = bench.ratios(report)
+    assert r["fp32"] == pytest.approx({"same_frames": 1.8, "same_network_size": 0.95,
+                                       "full_frame_vs_network": 36 / 38, "in_turns": True})
+    assert r["fp32+ort"] == pytest.approx({"same_frames": 3.0, "same_network_size": 80 / 60,
+                                           "full_frame_vs_network": 0.9, "in_turns": True})
+    assert r["int8+ort"]["vs_fp32"] == pytest.approx(1.5) and r["int8+ort"]["same_frames"] is None
+    lines = bench.targets(report)
+    assert lines[0] == ("CPU, PyTorch (in turns), same frames (375x1242): shipped (network at 193x640) 36.00 fps "
+                        "vs LR-ASPP 20.00 fps = 1.80x (target >= 1.5x): met")
+    assert lines[-1] == "CPU, INT8 vs fp32 ONNX Runtime (in turns) at 375x1242: 1.50x (an option worth shipping " \
+                        "at >= 1.3x): met"
+    table = bench.markdown(report)
+    assert "| backend | shipped 375x1242 | shipped 193x640 | LR-ASPP 375x1242 | LR-ASPP 193x640 |" in table
+    assert "| ONNX Runtime INT8 | 108.00 | 120.00 | - | - |" in table
+    # the rows keep their own fps in the table: only the ratios are the turns'
+    assert f"| {ship} | yes | 375x1242 | 193x640 | 1 | fp32 | 30.00 |" in table
+
+
+def test_the_turns_plan_rotates_every_engine_and_gives_int8_to_the_shipped_model_only():
+    from icnet_ros.bench.turns import plan
+
+    blocks = plan(["fp32", "fp32+ort", "int8+ort"])
+    assert len(blocks) == 10 and len(set(blocks)) == 10
+    assert ("int8+ort", "peer", "full") not in blocks and ("int8+ort", "shipped", "net") in blocks
 
 
 def test_without_a_shipped_model_the_node_default_stands_in_on_the_same_frames_only():
@@ -406,7 +451,7 @@ def test_without_a_shipped_model_the_node_default_stands_in_on_the_same_frames_o
         "vs LR-ASPP 15.00 fps = 2.00x (target >= 1.5x): met"]
     # the network runs the frames as they are: on equal terms already
     assert bench.ratios(report) == {"fp32": {"same_frames": 2.0, "same_network_size": 2.0,
-                                             "full_frame_vs_network": 1.0}}
+                                             "full_frame_vs_network": 1.0, "in_turns": False}}
     assert bench.markdown(report).startswith("Device: cpu: test. ")      # no matmul measured: no ceiling
     assert bench.ratios(dict(report, device="cuda:0: test")) == {}      # the ratios are CPU targets
 

@@ -15,6 +15,7 @@ ICNETS = ("icnet_r50_w0.5", "icnet_r18_w0.5", "icnet_r18_w0.25", "icnet_effl0_w0
           "icnet_effl2_w0.5")
 TORCHVISION = ("lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50")
 ALL_MODELS = ICNETS + TORCHVISION
+PEER = "lraspp_mobilenet_v3_large"    # the model the CPU targets compare the shipped one with
 KITTI = (375, 1242)
 CITYSCAPES = (1024, 2048)
 NODE_DEFAULT = "icnet_r18_w0.5"       # the node's model when no shipped model is installed

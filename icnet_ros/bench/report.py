@@ -12,9 +12,7 @@ from __future__ import annotations
 import math
 import os
 
-from .config import CITYSCAPES, KITTI, NODE_DEFAULT
-
-PEER = "lraspp_mobilenet_v3_large"          # the model the CPU targets compare the shipped one with
+from .config import CITYSCAPES, KITTI, NODE_DEFAULT, PEER
 # CPU backends by precision, as the targets name them; any other precision (a later
 # quantised one, say) is compared and named as it is.
 BACKENDS = {"fp32": "PyTorch", "fp32+ort": "ONNX Runtime", "int8+ort": "ONNX Runtime INT8"}
@@ -68,9 +66,27 @@ def markdown(report: dict) -> str:
     lines += ["", "GFLOP: the network's per frame at its net size (FlopCounterMode, a multiply-add is 2); "
                   "GFLOP/s: GFLOP x fps, next to torch.mm's rate above (ONNX Runtime has kernels of its own: "
                   "+ort rows can exceed it)."]
+    lines += _turns_lines(report)
     lines += _node_lines(report)
     lines += ["", "Targets:"] + [f"- {t}" for t in targets(report)]
     return "\n".join(lines)
+
+
+def _turns_lines(report: dict) -> list[str]:
+    """Return the in-turns table (turns.py), none when those engines were not timed in turns."""
+    turns = report.get("turns")
+    if not turns:
+        return []
+    net = next((f"{r['net_height']}x{r['net_width']}" for r in report["models"] if r["shipped"]
+                and (r["height"], r["width"]) == KITTI), "network size")
+    lines = ["", f"The targets' engines timed in turns, one process, blocks rotated each round (fps; the "
+                 f"ratios below come from these):", "",
+             f"| backend | shipped 375x1242 | shipped {net} | LR-ASPP 375x1242 | LR-ASPP {net} |",
+             "|---|---:|---:|---:|---:|"]
+    for p, t in turns.items():
+        lines.append(f"| {BACKENDS.get(p, p)} | {_f(t.get('shipped_full'), 2)} | {_f(t.get('shipped_net'), 2)} | "
+                     f"{_f(t.get('peer_full'), 2)} | {_f(t.get('peer_net'), 2)} |")
+    return lines
 
 
 def _node_lines(report: dict) -> list[str]:
@@ -115,7 +131,9 @@ def _comparisons(report: dict) -> dict[str, dict]:
     {precision: {"ship": shipped at 375x1242, "ship_net": shipped on frames at its network
     size, "lr": LR-ASPP at 375x1242, "lr_net": LR-ASPP on those frames}}, a missing row
     None; known backends first (BACKENDS), then any other precision.  Without a shipped
-    model NODE_DEFAULT (random weights) stands in.  Empty off the CPU.
+    model NODE_DEFAULT (random weights) stands in.  Where the engines were also timed in
+    turns (``turns.py``, the report's "turns"), each row's fps is the one timed in turns
+    and "turns" is True.  Empty off the CPU.
     """
     if not report["device"].startswith("cpu"):
         return {}
@@ -131,11 +149,17 @@ def _comparisons(report: dict) -> dict[str, dict]:
     precisions = sorted({r["precision"] for r in ship_rows if (r["height"], r["width"]) == KITTI},
                         key=lambda p: (known.index(p) if p in known else len(known), p))
     out = {}
+    turns = report.get("turns") or {}
     for p in precisions:
         ship = at(ship_rows, KITTI, p)
         net = (ship["net_height"], ship["net_width"])
-        out[p] = {"ship": ship, "ship_net": at(ship_rows, net, p), "lr": at(lr_rows, KITTI, p),
-                  "lr_net": at(lr_rows, net, p)}
+        c = {"ship": ship, "ship_net": at(ship_rows, net, p), "lr": at(lr_rows, KITTI, p),
+             "lr_net": at(lr_rows, net, p), "turns": p in turns}
+        for key, name in (("ship", "shipped_full"), ("ship_net", "shipped_net"), ("lr", "peer_full"),
+                          ("lr_net", "peer_net")):
+            if name in turns.get(p, {}):
+                c[key] = dict(c[key] or {}, fps=turns[p][name])
+        out[p] = c
     return out
 
 
@@ -149,11 +173,12 @@ def ratios(report: dict) -> dict[str, dict]:
 
     same_frames: shipped fps / LR-ASPP fps at 375x1242; same_network_size: the same on
     frames at the shipped network's size for KITTI (193x640); full_frame_vs_network:
-    shipped fps at 375x1242 / on those frames.  None where a row is missing.
+    shipped fps at 375x1242 / on those frames; in_turns: whether these fps were timed in
+    turns (else they are the rows').  None where a row is missing.
     """
     comps = _comparisons(report)
     out = {p: {"same_frames": _ratio(c["ship"], c["lr"]), "same_network_size": _ratio(c["ship_net"], c["lr_net"]),
-               "full_frame_vs_network": _ratio(c["ship"], c["ship_net"])}
+               "full_frame_vs_network": _ratio(c["ship"], c["ship_net"]), "in_turns": c["turns"]}
            for p, c in comps.items()}
     if "int8+ort" in comps and "fp32+ort" in comps:       # INT8 ships as an option at >= INT8_SPEEDUP
         out["int8+ort"]["vs_fp32"] = _ratio(comps["int8+ort"]["ship"], comps["fp32+ort"]["ship"])
@@ -165,6 +190,8 @@ def _cpu_targets(report: dict) -> list[str]:
     out = []
     for p, c in _comparisons(report).items():
         label, ship, lr, ship_net, lr_net = BACKENDS.get(p, p), c["ship"], c["lr"], c["ship_net"], c["lr_net"]
+        if c["turns"]:
+            label += " (in turns)"
         net = (ship["net_height"], ship["net_width"])
         which = "shipped" if ship["shipped"] else f"{ship['name']} (random weights, no shipped model yet)"
         if net != KITTI:
@@ -189,7 +216,8 @@ def _cpu_targets(report: dict) -> list[str]:
                        f"{'met' if r >= FULL_FRAME else 'MISSED'}")
     r = ratios(report).get("int8+ort", {}).get("vs_fp32")
     if r is not None:
-        out.append(f"CPU, INT8 vs fp32 ONNX Runtime at 375x1242: {r:.2f}x (an option worth shipping at "
+        how = " (in turns)" if (report.get("turns") or {}).get("int8+ort") else ""
+        out.append(f"CPU, INT8 vs fp32 ONNX Runtime{how} at 375x1242: {r:.2f}x (an option worth shipping at "
                    f">= {INT8_SPEEDUP:g}x): {'met' if r >= INT8_SPEEDUP else 'MISSED'}")
     return out
 

@@ -7,7 +7,7 @@ import os
 from . import models as zoo
 from .config import BenchConfig, log
 from .report import describe_device
-from .workers import bench_matmul, bench_models
+from .workers import bench_matmul, bench_models, bench_turns
 
 
 def run(config: BenchConfig) -> dict:
@@ -27,8 +27,9 @@ def run(config: BenchConfig) -> dict:
     log(f"bench: {describe_device(cfg.device)}; {notes}")
     matmul = bench_matmul(cfg)          # the practical ceiling, on the same machine in the same run
     log(f"bench: matmul {matmul['gflops']:.1f} GFLOP/s")
-    report = {"device": describe_device(cfg.device), "matmul_gflops": matmul["gflops"],
-              "models": bench_models(cfg, shipped), "node": None, "soak": {"seconds": 0}, "_notes": notes,
+    rows = bench_models(cfg, shipped)
+    report = {"device": describe_device(cfg.device), "matmul_gflops": matmul["gflops"], "models": rows,
+              "turns": bench_turns(cfg, shipped, rows), "node": None, "soak": {"seconds": 0}, "_notes": notes,
               "_matmul": matmul}
     if cfg.node:
         from .node_phases import node_report

@@ -11,6 +11,8 @@ spec:
   stdin (seconds) with the engine's fps over that long, and stays loaded in between.
 - ``--matmul-worker SPEC``: the machine's torch.mm rate (``flops.matmul_rate``) in a
   process started as the model workers are, so with their thread count; one JSON line.
+- ``--turns-worker SPEC``: the CPU targets' engines timed in turns (``turns.py``); one
+  JSON line.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import subprocess
 import sys
 import time
 
-from .config import BenchConfig, log
+from .config import BenchConfig, KITTI, log, PEER
 from .flops import matmul_rate
-from .models import model_plan, zoo_name
+from .models import equal_terms_shape, model_plan, zoo_name
 from .timing import in_thread, measure_model, sample_frames
+from .turns import compare_in_turns
 
-WORKER, ENGINE_WORKER, MATMUL_WORKER = "--worker", "--engine-worker", "--matmul-worker"
+WORKER, ENGINE_WORKER, MATMUL_WORKER, TURNS_WORKER = "--worker", "--engine-worker", "--matmul-worker", "--turns-worker"
 
 
 def _bench_command(flag: str, spec: dict) -> list[str]:
@@ -47,6 +50,9 @@ def worker_main(argv: list[str]) -> int | None:
         return 0
     if argv[:1] == [MATMUL_WORKER]:                    # the matmul ceiling in a subprocess
         print(json.dumps(matmul_rate(**json.loads(argv[1]))))
+        return 0
+    if argv[:1] == [TURNS_WORKER]:                     # the targets' engines in turns
+        print(json.dumps(compare_in_turns(json.loads(argv[1]))))
         return 0
     return None
 
@@ -107,6 +113,31 @@ def bench_models(cfg: BenchConfig, shipped: str | None) -> list[dict]:
             raise RuntimeError(f"bench worker for {name} failed with exit code {proc.returncode}")
         rows += json.loads(proc.stdout.strip().splitlines()[-1])
     return rows
+
+
+def bench_turns(cfg: BenchConfig, shipped: str | None, rows: list[dict]) -> dict | None:
+    """
+    Return the CPU targets' fps timed in turns (``turns.compare_in_turns``); cfg: a resolved BenchConfig.
+
+    The precisions are those the shipped model's 375x1242 rows ran (and did not fail).
+    None where there is nothing to compare: on CUDA, without a shipped model, LR-ASPP
+    or 375x1242 frames, or when the shipped network runs those frames as they are.
+    """
+    net = equal_terms_shape(shipped)
+    if cfg.cuda or not net or net == KITTI or PEER not in cfg.models or KITTI not in cfg.shapes:
+        return None
+    precisions = [r["precision"] for r in rows if r["shipped"] and not r.get("error") and r["batch"] == 1
+                  and (r["height"], r["width"]) == KITTI]
+    if not precisions:
+        return None
+    spec = {"checkpoint": shipped, "net": list(net), "precisions": precisions, "quick": cfg.quick,
+            "calibration": calibration_dir(cfg), "schedule": cfg.schedule}
+    if not cfg.isolate:
+        return compare_in_turns(spec)
+    proc = subprocess.run(_bench_command(TURNS_WORKER, spec), stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench turns worker failed with exit code {proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 class EngineWorker:
