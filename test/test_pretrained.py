@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from icnet_ros.nn.efficientnet_lite import (EfficientLiteBranch, imagenet_weights_path, LITES, load_imagenet,
-                                             PretrainedError)
+                                            PretrainedError)
 from icnet_ros.nn.model import canonical_variant, ICNet, icnet_effl0
 from icnet_ros.tools.train import main as train_main
 from synthetic import make_folder

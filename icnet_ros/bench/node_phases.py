@@ -154,7 +154,7 @@ def _windows(cfg: BenchConfig, h, engine, rounds: int, settle: float, first_fps:
 
 def in_node_ms(diags: list[dict]) -> dict:
     """
-    The node's own per-frame times in its diagnostics windows: network, and all its work.
+    Return the node's own per-frame times in its diagnostics windows: network, and all its work.
 
     infer_ms against process_ms is the node's overhead (conversion, outputs) alone; the
     bare engine's time against infer_ms is what the transport and the publisher took

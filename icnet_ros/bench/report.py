@@ -79,8 +79,8 @@ def _turns_lines(report: dict) -> list[str]:
         return []
     net = next((f"{r['net_height']}x{r['net_width']}" for r in report["models"] if r["shipped"]
                 and (r["height"], r["width"]) == KITTI), "network size")
-    lines = ["", f"The targets' engines timed in turns, one process, blocks rotated each round (fps; the "
-                 f"ratios below come from these):", "",
+    lines = ["", "The targets' engines timed in turns, one process, blocks rotated each round (fps; the "
+                 "ratios below come from these):", "",
              f"| backend | shipped 375x1242 | shipped {net} | LR-ASPP 375x1242 | LR-ASPP {net} |",
              "|---|---:|---:|---:|---:|"]
     for p, t in turns.items():

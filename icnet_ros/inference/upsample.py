@@ -24,6 +24,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+
 def resize_frames(frames: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
     """uint8 H x W x 3 frames -> N x h x w x 3 at ``size`` (h, w): bilinear, as F.interpolate."""
     h, w = size
