@@ -6,7 +6,7 @@ minutes apart.  On a shared machine whose speed drifts (this project's VM swings
 of percent within a minute), a ratio of two such rows measures the drift as much as the
 models.  Here the shipped model and LR-ASPP, on 375x1242 frames and on frames at the
 shipped network's size, with each CPU backend, are timed in short blocks taken in turn
-(the order rotated each round), so a drift falls on all of them alike.  The ratios in
+(the order rotated each round), so a slow drift falls on all of them alike.  The ratios in
 the targets and the JSON come from these fps.  No ROS.
 """
 
@@ -54,7 +54,7 @@ def compare_in_turns(spec: dict) -> dict[str, dict[str, float]]:
     rounds = int(spec.get("rounds", ROUNDS))
     for r in range(rounds):
         k = r % len(blocks)
-        for p, who, size in blocks[k:] + blocks[:k]:        # rotated: no block always follows the same one
+        for p, who, size in blocks[k:] + blocks[:k]:        # rotated: each block opens a round in turn
             engine, x = engines[(p, who)], frames[size]
             times[(p, who, size)] += in_thread(lambda: time_calls(lambda: engine.infer(x), **sched))
     out: dict[str, dict[str, float]] = {}

@@ -41,16 +41,16 @@ def _axis(n_out: int, n_in: int) -> tuple[np.ndarray, ...]:
     """
     Bilinear sampling along one axis, half-pixel centres (align_corners=False).
 
-    Per output index: source indices i0, i1 and the weight of i1.  Per source index (a
-    cell's first row / column): where its output run starts and how long it is (i0 is
-    non-decreasing, so the outputs of one cell are a run; 0 long when shrinking).
+    Per output index: the weight of the second source index (the first is floor(src)).
+    Per source index (a cell's first row / column): where its output run starts and how
+    long it is (floor(src) is non-decreasing, so the outputs of one cell are a run; 0
+    long when shrinking).
     """
     src = np.maximum((np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5, 0.0)
     i0 = np.minimum(np.floor(src).astype(np.intp), n_in - 1)
-    i1 = np.minimum(i0 + 1, n_in - 1)
     start = np.searchsorted(i0, np.arange(n_in), side="left")
     count = np.searchsorted(i0, np.arange(n_in), side="right") - start
-    return i0, i1, (src - i0).astype(np.float32), start, count
+    return (src - i0).astype(np.float32), start, count
 
 
 _CELL = np.ones((2, 2), np.uint8)
@@ -68,8 +68,8 @@ def class_map(classes: np.ndarray, logits: np.ndarray, size: tuple[int, int]) ->
     out_h, out_w = size
     if (h, w) == (out_h, out_w):
         return classes
-    _, _, wy, y_start, y_count = _axis(out_h, h)
-    _, _, wx, x_start, x_count = _axis(out_w, w)
+    wy, y_start, y_count = _axis(out_h, h)
+    wx, x_start, x_count = _axis(out_w, w)
     # cell (i, j) spans network pixels (i, j) .. (i+1, j+1), edges repeated: one class when
     # its 2x2 max equals its min (OpenCV's dilate / erode, anchored at the cell's corner)
     hi = cv2.dilate(classes, _CELL, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
