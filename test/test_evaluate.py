@@ -160,6 +160,21 @@ def test_drivable_threshold_and_connected_score_the_mask_the_node_would_publish(
     assert rc == 2 and err == "evaluate: error: --drivable-threshold 1.5 must be between 0 and 1"
 
 
+def test_perturb_scores_the_frames_as_another_camera_sees_them(kitti, road_model, tmp_path, capfd):
+    args = ("--checkpoint", str(road_model), "--data", f"kitti:{kitti}")
+    rc, plain, _, err = run_eval(tmp_path, capfd, *args)
+    assert rc == 0, err
+    assert plain["perturb"] is None
+    same = run_eval(tmp_path, capfd, *args, "--perturb", "gamma=1")[1]     # the identity curve
+    assert same["perturb"] == "gamma=1" and same["kitti"] == plain["kitti"] and same["miou"] == plain["miou"]
+    moved = run_eval(tmp_path, capfd, *args, "--perturb", "shift=0.3")[1]
+    assert moved["perturb"] == "shift=0.3" and moved["kitti"] != plain["kitti"]
+    rc, _, _, err = run_eval(tmp_path, capfd, *args, "--perturb", "warp=1")
+    assert rc == 2 and err.startswith("evaluate: error: --perturb 'warp=1'") and "\n" not in err
+    rc, _, _, err = run_eval(tmp_path, capfd, *args, "--perturb", "zoom=1.2", "--bev")
+    assert rc == 2 and err.startswith("evaluate: error: --bev") and "zoom=1.2" in err and "\n" not in err
+
+
 def test_tradeoff_plots_accuracy_against_speed(kitti, road_model, tmp_path, capfd):
     from icnet_ros.tools.tradeoff import main as tradeoff_main
 

@@ -36,6 +36,26 @@ def resize_pair(image: np.ndarray, label: np.ndarray, size_hw) -> tuple[np.ndarr
     return image, label
 
 
+def shift_pair(image: np.ndarray, label: np.ndarray, dy: int, ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Move the picture down by dy rows (negative: up), same size; uncovered rows: mean colour, ignored."""
+    h = label.shape[0]
+    top, bottom = max(dy, 0), max(-dy, 0)
+    image = cv2.copyMakeBorder(image, top, bottom, 0, 0, cv2.BORDER_CONSTANT, value=MEAN_RGB)
+    label = cv2.copyMakeBorder(label, top, bottom, 0, 0, cv2.BORDER_CONSTANT, value=ignore_index)
+    return image[bottom:bottom + h], label[bottom:bottom + h]
+
+
+def apply_gamma(image: np.ndarray, gamma: float) -> np.ndarray:
+    """Exposure: every uint8 value v -> 255 (v / 255) ** gamma."""
+    return (255.0 * (np.arange(256) / 255.0) ** gamma).round().astype(np.uint8)[image]
+
+
+def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
+    """Return the RGB image encoded as JPEG at quality and decoded: a compressed stream's artefacts."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
 class TrainAugment:
     def __init__(self, crop=(360, 480), scale=(0.5, 2.0), flip: bool = True, jitter: float = 0.25,
                  ignore_index: int = 255, base_size=None, base_width: int | None = None,
@@ -72,19 +92,12 @@ class TrainAugment:
 
     def _shift(self, image, label, rng, most: float = 0.2):
         """Move the frame up or down by up to ``most`` of its height (the horizon moves with it)."""
-        h = label.shape[0]
-        dy = int(round(rng.uniform(-most, most) * h))
-        top, bottom = max(dy, 0), max(-dy, 0)
-        image = cv2.copyMakeBorder(image, top, bottom, 0, 0, cv2.BORDER_CONSTANT, value=MEAN_RGB)
-        label = cv2.copyMakeBorder(label, top, bottom, 0, 0, cv2.BORDER_CONSTANT, value=self.ignore_index)
-        return image[bottom:bottom + h], label[bottom:bottom + h]
+        return shift_pair(image, label, int(round(rng.uniform(-most, most) * label.shape[0])), self.ignore_index)
 
     def _camera(self, image, rng):
         """Exposure, blur and JPEG, each on about a third to a half of the samples."""
         if "exposure" in self.camera and rng.random() < 0.5:
-            gamma = float(np.exp(rng.uniform(-0.5, 0.5)))
-            lut = (255.0 * (np.arange(256) / 255.0) ** gamma).round().astype(np.uint8)
-            image = lut[image]
+            image = apply_gamma(image, float(np.exp(rng.uniform(-0.5, 0.5))))
         if "blur" in self.camera and rng.random() < 0.3:
             sigma = rng.uniform(0.4, 1.5)
             if rng.random() < 0.5:  # defocus
@@ -93,9 +106,7 @@ class TrainAugment:
                 k = max(3, 2 * int(round(2 * sigma)) + 1)
                 image = cv2.filter2D(image, -1, np.full((1, k), 1.0 / k, np.float32))
         if "jpeg" in self.camera and rng.random() < 0.4:
-            quality = int(rng.integers(20, 91))
-            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-            image = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            image = jpeg_roundtrip(image, int(rng.integers(20, 91)))
         return image
 
     def _crop(self, image, label, rng):

@@ -13,7 +13,8 @@ ground truth), drivable is compared with drivable: the KITTI metrics and a two-c
 model's classes (a label map, label_maps.py), so it is scored class by class; ``val=F``
 scores only the held-out tail that ``train`` validated on with the same option.  ``--bev``
 scores the KITTI metrics in KITTI's bird's-eye view (x -10..10 m, z 6..46 m, 0.05 m
-cells) using each frame's calib file.
+cells) using each frame's calib file.  ``--perturb shift=0.1`` (or zoom, gamma, blur, jpeg;
+data/perturb.py) scores the frames as another camera would see them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 from .cli import add_data_args, DATA_FORMS
 from ..classes import ClassSet
 from ..data.datasets import DataError, kitti_base
+from ..data.perturb import parse_perturbation, Perturbation
 from ..data.sources import open_source, parse_source, split_held
 from ..drivable import connected_to_vehicle
 from ..inference.checkpoint import CheckpointError
@@ -58,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drivable-threshold", type=float, default=0.0, metavar="T",
                    help="drivable when the drivable probability reaches T (0: the arg-max class), as the "
                         "node's drivable_threshold")
+    p.add_argument("--perturb", metavar="NAME=VALUE",
+                   help="score the frames changed as by another camera: shift=F (picture moved down by F of "
+                        "its height), zoom=F (focal length x F), gamma=G, blur=SIGMA or jpeg=QUALITY")
     p.add_argument("--connected", action="store_true",
                    help="keep only drivable area connected to the bottom centre, as the node's drivable_connected")
     return p
@@ -91,12 +96,12 @@ class BevView:
 
 
 def evaluate(engine: Engine, dataset, bev: BevView | None = None, limit: int = 0, threshold: float = 0.0,
-             connected: bool = False) -> dict:
+             connected: bool = False, perturb: Perturbation | None = None) -> dict:
     """
     Score the engine on a dataset: class IoU, the drivable IoU and KITTI's road metrics.
 
     threshold and connected decide the drivable mask as the node's drivable_threshold
-    and drivable_connected do.
+    and drivable_connected do; perturb changes every frame (and its label) first.
     """
     model_cs, data_cs = engine.classes, dataset.classes
     same = model_cs.names == data_cs.names
@@ -109,6 +114,8 @@ def evaluate(engine: Engine, dataset, bev: BevView | None = None, limit: int = 0
     seconds = 0.0
     for i in range(n):
         image, label = dataset.load(i)
+        if perturb is not None:
+            image, label = perturb(image, label, data_cs.ignore_index)
         if i == 0:
             engine.infer(image)  # warm-up, not timed
         t0 = time.perf_counter()
@@ -132,7 +139,7 @@ def evaluate(engine: Engine, dataset, bev: BevView | None = None, limit: int = 0
             "drivable_iou": _num(drivable_cm.group_iou([1])) if len(drivable) else None,
             "drivable_threshold": threshold, "connected": connected,
             "class_iou": cm.class_iou(names), "kitti": kitti,
-            "fps": n / seconds if seconds > 0 else None, "images": n,
+            "fps": n / seconds if seconds > 0 else None, "images": n, "perturb": str(perturb) if perturb else None,
             "compared": "classes" if same else "drivable", "view": "bev" if bev is not None else "image"}
 
 
@@ -173,6 +180,9 @@ def run(args) -> int:
         raise DataError("--bev scores one --data source at a time")
     if not 0.0 <= args.drivable_threshold <= 1.0:
         raise DataError(f"--drivable-threshold {args.drivable_threshold} must be between 0 and 1")
+    perturb = parse_perturbation(args.perturb) if args.perturb else None
+    if args.bev and perturb is not None and perturb.name in ("shift", "zoom"):
+        raise DataError(f"--bev projects with the camera's own calibration, which --perturb {perturb} no longer fits")
     engine = _engine(args)
     results = []
     for src in sources:
@@ -182,7 +192,7 @@ def run(args) -> int:
         if src.val:
             dataset = held_out(dataset, src)
         scores = evaluate(engine, dataset, _bev(args, src.spec, dataset) if args.bev else None, args.limit,
-                          args.drivable_threshold, args.connected)
+                          args.drivable_threshold, args.connected, perturb)
         scores["data"] = src.held_name() if src.val else src.spec
         if len(sources) > 1:
             print(f"== {scores['data']}")
