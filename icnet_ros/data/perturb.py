@@ -5,7 +5,7 @@ What a frame from another camera does to the scores: the kinds of train's ``--au
 (transforms.py), each at one fixed strength, so that a score moves only because of it.
 
     shift=F   the picture moved down by F of the frame's height (negative: up), as a camera
-              mounted lower or pitched up moves the horizon; uncovered rows are ignored
+              pitched up (down) moves the horizon; uncovered rows are ignored
     zoom=F    focal length F times the data's: > 1 the centre enlarged, < 1 the frame
               shrunk into the middle with an ignored border
     gamma=G   exposure, every channel value v -> 255 (v / 255) ** G (G < 1: brighter)
