@@ -186,6 +186,7 @@ def test_tradeoff_plots_accuracy_against_speed(kitti, road_model, tmp_path, capf
     assert [p["width"] for p in ship] == [64, 96] and all(p["fps"] > 0 for p in points)
     assert [p["net_size"] for p in ship] == [[19, 64], [29, 96]]
     assert all(0 <= p["mean_drivable_iou"] <= 1 for p in ship)
+    assert {p["variant"] for p in ship} == {"r18 w0.25"}           # what the plot's legend names
     assert [p["width"] for p in points if p["model"] == "lraspp_mobilenet_v3_large"] == [64, 96]
     assert out.stat().st_size > 10000
     assert tradeoff_main(["--data", f"kitti:{kitti}", "--widths", "4", "--out", str(out)]) == 2

@@ -78,7 +78,11 @@ def _datasets(args, classes) -> list[tuple[str, object]]:
 
 
 def measure(args) -> list[dict]:
-    """Return the points: {model, width, precision, net_size, fps, drivable_iou {set: IoU}, mean_drivable_iou}."""
+    """
+    Return the points: {model, width, precision, net_size, fps}.
+
+    The shipped model's also carry variant ('effl2 w0.5'), drivable_iou {set: IoU} and mean_drivable_iou.
+    """
     from ..bench.models import build
     from ..bench.timing import sample_frames
     from ..paths import default_model_path
@@ -96,6 +100,7 @@ def measure(args) -> list[dict]:
                         calibration=args.calibration if precision == "int8" else None)
         point = {"model": name, "width": width, "precision": precision, "net_size": list(meta.network_size(*KITTI))}
         if name == "shipped":               # accuracy: the shipped model only (LR-ASPP has random weights)
+            point["variant"] = f"{meta.variant} w{meta.width:g}"
             sets = sets or _datasets(args, engine.classes)
             ious = {label: evaluate(engine, data)["drivable_iou"] for label, data in sets}
             point.update(drivable_iou=ious, mean_drivable_iou=float(np.mean(list(ious.values()))))
@@ -117,7 +122,7 @@ def plot(points: list[dict], out: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
     ship = [p for p in points if p["model"] == "shipped" and p["precision"] == "fp32"]
     ax.plot([p["fps"] for p in ship], [100 * p["mean_drivable_iou"] for p in ship], "o-", color="tab:purple",
-            label="shipped ICNet effl0 (ONNX Runtime fp32)")
+            label=f"shipped ICNet {ship[0].get('variant', '')} (ONNX Runtime fp32)")
     for p in ship:
         ax.annotate(f"{p['width']}", (p["fps"], 100 * p["mean_drivable_iou"]), textcoords="offset points",
                     xytext=(4, 4), fontsize=8)
