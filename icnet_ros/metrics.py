@@ -2,6 +2,8 @@
 Segmentation scores.
 
 * ``ConfusionMatrix``: per-class IoU, mIoU and pixel accuracy.
+* ``CalledDrivable``: per ground-truth class, the share of its pixels in the drivable
+  mask (false drivable on sidewalks, parking, barriers: the errors a planner fears).
 * ``RoadEval``: the KITTI road benchmark's pixel metrics (MaxF, AP, and precision, recall,
   FPR, FNR at the MaxF operating point) computed the way its devkit does: the drivable
   probability is quantised to 8 bits (the devkit reads it from a PNG), thresholded at
@@ -68,6 +70,29 @@ class ConfusionMatrix:
 
     def class_iou(self, names) -> dict[str, float | None]:
         return {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, self.iou())}
+
+
+class CalledDrivable:
+    """Per ground-truth class: its pixels, and how many of them the drivable mask holds."""
+
+    def __init__(self, num_classes: int, ignore_index: int = 255):
+        self.ignore_index = ignore_index
+        self.pixels = np.zeros(num_classes, np.int64)
+        self.called = np.zeros(num_classes, np.int64)
+
+    def update(self, drivable: np.ndarray, target: np.ndarray) -> None:
+        target = np.asarray(target).reshape(-1).astype(np.int64)
+        drivable = np.asarray(drivable, bool).reshape(-1)
+        if drivable.shape != target.shape:
+            raise ValueError(f"drivable mask has {drivable.size} pixels but the label has {target.size}")
+        n = len(self.pixels)
+        keep = (target != self.ignore_index) & (target >= 0) & (target < n)
+        self.pixels += np.bincount(target[keep], minlength=n)
+        self.called += np.bincount(target[keep & drivable], minlength=n)
+
+    def shares(self, names) -> dict[str, float | None]:
+        """{class: share of its pixels called drivable}; None for a class with no pixels."""
+        return {name: (float(c / p) if p else None) for name, p, c in zip(names, self.pixels, self.called)}
 
 
 def quantise(prob: np.ndarray) -> np.ndarray:

@@ -191,3 +191,27 @@ def test_tradeoff_plots_accuracy_against_speed(kitti, road_model, tmp_path, capf
     assert out.stat().st_size > 10000
     assert tradeoff_main(["--data", f"kitti:{kitti}", "--widths", "4", "--out", str(out)]) == 2
     assert "--widths [4]: each must be at least 8" in capfd.readouterr().err
+
+
+def test_called_drivable_is_each_ground_truth_class_share_of_the_drivable_mask(kitti, road_model, tmp_path, capfd):
+    rc, plain, out, err = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}")
+    assert rc == 0, err
+    cm, _ = direct(road_model, f"kitti:{kitti}")             # rows: ground truth, columns: drivable mask
+    m = cm.matrix
+    assert plain["called_drivable"] == pytest.approx({"not_road": m[0, 1] / m[0].sum(), "road": m[1, 1] / m[1].sum()})
+    assert "called drivable, % of each ground-truth class: not_road" in out
+    strict = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}",
+                      "--drivable-threshold", "0.999")[1]
+    joined = run_eval(tmp_path, capfd, "--checkpoint", str(road_model), "--data", f"kitti:{kitti}", "--connected")[1]
+    for name, share in plain["called_drivable"].items():   # a stricter mask, or a cut one, holds no more
+        assert strict["called_drivable"][name] <= share and joined["called_drivable"][name] <= share
+
+
+def test_called_drivable_counts_only_labelled_pixels_of_classes_present():
+    from icnet_ros.metrics import CalledDrivable
+
+    c = CalledDrivable(3)
+    c.update(np.array([[True, False, True], [True, True, False]]), np.array([[0, 0, 1], [255, 1, 1]]))
+    assert c.shares(["a", "b", "c"]) == {"a": 0.5, "b": pytest.approx(2 / 3), "c": None}
+    with pytest.raises(ValueError, match="drivable mask has 2 pixels but the label has 6"):
+        c.update(np.array([True, False]), np.zeros((2, 3)))

@@ -89,3 +89,14 @@ def test_mapped_decode_applies_after_the_reader(tmp_path):
     m = LabelMap.from_yaml(write(tmp_path, "map:\n  0: ground\n  1: road\n"), ROAD)
     decode = MappedDecode(lambda src: np.array([[1, 0]], np.uint8), m)
     assert decode("x").tolist() == [[0, 1]]
+
+
+def test_cityscapes_ext_class_file_names_every_id_of_the_label_map():
+    """config/cityscapes_ext_classes.yaml: the labels_ext ids as a data class set, road the one drivable class."""
+    import yaml
+
+    ids = ClassSet.from_yaml(CONFIG / "cityscapes_ext_classes.yaml")
+    ext_map = yaml.safe_load((CONFIG / "label_maps" / "cityscapes_ext.yaml").read_text())["map"]
+    assert len(ids.names) == len([k for k in ext_map if k != 255]) == 25
+    assert ids.names[19:] == ("ground", "parking", "rail_track", "guard_rail", "bridge", "tunnel")
+    assert [ids.names[i] for i in ids.drivable_ids] == ["road"] and ids.ignore_index == 255

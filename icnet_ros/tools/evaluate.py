@@ -5,7 +5,8 @@
     evaluate --data camvid:data/camvid:val labels=config/label_maps/camvid.yaml \
              --data folder:data/idd/images:data/idd/labels labels=config/label_maps/idd_lite.yaml val=0.1
 
-Reports per-class IoU, mIoU and pixel accuracy, and the KITTI road benchmark metrics of
+Reports per-class IoU, mIoU, pixel accuracy, the drivable mask's IoU and, per
+ground-truth class, the share of its pixels called drivable, and the KITTI road benchmark metrics of
 the drivable classes (MaxF, AP, precision, recall, FPR, FNR) computed as KITTI's devkit
 does.  When the model's classes differ from the data's (a CamVid model on KITTI road
 ground truth), drivable is compared with drivable: the KITTI metrics and a two-class
@@ -36,7 +37,7 @@ from ..data.sources import open_source, parse_source, split_held
 from ..drivable import connected_to_vehicle
 from ..inference.checkpoint import CheckpointError
 from ..inference.engine import Engine, EngineError
-from ..metrics import ConfusionMatrix, RoadEval
+from ..metrics import CalledDrivable, ConfusionMatrix, RoadEval
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +109,7 @@ def evaluate(engine: Engine, dataset, bev: BevView | None = None, limit: int = 0
     names = list(data_cs.names) if same else ["not_drivable", "drivable"]
     cm = ConfusionMatrix(len(names), data_cs.ignore_index if same else 255)
     drivable_cm = ConfusionMatrix(2, 255)     # the drivable mask the node would publish
+    called = CalledDrivable(len(data_cs.names), data_cs.ignore_index)   # ... per ground-truth class
     road = RoadEval()
     drivable = np.array(sorted(data_cs.drivable_ids), np.int64)
     n = min(len(dataset), limit) if limit else len(dataset)
@@ -128,6 +130,7 @@ def evaluate(engine: Engine, dataset, bev: BevView | None = None, limit: int = 0
         gt = np.where(valid, gt_drivable.astype(np.uint8), 255)
         cm.update(res.classes if same else res.drivable.astype(np.uint8), label if same else gt)
         drivable_cm.update(res.drivable.astype(np.uint8), gt)
+        called.update(res.drivable, label)
         if len(drivable):
             prob = res.drivable_prob
             if bev is not None:
@@ -138,7 +141,7 @@ def evaluate(engine: Engine, dataset, bev: BevView | None = None, limit: int = 0
     return {"miou": _num(cm.miou()), "pixel_accuracy": _num(cm.pixel_accuracy()),
             "drivable_iou": _num(drivable_cm.group_iou([1])) if len(drivable) else None,
             "drivable_threshold": threshold, "connected": connected,
-            "class_iou": cm.class_iou(names), "kitti": kitti,
+            "class_iou": cm.class_iou(names), "called_drivable": called.shares(data_cs.names), "kitti": kitti,
             "fps": n / seconds if seconds > 0 else None, "images": n, "perturb": str(perturb) if perturb else None,
             "compared": "classes" if same else "drivable", "view": "bev" if bev is not None else "image"}
 
@@ -155,6 +158,9 @@ def table(scores: dict) -> str:
     lines += [f"{'mIoU':<20}{f(scores['miou']):>8}", f"{'pixel accuracy':<20}{f(scores['pixel_accuracy']):>8}"]
     if scores.get("drivable_iou") is not None:
         lines.append(f"{'drivable IoU':<20}{f(scores['drivable_iou']):>8}")
+    shares = [f"{name} {f(v).strip()}" for name, v in scores.get("called_drivable", {}).items() if v is not None]
+    if shares:
+        lines.append("called drivable, % of each ground-truth class: " + ", ".join(shares))
     k = scores["kitti"]
     if k:
         lines.append(f"KITTI road ({scores['view']}): MaxF {f(k['maxf'])}  AP {f(k['ap'])}  PRE {f(k['precision'])}  "
