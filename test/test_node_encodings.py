@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import Graph, HAVE_RCLPY, wait_for
+from conftest import fresh_participant, Graph, HAVE_RCLPY, wait_for
 
 pytestmark = [pytest.mark.ros, pytest.mark.skipif(not HAVE_RCLPY, reason="rclpy does not import")]
 
@@ -46,13 +46,14 @@ def scene(ros_context, tiny_checkpoint, tmp_path_factory):
     folder = tmp_path_factory.mktemp("frame")
     bgr = cv2.imread(str(CHECKOUT_SAMPLES / "image_2/um_000000.png"))
     cv2.imwrite(str(folder / "frame.png"), bgr[:H, :W])
-    g = Graph(tiny_checkpoint, qos_reliability="reliable")
-    g.masks = g.collect(Image, g.output("mask"))
-    g.folder = folder
-    g.sent = 0
-    g.reference = None
-    yield g
-    g.close()
+    with fresh_participant() as (context, _):       # 18 players in a row: not on the long session's participant
+        g = Graph(tiny_checkpoint, context=context, qos_reliability="reliable")
+        g.masks = g.collect(Image, g.output("mask"))
+        g.folder = folder
+        g.sent = 0
+        g.reference = None
+        yield g
+        g.close()
     torch.set_num_threads(threads)
 
 
@@ -63,7 +64,7 @@ def play_one(g, encoding: str) -> np.ndarray:
     `play` runs in this process and publishes over DDS.
     """
     before = len(g.masks)
-    player = Player(namespace=g.ns, parameter_overrides=[
+    player = Player(namespace=g.ns, context=g.context, parameter_overrides=[
         Parameter("source", value=str(g.folder)), Parameter("encoding", value=encoding),
         Parameter("rate", value=20.0), Parameter("wait_for_subscribers", value=1)])
     g.executor.add_node(player)
