@@ -81,7 +81,7 @@ class CalledDrivable:
         self.called = np.zeros(num_classes, np.int64)
 
     def update(self, drivable: np.ndarray, target: np.ndarray) -> None:
-        target = np.asarray(target).reshape(-1).astype(np.int64)
+        target = np.asarray(target, np.int64).reshape(-1)    # no copy when it is int64 already
         drivable = np.asarray(drivable, bool).reshape(-1)
         if drivable.shape != target.shape:
             raise ValueError(f"drivable mask has {drivable.size} pixels but the label has {target.size}")
