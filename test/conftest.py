@@ -8,7 +8,6 @@ host never see each other's topics.  ROS tests skip cleanly when rclpy does not 
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import threading
@@ -104,16 +103,16 @@ def ros_context():
 _private_domains = itertools.count(1)
 
 
-@contextlib.contextmanager
-def fresh_participant():
+@pytest.fixture
+def private_graph(ros_context):
     """
-    Yield (context, env): a fresh DDS participant on a domain of its own, shut down after.
+    Give a test that talks to a subprocess a fresh DDS participant on a domain of its own.
 
-    Create the test's nodes and executors with ``context`` and start any subprocess with
-    ``env``.  Why: after a long session the shared session participant sometimes never
-    discovered a new subprocess, or matched a new in-process publisher (seen after a run
-    of other DDS tests: every later test of a module timed out, each passing alone); a
-    fresh participant on unused ports does not inherit whatever state that was.
+    Yields (context, env): create the test's nodes and executors with ``context`` and
+    start the subprocess with ``env``.  Why: after a long session the shared session
+    participant sometimes never discovered a new subprocess (seen after a run of other
+    DDS tests: every later subprocess test timed out, each passing alone); a fresh
+    participant on unused ports does not inherit whatever state that was.
     """
     import rclpy
 
@@ -125,13 +124,6 @@ def fresh_participant():
         yield context, {**os.environ, "ROS_DOMAIN_ID": str(domain)}
     finally:
         context.try_shutdown()
-
-
-@pytest.fixture
-def private_graph(ros_context):
-    """Give a test that talks to a subprocess a fresh DDS participant (fresh_participant)."""
-    with fresh_participant() as pair:
-        yield pair
 
 
 @pytest.fixture
@@ -164,8 +156,7 @@ class Graph:
     namespace.
     """
 
-    def __init__(self, checkpoint, autostart: bool = True, context=None, **params):
-        """context: an rclpy context of its own (a fresh participant); None: the session's."""
+    def __init__(self, checkpoint, autostart: bool = True, **params):
         import rclpy
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.parameter import Parameter
@@ -173,12 +164,11 @@ class Graph:
         from icnet_ros.ros.node import SegmentationNode
 
         self.ns = f"/t{os.getpid()}_{next(_namespaces)}"
-        self.context = context
         params = {"model_path": str(checkpoint), "num_threads": 1, "warmup": False, **params}
-        self.node = SegmentationNode(namespace=self.ns, context=context, parameter_overrides=[
+        self.node = SegmentationNode(namespace=self.ns, parameter_overrides=[
             Parameter(k, value=v) for k, v in params.items()])
-        self.probe = rclpy.create_node("probe", namespace=self.ns, context=context)
-        self.executor = MultiThreadedExecutor(num_threads=2, context=context)
+        self.probe = rclpy.create_node("probe", namespace=self.ns)
+        self.executor = MultiThreadedExecutor(num_threads=2)
         self.executor.add_node(self.node)
         self.executor.add_node(self.probe)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)

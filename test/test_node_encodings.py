@@ -1,9 +1,14 @@
 """
 Camera driver encodings over real DDS.
 
-`play` publishes a KITTI frame as Spinnaker/Pylon (Bayer), usb_cam/v4l2_camera (YUV
-4:2:2), NV21/NV24 or 16-bit cameras would, the node segments it, and its class map
-matches the one for the same frame sent as rgb8.
+A KITTI frame is published as Spinnaker/Pylon (Bayer), usb_cam/v4l2_camera (YUV 4:2:2),
+NV21/NV24 or 16-bit cameras would (``frame_to_image``, what `play`'s encoding parameter
+uses; `play` itself publishing an encoding is tested in test_player.py), the node
+segments it, and its class map matches the one for the same frame sent as rgb8.
+
+One publisher sends every encoding: creating and destroying a `play` node per encoding
+inside the test's executor left, late in a full test run, each new player waiting out
+its 20 s for a subscriber match (each case passed alone).
 """
 
 from __future__ import annotations
@@ -12,16 +17,15 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import fresh_participant, Graph, HAVE_RCLPY, wait_for
+from conftest import Graph, HAVE_RCLPY, wait_for
 
 pytestmark = [pytest.mark.ros, pytest.mark.skipif(not HAVE_RCLPY, reason="rclpy does not import")]
 
 if HAVE_RCLPY:
-    from rclpy.parameter import Parameter
     from sensor_msgs.msg import Image
 
     from icnet_ros.paths import CHECKOUT_SAMPLES
-    from icnet_ros.ros.player import Player
+    from icnet_ros.ros.conversions import frame_to_image
 
 # encoding -> least share of pixels whose class equals the rgb8 frame's.  Measured here:
 # Bayer 0.963-0.971, NV21 0.957, YUV 4:2:2 0.996, NV24 0.998, grey 0.874; the same frame
@@ -38,43 +42,27 @@ H, W = 374, 1240                   # a KITTI frame (375 x 1242) cut to even size
 
 
 @pytest.fixture(scope="module")
-def scene(ros_context, tiny_checkpoint, tmp_path_factory):
-    """One node, one KITTI frame in a folder for `play`, and the rgb8 class map."""
+def scene(ros_context, tiny_checkpoint):
+    """One node, a publisher to it, one KITTI frame, and the rgb8 class map."""
     import torch
 
     threads = torch.get_num_threads()
-    folder = tmp_path_factory.mktemp("frame")
-    bgr = cv2.imread(str(CHECKOUT_SAMPLES / "image_2/um_000000.png"))
-    cv2.imwrite(str(folder / "frame.png"), bgr[:H, :W])
-    with fresh_participant() as (context, _):       # 18 players in a row: not on the long session's participant
-        g = Graph(tiny_checkpoint, context=context, qos_reliability="reliable")
-        g.masks = g.collect(Image, g.output("mask"))
-        g.folder = folder
-        g.sent = 0
-        g.reference = None
-        yield g
-        g.close()
+    g = Graph(tiny_checkpoint, qos_reliability="reliable")
+    g.masks = g.collect(Image, g.output("mask"))
+    g.pub = g.publisher(Image, g.topic("image"))
+    g.wait_matched(g.pub)
+    g.bgr = cv2.imread(str(CHECKOUT_SAMPLES / "image_2/um_000000.png"))[:H, :W]
+    g.reference = None
+    yield g
+    g.close()
     torch.set_num_threads(threads)
 
 
-def play_one(g, encoding: str) -> np.ndarray:
-    """
-    Publish the frame once in `encoding` with `play` and return the node's class map for it.
-
-    `play` runs in this process and publishes over DDS.
-    """
+def send_one(g, encoding: str) -> np.ndarray:
+    """Publish the frame once in `encoding` and return the node's class map for it."""
     before = len(g.masks)
-    player = Player(namespace=g.ns, context=g.context, parameter_overrides=[
-        Parameter("source", value=str(g.folder)), Parameter("encoding", value=encoding),
-        Parameter("rate", value=20.0), Parameter("wait_for_subscribers", value=1)])
-    g.executor.add_node(player)
-    try:
-        assert wait_for(lambda: player.done, 20.0), f"play did not publish the {encoding} frame"
-        assert player.sent == 1
-        assert wait_for(lambda: len(g.masks) > before, 20.0), f"no mask for the {encoding} frame"
-    finally:
-        g.executor.remove_node(player)
-        player.destroy_node()
+    g.pub.publish(frame_to_image(g.bgr, encoding, order="bgr"))
+    assert wait_for(lambda: len(g.masks) > before, 20.0), f"no mask for the {encoding} frame"
     mask = g.masks[-1]
     assert (mask.height, mask.width) == (H, W)
     assert g.node.stats()["bad"] == 0, g.node.stats()["last_error"]
@@ -84,7 +72,7 @@ def play_one(g, encoding: str) -> np.ndarray:
 @pytest.mark.parametrize("encoding", ENCODINGS)
 def test_driver_encoding_segments_like_rgb8(scene, encoding):
     if scene.reference is None:
-        scene.reference = play_one(scene, "rgb8")
-    classes = play_one(scene, encoding)
+        scene.reference = send_one(scene, "rgb8")
+    classes = send_one(scene, encoding)
     agreement = float((classes == scene.reference).mean())
     assert agreement >= ENCODINGS[encoding], f"{encoding}: {agreement:.3f} of pixels agree with rgb8"
