@@ -93,6 +93,7 @@ def test_node_configuration_asks_for_calibration_images():
 
 def test_evaluate_and_export_int8(model_file, calib_dir, tmp_path, capfd):
     import onnx
+    import onnx.numpy_helper
     import onnxruntime as ort
 
     from icnet_ros.tools.evaluate import main as evaluate_main
@@ -113,6 +114,40 @@ def test_evaluate_and_export_int8(model_file, calib_dir, tmp_path, capfd):
     assert "onnx int8" in capfd.readouterr().out
     graph = onnx.load(str(out))
     assert any(n.op_type in ("QuantizeLinear", "QLinearConv") for n in graph.graph.node)
+    weights = [onnx.numpy_helper.to_array(t) for t in graph.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert max(int(np.abs(w.astype(np.int16)).max()) for w in weights) <= 64   # 7-bit: safe on any x86 CPU
     assert any(p.key == "icnet_ros" for p in graph.metadata_props)
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert sess.run(["classes"], {"image": sample_frames(1, 60, 96)})[0].shape == (1, 60, 96)
+
+
+def test_weights_are_7_bit_where_uint8_x_int8_products_can_saturate():
+    from icnet_ros.inference.int8 import needs_reduce_range
+
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    assert needs_reduce_range("x86_64", avx2)
+    assert needs_reduce_range("AMD64", "")                        # flags unknown: the safe side
+    assert not needs_reduce_range("x86_64", avx2.replace("avx2", "avx2 avx512f avx512_vnni"))
+    assert not needs_reduce_range("x86_64", avx2.replace("avx2", "avx2 avx_vnni"))
+    assert not needs_reduce_range("aarch64", "")
+
+
+@pytest.mark.parametrize("reduce", [True, False])
+def test_quantised_weights_follow_the_cpu(model_file, calib_dir, monkeypatch, reduce):
+    import io
+
+    import onnx
+    from onnx import numpy_helper
+
+    import icnet_ros.inference.int8 as int8
+    from icnet_ros.inference.checkpoint import load_checkpoint
+    from icnet_ros.inference.deploy import Deployable, trace_onnx
+
+    model, meta, _ = load_checkpoint(model_file)
+    buf = io.BytesIO()
+    trace_onnx(Deployable(model.eval(), meta.at_network_size()), 60, 96, buf)
+    monkeypatch.setattr(int8, "needs_reduce_range", lambda: reduce)    # the engine's case: this CPU decides
+    graph = onnx.load_from_string(quantize(buf.getvalue(), calibration_frames(calib_dir), (60, 96)))
+    weights = [numpy_helper.to_array(t) for t in graph.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    peak = max(int(np.abs(w.astype(np.int16)).max()) for w in weights)
+    assert peak <= 64 if reduce else peak == 127                  # 7-bit weights, or the full int8 range

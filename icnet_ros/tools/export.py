@@ -14,7 +14,9 @@ agreement is an error.
 
 ``--int8 --calibration DIR`` (ONNX only) writes the graph quantised for ONNX Runtime's
 CPU kernels (int8.py: QDQ, per-channel weights, activation ranges from the folder's
-images at the export's frame size); its check needs 90 % agreement.
+images at the export's frame size); its check needs 90 % agreement.  Its weights are 7-bit
+(``reduce_range``) whatever the exporting CPU: the file may run on an x86 CPU without VNNI,
+where full 8-bit weights saturate (int8.py).
 """
 
 from __future__ import annotations
@@ -188,7 +190,7 @@ def _quantize_file(out: Path, frames: list, h: int, w: int) -> None:
 
     from ..inference.int8 import quantize
 
-    graph = onnx.load_from_string(quantize(out.read_bytes(), frames, (h, w)))
+    graph = onnx.load_from_string(quantize(out.read_bytes(), frames, (h, w), reduce_range=True))
     meta = onnx.load(str(out)).metadata_props
     del graph.metadata_props[:]
     graph.metadata_props.extend(meta)
