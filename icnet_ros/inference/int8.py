@@ -13,10 +13,10 @@ sets, or from the robot's own camera; they are resized to each traced network si
 
 x86 CPUs without VNNI (AVX2 only) multiply uint8 by int8 with an instruction that adds
 pairs of products into int16 and saturates: with full 8-bit weights the shipped model's
-sky IoU fell from 94 to 43 % on such a CPU (AMD EPYC, 2026-12-03; drivable IoU held).
-There the weights are quantised to 7 bits (``reduce_range``), which cannot saturate:
-sky 94 %, mIoU within 0.7 point of fp32.  With VNNI (products summed in int32) and on
-other architectures the full 8 bits are kept.
+sky IoU fell from 94 to 43 % on 60 Cityscapes frames on such a CPU (AMD EPYC,
+2026-12-03; drivable IoU held).  There the weights are quantised to 7 bits
+(``reduce_range``), which cannot saturate: sky 94 %, mIoU within 0.7 point of fp32.  With
+VNNI (products summed in int32) and on other architectures the full 8 bits are kept.
 """
 
 from __future__ import annotations
