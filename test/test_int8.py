@@ -93,7 +93,6 @@ def test_node_configuration_asks_for_calibration_images():
 
 def test_evaluate_and_export_int8(model_file, calib_dir, tmp_path, capfd):
     import onnx
-    import onnx.numpy_helper
     import onnxruntime as ort
 
     from icnet_ros.tools.evaluate import main as evaluate_main
@@ -114,8 +113,7 @@ def test_evaluate_and_export_int8(model_file, calib_dir, tmp_path, capfd):
     assert "onnx int8" in capfd.readouterr().out
     graph = onnx.load(str(out))
     assert any(n.op_type in ("QuantizeLinear", "QLinearConv") for n in graph.graph.node)
-    weights = [onnx.numpy_helper.to_array(t) for t in graph.graph.initializer if t.data_type == onnx.TensorProto.INT8]
-    assert max(int(np.abs(w.astype(np.int16)).max()) for w in weights) <= 64   # 7-bit: safe on any x86 CPU
+    assert _peak_int8_weight(graph) <= 64                         # 7-bit: safe on any x86 CPU
     assert any(p.key == "icnet_ros" for p in graph.metadata_props)
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert sess.run(["classes"], {"image": sample_frames(1, 60, 96)})[0].shape == (1, 60, 96)
@@ -137,7 +135,6 @@ def test_quantised_weights_follow_the_cpu(model_file, calib_dir, monkeypatch, re
     import io
 
     import onnx
-    from onnx import numpy_helper
 
     import icnet_ros.inference.int8 as int8
     from icnet_ros.inference.checkpoint import load_checkpoint
@@ -148,6 +145,14 @@ def test_quantised_weights_follow_the_cpu(model_file, calib_dir, monkeypatch, re
     trace_onnx(Deployable(model.eval(), meta.at_network_size()), 60, 96, buf)
     monkeypatch.setattr(int8, "needs_reduce_range", lambda: reduce)    # the engine's case: this CPU decides
     graph = onnx.load_from_string(quantize(buf.getvalue(), calibration_frames(calib_dir), (60, 96)))
-    weights = [numpy_helper.to_array(t) for t in graph.graph.initializer if t.data_type == onnx.TensorProto.INT8]
-    peak = max(int(np.abs(w.astype(np.int16)).max()) for w in weights)
+    peak = _peak_int8_weight(graph)
     assert peak <= 64 if reduce else peak == 127                  # 7-bit weights, or the full int8 range
+
+
+def _peak_int8_weight(graph) -> int:
+    """Return the largest |value| among an ONNX graph's int8 initialisers (the quantised weights)."""
+    import onnx
+    from onnx import numpy_helper
+
+    weights = [numpy_helper.to_array(t) for t in graph.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    return max(int(np.abs(w.astype(np.int16)).max()) for w in weights)

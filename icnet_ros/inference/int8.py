@@ -22,6 +22,7 @@ VNNI (products summed in int32) and on other architectures the full 8 bits are k
 from __future__ import annotations
 
 import contextlib
+from functools import lru_cache
 import io
 import logging
 from pathlib import Path
@@ -64,6 +65,15 @@ def _exts() -> list[str]:
     return list(IMAGE_EXTS)
 
 
+@lru_cache(maxsize=1)
+def _cpuinfo() -> str | None:
+    """Return /proc/cpuinfo's text once per process (None where there is none)."""
+    try:
+        return Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return None
+
+
 def needs_reduce_range(machine: str | None = None, cpuinfo: str | None = None) -> bool:
     """
     Return True where uint8 x int8 products can saturate: x86 without VNNI.
@@ -76,9 +86,8 @@ def needs_reduce_range(machine: str | None = None, cpuinfo: str | None = None) -
     if machine not in ("x86_64", "amd64", "i386", "i686", "x86"):
         return False
     if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
+        cpuinfo = _cpuinfo()
+        if cpuinfo is None:
             return True
     flags = set()
     for line in cpuinfo.splitlines():
