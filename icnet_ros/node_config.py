@@ -155,7 +155,7 @@ def _check_engine_options(device: str, precision: str, backend: str) -> None:
     from .inference.engine import EngineError, resolve_backend, resolve_device, resolve_precision
 
     try:
-        resolved_device = resolve_device(device)
+        resolved_device = resolve_device(device, precision, backend)   # auto: CPU for int8 / onnxruntime
     except EngineError as e:
         raise ConfigError(f"parameter 'device': {e}") from None
     try:

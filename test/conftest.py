@@ -13,9 +13,9 @@ import os
 import threading
 import time
 
+from fake_cuda import fake_cuda  # noqa: F401  (the fixture: CUDA code paths run on the CPU)
 import pytest
 
-from fake_cuda import fake_cuda  # noqa: F401  (the fixture: CUDA code paths run on the CPU)
 from icnet_ros.paths import use_large_frame_transport, use_private_ros_domain
 
 use_private_ros_domain()     # before anything imports rclpy; the one place tests pick it

@@ -165,7 +165,7 @@ def _graph(cuda_graph, *args, **kwargs):
 
 
 def _cuda_device(value, fake: FakeCuda):
-    """A cuda device (torch.device or string) as the CPU, after the driver's index check; else None."""
+    """Return the CPU for a cuda device (torch.device or string), after the driver's index check; else None."""
     if isinstance(value, str) and value.split(":")[0] == "cuda":
         value = torch.device(value)
     if isinstance(value, torch.device) and value.type == "cuda":

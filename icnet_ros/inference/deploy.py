@@ -38,14 +38,15 @@ def normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
 
 def frame_logits(model: nn.Module, images: torch.Tensor, meta: ModelMeta | None, mean=None, std=None,
                  dtype: torch.dtype | None = None, channels_last: bool = False,
-                 cache_enabled: bool = True) -> torch.Tensor:
+                 cache_enabled: bool = True, at_frame_size: bool = True) -> torch.Tensor:
     """
     uint8 N x H x W x 3 RGB frames (on the model's device) -> logits N x C x H x W.
 
     mean / std: tensors already on the device (the engine keeps them; None: the meta's).
     dtype: autocast dtype (fp16 / bf16) or None.  channels_last: the engine's memory
     format for oneDNN / cuDNN.  cache_enabled: False under CUDA graph capture, which
-    would otherwise keep autocast's weight casts from the capture.
+    would otherwise keep autocast's weight casts from the capture.  at_frame_size: False
+    leaves the logits at the network size (the engine resizes what it needs itself).
     """
     h, w = int(images.shape[1]), int(images.shape[2])
     if mean is None:
@@ -59,7 +60,7 @@ def frame_logits(model: nn.Module, images: torch.Tensor, meta: ModelMeta | None,
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None, cache_enabled=cache_enabled):
         logits = model(x)["out"]
-    if tuple(logits.shape[-2:]) != (h, w):  # ICNet without a network size already answers at h x w
+    if at_frame_size and tuple(logits.shape[-2:]) != (h, w):  # ICNet without a network size already answers at h x w
         logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
     return logits
 

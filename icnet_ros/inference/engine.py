@@ -53,10 +53,27 @@ class Result:
     drivable_prob: np.ndarray | None = None  # H x W float32 in [0, 1], when asked for
 
 
-def resolve_device(device: str) -> torch.device:
+def cpu_only(precision: str = "auto", backend: str = "auto") -> str:
+    """Return what in precision / backend runs on the CPU only ("precision 'int8'"), or ''."""
+    if precision == "int8":
+        return "precision 'int8'"
+    if backend == "onnxruntime":
+        return "backend 'onnxruntime'"
+    return ""
+
+
+def resolve_device(device: str, precision: str = "auto", backend: str = "auto") -> torch.device:
+    """
+    Return the torch.device for auto, cpu, cuda or cuda:N; a CUDA one always with its index.
+
+    'auto' is cuda:0 where CUDA is available, unless precision or backend runs on the CPU
+    only (int8, onnxruntime): a params file that works on a CPU machine works on a GPU one.
+    'cuda' is cuda:0: torch.cuda.set_device refuses a device without an index.
+    """
     device = str(device).strip().lower()
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        gpu = torch.cuda.is_available() and not cpu_only(precision, backend)
+        return torch.device("cuda", 0) if gpu else torch.device("cpu")
     if device == "cpu":
         return torch.device("cpu")
     if device == "cuda" or device.startswith("cuda:"):
@@ -71,6 +88,14 @@ def resolve_device(device: str) -> torch.device:
                               f"{torch.cuda.device_count()} CUDA device(s)")
         return torch.device("cuda", index)
     raise EngineError(f"device {device!r} is not auto, cpu, cuda or cuda:N")
+
+
+def auto_device_note(device: str, precision: str = "auto", backend: str = "auto") -> str:
+    """Return the line that says 'auto' chose the CPU on a CUDA machine (and why), or ''."""
+    why = cpu_only(precision, backend)
+    if str(device).strip().lower() != "auto" or not why or not torch.cuda.is_available():
+        return ""
+    return f"device 'auto' chose the CPU although CUDA is available: {why} runs on the CPU only"
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -161,7 +186,8 @@ class Engine:
         """
         if int(threads) < 0:
             raise EngineError(f"threads must be 0 (torch's default) or more, got {threads}")
-        self.device = resolve_device(device)
+        self.device = resolve_device(device, precision, backend)
+        self.device_note = auto_device_note(device, precision, backend)
         self.precision = resolve_precision(precision, self.device)
         self.backend = resolve_backend(backend, self.device, self.precision)
         self.meta = meta
@@ -190,9 +216,10 @@ class Engine:
             # All CUDA work runs on one thread of the engine's own, bound to its GPU: torch keeps
             # the current device and the cuBLAS/cuDNN handles per thread, so with cuda:1 pinning,
             # streams and synchronise act on GPU 1 whichever thread calls infer, and the warm-up
-            # below creates the handles every later frame uses.
-            self._thread = ThreadPoolExecutor(1, "icnet-engine", initializer=torch.cuda.set_device,
-                                              initargs=(self.device,))
+            # below creates the handles every later frame uses.  Bound by a first task, not an
+            # initializer: a failing initializer leaves only BrokenThreadPool, this the reason.
+            self._thread = ThreadPoolExecutor(1, "icnet-engine")
+            self._thread.submit(torch.cuda.set_device, self.device).result()
         self._mean = torch.tensor(meta.mean, dtype=torch.float32, device=self.device)
         self._std = torch.tensor(meta.std, dtype=torch.float32, device=self.device)
         self._drivable = torch.tensor(sorted(meta.classes.drivable_ids), dtype=torch.long, device=self.device)
@@ -370,34 +397,53 @@ class Engine:
 
     @torch.inference_mode()
     def _run(self, frames: list[np.ndarray], color: str, probabilities: bool) -> list[Result]:
-        """Frames of one size on CUDA: the whole deploy path on the GPU, one copy back."""
+        """
+        Frames of one size on CUDA: the whole deploy path on the GPU, one copy back.
+
+        The CPU path's semantics (upsample.py): class maps are argmax(bilinear(logits)),
+        the drivable probability is the softmax at the network size, summed, then resized.
+        """
         start = time.perf_counter()
-        h, w = frames[0].shape[:2]
+        n, (h, w) = len(frames), frames[0].shape[:2]
         x = self._upload(frames)
         if color == "bgr":
             x = x.flip(3)                               # on uint8: a quarter of the bytes
-        logits = self.logits(x)
-        classes = logits.argmax(1).to(torch.uint8)
-        prob = None
+        small = self.logits(x, at_frame_size=False)     # at the network size
+        classes = _at(small.float(), h, w).argmax(1).to(torch.uint8) if small.shape[-2:] != (h, w) \
+            else small.argmax(1).to(torch.uint8)
         if probabilities:
-            prob = logits.float().softmax(1).index_select(1, self._drivable).sum(1).cpu().numpy()
-        results = self._results(classes.cpu().numpy(), prob)  # the one device -> host copy of the maps
-        key = (len(frames), *self.meta.network_size(h, w))
+            prob = small.float().softmax(1).index_select(1, self._drivable).sum(1, keepdim=True)
+            prob = _at(prob, h, w)[:, 0].clamp_(0.0, 1.0)
+            # maps and probabilities as bytes of one tensor: one device -> host copy, one sync
+            host = torch.cat([classes.reshape(-1), prob.reshape(-1).view(torch.uint8)]).cpu().numpy()
+            maps = host[:n * h * w].reshape(n, h, w)
+            results = self._results(maps, host[n * h * w:].view(np.float32).reshape(n, h, w))
+        else:
+            results = self._results(classes.cpu().numpy(), None)  # the one device -> host copy of the maps
+        key = (n, *self.meta.network_size(h, w))
         if self.device.type == "cuda" and key not in self._tuned:
             self._tuned.add(key)
             self._traced.append((key[1], key[2], time.perf_counter() - start))
         return results
 
     @torch.inference_mode()
-    def logits(self, x: torch.Tensor, graph_safe: bool = False) -> torch.Tensor:
+    def logits(self, x: torch.Tensor, graph_safe: bool = False, at_frame_size: bool = True) -> torch.Tensor:
         """
         Run the device part of a call (torch backend): uint8 RGB frames -> logits.
 
         Shared with the bench's CUDA graph.  Frames: uint8 N x H x W x 3 RGB on the
         engine's device; logits: N x C x H x W (float, or the autocast dtype when no
         resize was needed).  graph_safe: no autocast weight cache, which a CUDA graph
-        would otherwise keep from its capture.
+        would otherwise keep from its capture.  at_frame_size: False leaves them at the
+        network size.
         """
         # mean / std are tensors on the device: no copies per call
         return frame_logits(self.model, x, self.meta, self._mean, self._std, _DTYPES.get(self.precision),
-                            channels_last=True, cache_enabled=not graph_safe)
+                            channels_last=True, cache_enabled=not graph_safe, at_frame_size=at_frame_size)
+
+
+def _at(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """N x C x h' x w' float resized to h x w as F.interpolate bilinear (half-pixel), or t itself."""
+    if tuple(t.shape[-2:]) == (h, w):
+        return t
+    return torch.nn.functional.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)

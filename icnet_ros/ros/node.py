@@ -138,18 +138,19 @@ class SegmentationNode(LifecycleNode):
         return self._entered("configure", super().on_configure(state))
 
     def _load_engine(self, config: NodeConfig):
-        from ..inference.checkpoint import CheckpointError
+        from ..inference.checkpoint import CheckpointError, load_checkpoint
         from ..inference.engine import CalibrationError, Engine, EngineError
 
-        path = config.model_path
+        path, step = config.model_path, "model_path"
         try:
             if not path:
                 from ..paths import default_model_path
 
                 path = str(default_model_path())
-            return Engine.from_checkpoint(path, config.device, config.precision, config.warmup,
-                                          config.backend, threads=config.num_threads,
-                                          calibration=config.calibration_images or None)
+            model, meta, _ = load_checkpoint(path)
+            step = "device"
+            engine = Engine(model, meta, config.device, config.precision, config.warmup, config.backend,
+                            threads=config.num_threads, calibration=config.calibration_images or None)
         except (FileNotFoundError, CheckpointError) as e:
             raise ConfigError(f"parameter 'model_path': {e}") from None
         except OSError as e:  # ament_index without AMENT_PREFIX_PATH (a plain venv) says so this way
@@ -159,6 +160,13 @@ class SegmentationNode(LifecycleNode):
             raise ConfigError(f"parameter 'calibration_images': {e}") from None
         except EngineError as e:
             raise ConfigError(f"parameter 'device': {e}") from None
+        except Exception as e:  # anything else (a CUDA error in the warm-up, ...): one line, never a silent exit
+            first = (str(e).strip().splitlines() or [""])[0]
+            doing = f"loading {path}" if step == "model_path" else f"running the model on device {config.device!r}"
+            raise ConfigError(f"parameter {step!r}: {doing} failed ({type(e).__name__}: {first})") from None
+        if engine.device_note:
+            self.get_logger().info(engine.device_note)
+        return engine
 
     def _qos(self, reliability: str) -> QoSProfile:
         return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=self.config.qos_depth,

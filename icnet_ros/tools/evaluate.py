@@ -220,8 +220,11 @@ def _engine(args) -> Engine:
         if args.input_width and args.input_width < 8:
             raise DataError(f"--input-width {args.input_width} must be 0 (each frame's own size) or at least 8")
         meta.input_size, meta.input_width = None, args.input_width or None
-    return Engine(model, meta, device=args.device, precision=args.precision, warmup=False, backend=args.backend,
-                  calibration=args.calibration)
+    engine = Engine(model, meta, device=args.device, precision=args.precision, warmup=False, backend=args.backend,
+                    calibration=args.calibration)
+    if engine.device_note:
+        print(f"evaluate: {engine.device_note}")
+    return engine
 
 
 def held_out(dataset, src):
