@@ -1,7 +1,8 @@
 """
 The CUDA code paths, run on the CPU with the fake_cuda fixture (fake_cuda.py).
 
-device 'auto' on a GPU machine (engine and train), drivable probabilities on the CUDA path (the CPU path's semantics, one
+device 'auto' on a GPU machine (engine and train), the bench's fp16+graph row with the
+graph captured, drivable probabilities on the CUDA path (the CPU path's semantics, one
 copy back), a CPU-only precision or backend under 'auto', and train's resume with AMP's
 gradient scaler.  The node over DDS: test_node_cuda.py.
 """
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_bench import TINY, wide_checkpoint
 import torch
 
 from conftest import tiny_checkpoint_file
+from icnet_ros import bench
 from icnet_ros.inference.checkpoint import read_checkpoint
 from icnet_ros.inference.engine import Engine, resolve_device
 from icnet_ros.tools import train as train_mod
@@ -93,6 +96,19 @@ def test_drivable_probability_on_cuda_is_the_cpu_path_s_and_comes_back_in_one_co
     fake_cuda.host_copies = 0
     gpu.infer(frames)
     assert fake_cuda.host_copies == 1
+
+
+def test_the_fp16_graph_row_with_the_graph_captured(fake_cuda, tmp_path):
+    path = wide_checkpoint(tmp_path / "w.pt", input_width=96)
+    spec = {"name": "icnet_r18_w0.25", "device": "cuda:0", "quick": True, "checkpoint": str(path),
+            "schedule": TINY, "configs": [(48, 64, 2, "fp16+graph")]}
+    (row,) = bench.measure_model(spec)
+    assert row["error"] is None and row["reps"] > 0
+    engine = Engine.from_checkpoint(path, device="cuda", precision="fp16", warmup=False)
+    graphed = bench.GraphedPath(engine, 2, 48, 64, capture=True)
+    out = graphed.infer(list(sample_frames(2, 48, 64)))
+    assert graphed.graph.replays == 1 and out.shape == (2, 48, 64)
+    np.testing.assert_array_equal(out, graphed.dev_out.numpy())    # the replay's maps reached the host
 
 
 def _train(data, out, *extra):

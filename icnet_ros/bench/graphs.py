@@ -24,9 +24,12 @@ class GraphedPath:
         self.graph = None
         if not capture:
             return
-        with torch.cuda.device(engine.device), torch.inference_mode():   # streams on the engine's GPU
+        with torch.cuda.device(engine.device):
+            # host buffers outside inference mode: infer copies into them outside it, and an
+            # inference tensor refuses in-place updates there (every fp16+graph row failed so)
             self.host_in = torch.empty((batch, h, w, 3), dtype=torch.uint8).pin_memory()
             self.host_out = torch.empty((batch, h, w), dtype=torch.uint8).pin_memory()
+        with torch.cuda.device(engine.device), torch.inference_mode():   # streams on the engine's GPU
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
