@@ -134,3 +134,14 @@ def test_train_with_device_auto_then_resume_with_the_gradient_scaler(fake_cuda, 
     assert loaded == [saved]
     assert "saved without AMP" not in capfd.readouterr().out
     assert read_checkpoint(tmp_path / "run" / "last.pt")[2]["epoch"] == 1
+
+
+def test_torchrun_with_more_processes_than_gpus_is_one_line(fake_cuda, tmp_path, capfd, monkeypatch):
+    images, masks = make_folder(tmp_path / "f", n=2)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")                  # a second process on a one-GPU machine
+    assert _train(f"folder:{images}:{masks}", tmp_path / "run", "--epochs", "1") == 2
+    assert capfd.readouterr().err.strip() == (
+        "train: error: this process is LOCAL_RANK 1 of a torchrun job but this machine has 1 CUDA device(s); "
+        "start at most that many (--nproc_per_node) or train with --device cpu")

@@ -7,7 +7,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from ..inference.engine import resolve_device
+from ..inference.engine import EngineError, resolve_device
 
 
 class Dist:
@@ -18,7 +18,12 @@ class Dist:
         self.rank = int(os.environ.get("RANK", "0"))
         device = resolve_device(device_arg)
         if self.world > 1 and device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            if local >= torch.cuda.device_count():   # NCCL needs a GPU of its own per process
+                raise EngineError(f"this process is LOCAL_RANK {local} of a torchrun job but this machine has "
+                                  f"{torch.cuda.device_count()} CUDA device(s); start at most that many "
+                                  f"(--nproc_per_node) or train with --device cpu")
+            device = torch.device("cuda", local)
         if device.type == "cuda":
             # The current device, for all that does not name one (streams, pinning, GradScaler,
             # NCCL): --device cuda:1 means GPU 1 there too.
