@@ -7,7 +7,7 @@ STAMP := $(VENV)/.stamp
 # No ROS_DOMAIN_ID here: the tests (test/conftest.py) and the demo each pick a private
 # one in ROS's recommended range (icnet_ros/paths.py use_private_ros_domain).
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m icnet_ros.bench --json output/bench.json
+
+# On a machine with a GPU: the CUDA paths end to end in minutes (docs/gpu.md); exit 77 without CUDA.
+gpu-check: $(STAMP)
+	$(PY) -m icnet_ros.tools.gpu_check --out output/gpu-check
 
 clean:
 	rm -rf $(VENV) build install log output .pytest_cache
