@@ -57,8 +57,7 @@ class SegmentationNode(LifecycleNode):
         self._lifecycle_state = "unconfigured"
         for p in PARAMS:
             params.declare(self, p, self._rejected)
-        self.add_on_set_parameters_callback(self._check_change)      # may refuse, naming the parameter
-        self.add_post_set_parameters_callback(self._apply_change)    # once rclpy holds the new values
+        params.watch(self, self._check_change, self._apply_change)  # check (may refuse), then apply
         self.engine = None
         self.cameras: list[Camera] = []
         self.last_error = ""
