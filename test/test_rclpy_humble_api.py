@@ -129,3 +129,24 @@ def test_the_check_finds_newer_api(tmp_path):
     assert "get_publisher_count()" in text
     assert "add_pre_set_parameters_callback" not in text
     assert len(problems) == 3, text
+
+
+# Message constructor keywords that rosidl_generator_py gained after Humble (its humble
+# branch's _msg.py.em takes only the fields; jazzy's adds check_fields).
+NEWER_MESSAGE_KEYWORDS = {"check_fields"}
+
+
+def _message_keyword_problems(path: Path) -> list[str]:
+    text = path.read_text()
+    guarded = "_check_fields" in text     # a feature check: "_check_fields" in Msg.__slots__
+    return [f"{path.name}:{node.lineno}: {k.arg}= is not taken by Humble's messages"
+            for node in ast.walk(ast.parse(text)) if isinstance(node, ast.Call)
+            for k in node.keywords if k.arg in NEWER_MESSAGE_KEYWORDS and not guarded]
+
+
+def test_messages_are_built_with_humbles_keywords(tmp_path):
+    problems = [p for f in _sources() for p in _message_keyword_problems(f)]
+    assert not problems, "\n".join(problems)
+    probe = tmp_path / "probe.py"
+    probe.write_text("from sensor_msgs.msg import Image\nImage(check_fields=True)\n")
+    assert _message_keyword_problems(probe) == ["probe.py:2: check_fields= is not taken by Humble's messages"]
