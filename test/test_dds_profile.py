@@ -36,14 +36,14 @@ def test_profile_is_used_unless_the_user_chose_one(monkeypatch):
 
 
 PUBLISHER = textwrap.dedent("""
-    import sys, time, rclpy
+    import array, sys, time, rclpy
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
     rclpy.init()
     node = rclpy.create_node("big_publisher", namespace=sys.argv[1])
     pub = node.create_publisher(Image, "big", qos_profile_sensor_data)
     msg = Image(height=375, width=1242, encoding="rgb8", step=1242 * 3)
-    msg.data = bytes(1242 * 375 * 3)
+    msg.data = array.array("B", bytes(1242 * 375 * 3))   # bytes: checked per byte on Humble
     deadline = time.time() + 20
     while pub.get_subscription_count() == 0 and time.time() < deadline:
         time.sleep(0.05)
