@@ -1,0 +1,209 @@
+"""
+Cut-off bags: written whole with rosbags, then cut as a crash or a power loss leaves them.
+
+For ROS 1, ROS 2 MCAP and ROS 2 sqlite3: cut inside the header (one clear error), inside
+the first and the second chunk, after the last chunk, and without metadata.yaml.  The
+messages that come back are the intact bag's, in its order, byte for byte, up to the cut;
+one warning line says what was read.  Nothing is written into the bag.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+import shutil
+
+import numpy as np
+import pytest
+
+from icnet_ros.data import bag_io
+from icnet_ros.data.datasets import DataError, open_dataset
+
+rosbag1 = pytest.importorskip("rosbags.rosbag1")
+rosbag2 = pytest.importorskip("rosbags.rosbag2")
+typesys = pytest.importorskip("rosbags.typesys")
+IMAGE = "sensor_msgs/msg/Image"
+H, W, N = 24, 32, 6
+FILLER = 600_000    # two of these after frame 2 close rosbags' first 1 MiB chunk
+
+
+def _pixels(i: int) -> np.ndarray:
+    return np.random.default_rng(i).integers(0, 256, (H, W, 3), dtype=np.uint8)
+
+
+def _mask(i: int) -> np.ndarray:
+    return (np.arange(H * W).reshape(H, W) // W + i > H // 2).astype(np.uint8)
+
+
+def _image(ts, t: float, array: np.ndarray, encoding: str, ros1: bool):
+    T = ts.types
+    stamp = T["builtin_interfaces/msg/Time"](sec=int(t), nanosec=int(round((t % 1) * 1e9)))
+    header = T["std_msgs/msg/Header"](stamp=stamp, frame_id="cam", **({"seq": 0} if ros1 else {}))
+    ch = 1 if array.ndim == 2 else 3
+    return T[IMAGE](header=header, height=H, width=W, encoding=encoding, is_bigendian=0, step=W * ch,
+                    data=array.reshape(-1))
+
+
+def write(folder: Path, kind: str, compression: str = "") -> tuple[Path, Path]:
+    """Return (the bag to open, its storage file): N image/mask pairs, two chunks in ROS 1 and MCAP."""
+    ros1 = kind == "ros1"
+    ts = typesys.get_typestore(typesys.Stores.ROS1_NOETIC if ros1 else typesys.Stores.ROS2_KILTED)
+    serialize = ts.serialize_ros1 if ros1 else ts.serialize_cdr
+    if ros1:
+        bag = folder / "cut.bag"
+        writer = rosbag1.Writer(bag)
+        if compression:
+            writer.set_compression(getattr(rosbag1.Writer.CompressionFormat, compression.upper()))
+    else:
+        bag = folder / f"cut_{kind}"
+        writer = rosbag2.Writer(bag, version=9, storage_plugin=getattr(rosbag2.StoragePlugin, kind.upper()))
+        if compression:
+            writer.set_compression(rosbag2.CompressionMode.STORAGE, rosbag2.CompressionFormat.ZSTD)
+    with writer as w:
+        image = w.add_connection("/camera/image", IMAGE, typestore=ts)
+        mask = w.add_connection("/camera/mask", IMAGE, typestore=ts)
+        filler = w.add_connection("/filler", "std_msgs/msg/String", typestore=ts)
+        for i in range(N):
+            t = 10.0 + i * 0.1
+            w.write(image, int(t * 1e9), serialize(_image(ts, t, _pixels(i), "rgb8", ros1), IMAGE))
+            w.write(mask, int(t * 1e9) + 1000, serialize(_image(ts, t, _mask(i), "mono8", ros1), IMAGE))
+            if i == 2:
+                for k in range(2):
+                    text = ts.types["std_msgs/msg/String"](data=str(k) * FILLER)
+                    w.write(filler, int(t * 1e9) + 2000 + k, serialize(text, "std_msgs/msg/String"))
+    return bag, bag if ros1 else next(bag.glob("*.mcap" if kind == "mcap" else "*.db3"))
+
+
+def read_all(bag: Path, warnings: list | None = None) -> list:
+    reader = bag_io.open_bag(bag, "the test", warn=(warnings if warnings is not None else []).append)
+    try:
+        return [(c.topic, t, bytes(raw)) for c, t, raw in reader.messages()]
+    finally:
+        reader.close()
+
+
+def cut_copy(bag: Path, storage: Path, size: int, folder: Path, metadata: bool = False) -> Path:
+    """Return a copy of the bag whose storage file is cut to ``size`` bytes (ROS 2: without metadata.yaml)."""
+    folder.mkdir()
+    if bag == storage:
+        out = folder / bag.name
+    else:
+        out = folder / bag.name
+        out.mkdir()
+        if metadata:
+            shutil.copy(bag / "metadata.yaml", out / "metadata.yaml")
+        out_storage = out / storage.name
+    data = storage.read_bytes()[:size]
+    (out if bag == storage else out_storage).write_bytes(data)
+    return out
+
+
+def chunk_ends(kind: str, storage: Path) -> list[int]:
+    """Return where each chunk ends, from the intact file's own index."""
+    if kind == "ros1":
+        reader = rosbag1.Reader(storage)
+        reader.open()
+        ends = [c.datapos + c.datasize for _, c in sorted(reader.chunks.items())]
+        reader.close()
+        return ends
+    from rosbags.rosbag2.storage_mcap import McapReader
+
+    reader = McapReader(storage)
+    reader.open()
+    ends = [c.chunk_start_offset + c.chunk_length for c in reader.chunks]
+    reader.close()
+    return ends
+
+
+def payload_cut(storage: Path, i: int) -> int:
+    """Return a byte offset in the middle of frame i's pixels (stored uncompressed)."""
+    at = storage.read_bytes().find(_pixels(i).tobytes())
+    assert at > 0
+    return at + H * W * 3 // 2
+
+
+def first_message_of_frame(ref: list, i: int) -> int:
+    stamp = int((10.0 + i * 0.1) * 1e9)
+    return next(k for k, (topic, t, _) in enumerate(ref) if topic == "/camera/image" and t == stamp)
+
+
+@pytest.mark.parametrize("kind", ["ros1", "mcap"])
+def test_chunked_bags_cut_anywhere_give_every_whole_message(tmp_path, kind):
+    bag, storage = write(tmp_path, kind)
+    ref = read_all(bag)
+    assert len(ref) == 2 * N + 2 and len(chunk_ends(kind, storage)) == 2
+    first, last = chunk_ends(kind, storage)
+    cuts = {"inside the first chunk": (payload_cut(storage, 1), first_message_of_frame(ref, 1)),
+            "inside the second chunk": (payload_cut(storage, 4), first_message_of_frame(ref, 4)),
+            "after the last chunk": (last + 7, len(ref))}
+    for n, (where, (size, whole)) in enumerate(cuts.items()):
+        assert size < storage.stat().st_size
+        warnings = []
+        got = read_all(cut_copy(bag, storage, size, tmp_path / f"c{n}"), warnings)
+        assert got == ref[:whole], where
+        assert len(warnings) == 1 and "recording cut off; read" in warnings[0], (where, warnings)
+        assert f"read {whole} messages up to 1970-01-01 00:00:" in warnings[0]
+        assert "the rest is unreadable" in warnings[0]
+
+
+@pytest.mark.parametrize("kind", ["ros1", "mcap", "sqlite3"])
+def test_cut_inside_the_header_is_one_clear_error(tmp_path, kind):
+    bag, storage = write(tmp_path, kind)
+    copy = cut_copy(bag, storage, 20, tmp_path / "c")
+    with pytest.raises(DataError) as e:
+        read_all(copy)
+    assert str(e.value).startswith(f"bag {copy} cannot be read as a ROS 1 or ROS 2 bag: no whole message before "
+                                   "the damage (")
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["mcap", "sqlite3"])
+def test_ros2_bag_without_metadata_reads_whole(tmp_path, kind):
+    bag, storage = write(tmp_path, kind)
+    ref = read_all(bag)
+    (bag / "metadata.yaml").unlink()
+    warnings = []
+    assert read_all(bag, warnings) == ref
+    assert len(warnings) == 1 and warnings[0].startswith(f"bag {bag}: metadata.yaml is missing; read ")
+    assert bag_io.is_bag(bag)   # play still takes the folder for a bag
+    warnings.clear()
+    assert read_all(storage, warnings) == ref and warnings == []   # its storage file alone: rosbags reads it
+
+
+def test_sqlite_cut_off_gives_the_rows_before_the_cut(tmp_path):
+    bag, storage = write(tmp_path, "sqlite3")
+    ref = read_all(bag)
+    before = storage.read_bytes()
+    for n, size in enumerate((payload_cut(storage, 3), storage.stat().st_size - 4096)):
+        warnings = []
+        got = read_all(cut_copy(bag, storage, size, tmp_path / f"c{n}", metadata=n == 1), warnings)
+        assert 2 <= len(got) < len(ref) and got == ref[:len(got)]
+        assert len(warnings) == 1 and "recording cut off; read" in warnings[0]
+    assert storage.read_bytes() == before and not list(storage.parent.glob("*-journal"))
+
+
+@pytest.mark.parametrize("kind,compression", [("ros1", "bz2"), ("ros1", "lz4"), ("mcap", "zstd")])
+def test_compressed_chunks_cut_off(tmp_path, kind, compression):
+    bag, storage = write(tmp_path, kind, compression)
+    ref = read_all(bag)
+    first, last = chunk_ends(kind, storage)
+    in_first = [topic for topic, _, _ in ref].index("/filler") + 2   # frames 0-2 and the two fillers
+    for n, (size, least) in enumerate(((first + (last - first) // 2, in_first), (last + 3, len(ref)))):
+        warnings = []
+        got = read_all(cut_copy(bag, storage, size, tmp_path / f"c{n}"), warnings)
+        assert len(got) >= least and got == ref[:len(got)]
+        assert len(warnings) == 1 and "recording cut off" in warnings[0]
+
+
+def test_training_data_from_a_cut_off_bag(tmp_path, capfd):
+    bag, storage = write(tmp_path, "mcap")
+    whole = open_dataset(f"bag:{bag}", image_topic="/camera/image", mask_topic="/camera/mask")
+    cut = cut_copy(bag, storage, payload_cut(storage, 4), tmp_path / "c")
+    capfd.readouterr()
+    part = open_dataset(f"bag:{cut}", image_topic="/camera/image", mask_topic="/camera/mask")
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(part) == 4 and len(whole) == N
+    for i in range(4):
+        for a, b in zip(part.load(i), whole.load(i)):
+            np.testing.assert_array_equal(a, b)
+    assert len(err) == 1 and err[0].startswith(f"warning: bag {cut}: recording cut off; read 10 messages up to "
+                                               "1970-01-01 00:00:10.3 UTC, the rest is unreadable")
