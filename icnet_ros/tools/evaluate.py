@@ -151,7 +151,8 @@ def evaluate(engine: Engine, dataset, bev: BevView | None = None, limit: int = 0
             "drivable_iou": _num(drivable_cm.group_iou([1])) if len(drivable) else None,
             "drivable_threshold": threshold, "connected": connected,
             "class_iou": cm.class_iou(names), "called_drivable": called.shares(data_cs.names), "kitti": kitti,
-            "fps": scored / seconds if seconds > 0 else None, "images": scored, "perturb": str(perturb) if perturb else None,
+            "fps": scored / seconds if seconds > 0 else None, "images": scored,
+            "perturb": str(perturb) if perturb else None,
             "compared": "classes" if same else "drivable", "view": "bev" if bev is not None else "image"}
 
 
