@@ -207,3 +207,29 @@ def test_training_data_from_a_cut_off_bag(tmp_path, capfd):
             np.testing.assert_array_equal(a, b)
     assert len(err) == 1 and err[0].startswith(f"warning: bag {cut}: recording cut off; read 10 messages up to "
                                                "1970-01-01 00:00:10.3 UTC, the rest is unreadable")
+
+
+@pytest.mark.parametrize("kind", ["ros1", "mcap", "sqlite3"])
+def test_repair_writes_a_whole_copy_next_to_the_cut_bag(tmp_path, kind, capfd):
+    from rosbags.highlevel import AnyReader
+
+    from icnet_ros.tools.repair import main as repair_main
+
+    bag, storage = write(tmp_path, kind)
+    assert repair_main([str(bag)]) == 0
+    assert capfd.readouterr().out.strip() == f"repair: bag {bag} is whole; nothing to repair"
+    cut = cut_copy(bag, storage, payload_cut(storage, 4), tmp_path / "c")
+    before = sorted((p.name, p.read_bytes()) for p in ([cut] if cut.is_file() else cut.iterdir()))
+    recovered = read_all(cut)
+    capfd.readouterr()
+    assert repair_main([str(cut)]) == 0
+    out = cut.with_name("cut.repaired.bag" if kind == "ros1" else f"{cut.name}_repaired")
+    cap = capfd.readouterr()
+    assert cap.out.strip() == f"repair: wrote {len(recovered)} messages to {out}"
+    assert cap.err.count("recording cut off") == 1
+    with AnyReader([out]) as reader:    # rosbags itself reads the copy: it is whole
+        assert [(c.topic, t, bytes(raw)) for c, t, raw in reader.messages()] == recovered
+    assert sorted((p.name, p.read_bytes()) for p in ([cut] if cut.is_file() else cut.iterdir())) == before
+    assert repair_main([str(cut)]) == 2     # never over an earlier copy
+    assert capfd.readouterr().err.strip().endswith(f"repair: error: --out {out} exists already; remove it or give "
+                                                   "another --out")
