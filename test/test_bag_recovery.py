@@ -233,3 +233,20 @@ def test_repair_writes_a_whole_copy_next_to_the_cut_bag(tmp_path, kind, capfd):
     assert repair_main([str(cut)]) == 2     # never over an earlier copy
     assert capfd.readouterr().err.strip().endswith(f"repair: error: --out {out} exists already; remove it or give "
                                                    "another --out")
+
+
+def test_ros1_chunk_still_being_written_reads_its_whole_records(tmp_path):
+    """ROS 1's recorder writes a chunk's length when it closes it: the chunk it was filling says 0."""
+    bag, storage = write(tmp_path, "ros1")
+    ref = read_all(bag)
+    reader = rosbag1.Reader(storage)
+    reader.open()
+    second = sorted(reader.chunks.values(), key=lambda c: c.datapos)[1]
+    reader.close()
+    data = bytearray(storage.read_bytes()[:second.datapos + second.datasize])   # no index after it
+    data[second.datapos - 4:second.datapos] = bytes(4)      # the placeholder length
+    cut = tmp_path / "open.bag"
+    cut.write_bytes(bytes(data))
+    warnings = []
+    assert read_all(cut, warnings) == ref
+    assert len(warnings) == 1 and "cut off inside the chunk" in warnings[0]
