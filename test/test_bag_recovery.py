@@ -250,3 +250,14 @@ def test_ros1_chunk_still_being_written_reads_its_whole_records(tmp_path):
     warnings = []
     assert read_all(cut, warnings) == ref
     assert len(warnings) == 1 and "cut off inside the chunk" in warnings[0]
+
+
+def test_sqlite_cut_part_way_through_its_last_page_with_metadata(tmp_path):
+    """Rosbags opens this one through SQLite (the last page is there in part): it is checked first."""
+    bag, storage = write(tmp_path, "sqlite3")
+    ref = read_all(bag)
+    warnings = []
+    got = read_all(cut_copy(bag, storage, storage.stat().st_size - 100, tmp_path / "c", metadata=True), warnings)
+    assert 2 <= len(got) < len(ref) and got == ref[:len(got)]
+    assert len(warnings) == 1 and "recording cut off" in warnings[0]
+    assert "shorter than the" not in warnings[0]

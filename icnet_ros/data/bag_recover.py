@@ -48,6 +48,15 @@ def storage_files(path: Path) -> list[Path]:
     return sorted(files, key=order)
 
 
+def cut_sqlite(path: Path) -> str:
+    """Return why one of a bag's .db3 files is cut off ('' when none is, or the bag is not sqlite3)."""
+    from .bag_sqlite import cut_short
+
+    if path.suffix == ".bag" or not path.exists():
+        return ""
+    return next((why for f in storage_files(path) if f.suffix == ".db3" and (why := cut_short(f))), "")
+
+
 def clock(ns: int) -> str:
     """Return a log time as the wall clock it was recorded at, e.g. '2026-12-03 12:03:41.2 UTC'."""
     t = datetime.fromtimestamp(ns / 1e9, timezone.utc)
@@ -134,9 +143,12 @@ class RecoveredBag:
         yield from self._records(wanted)
 
     def deserialize(self, raw: bytes, msgtype: str):
-        if self.is2:
-            return self.typestore.deserialize_cdr(raw, msgtype)
-        return self.typestore.deserialize_ros1(raw, msgtype)
+        try:
+            if self.is2:
+                return self.typestore.deserialize_cdr(raw, msgtype)
+            return self.typestore.deserialize_ros1(raw, msgtype)
+        except Exception as e:  # a type the bag does not define, a message cut short, ...
+            raise DataError(f"bag {self.path}: a {msgtype} message cannot be read ({type(e).__name__}: {e})") from None
 
     def close(self) -> None:
         pass

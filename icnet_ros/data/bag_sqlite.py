@@ -33,6 +33,27 @@ def _whole_pages(path: Path) -> int:
     return size // page * page if page >= 512 else 0
 
 
+def cut_short(path: Path) -> str:
+    """
+    Return why a .db3 is shorter than its header says ('' when it is not).
+
+    SQLite opens such a file and fails (or reads zeros) only at the pages that are
+    missing, so a bag that rosbags opened is checked with this before it is trusted.
+    """
+    with path.open("rb") as f:
+        head = f.read(100)
+        size = f.seek(0, 2)
+    if len(head) < 100 or not head.startswith(b"SQLite format 3\0"):
+        return ""
+    page = int.from_bytes(head[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = int.from_bytes(head[28:32], "big")
+    valid = pages and head[24:28] == head[92:96]    # the header's page count is kept up to date
+    if size % page or (valid and size < pages * page):
+        return f"{path.name} is {size:,} bytes, shorter than the {max(pages * page, size):,} its pages need"
+    return ""
+
+
 def _open(path: Path, size: int):
     """
     Return a read-only apsw connection that sees only the first ``size`` bytes of the file.
