@@ -104,10 +104,10 @@ def test_evaluate_skips_and_reports_damaged_samples(tmp_path, capfd, tiny_checkp
     assert len([ln for ln in cap.err.splitlines() if ln.startswith("warning: skipped")]) == 3
 
 
-@pytest.mark.parametrize("ext", [".png", ".jpg"])
-def test_header_size_reads_png_and_jpeg_without_decoding(tmp_path, ext):
+@pytest.mark.parametrize("ext,params", [(".png", []), (".jpg", []), (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])])
+def test_header_size_reads_png_and_jpeg_without_decoding(tmp_path, ext, params):
     path = tmp_path / f"a{ext}"
-    assert cv2.imwrite(str(path), np.zeros((37, 53, 3), np.uint8))
+    assert cv2.imwrite(str(path), np.zeros((37, 53, 3), np.uint8), params)
     assert header_size(path) == (53, 37)
     assert header_size(Encoded(path.read_bytes(), "frame")) == (53, 37)
     path.write_bytes(path.read_bytes()[:3])

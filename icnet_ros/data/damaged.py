@@ -29,6 +29,7 @@ from .image_io import DataError, Encoded
 
 PNG = b"\x89PNG\r\n\x1a\n"
 JPEG = b"\xff\xd8"
+_STANDALONE = {0x01, *range(0xD0, 0xDA)}       # markers without a length: TEM, RSTn, SOI, EOI
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
@@ -74,7 +75,7 @@ def _jpeg_size(src) -> tuple[int, int] | None:
             if marker == 0xFF:        # fill byte
                 at += 1
                 continue
-            at += 2 + length
+            at += 2 if marker in _STANDALONE else 2 + length
     finally:
         if f is not None:
             f.close()
