@@ -45,7 +45,7 @@ def train(tmp_path, capfd, images, masks, *extra):
 
 def test_training_skips_exactly_the_damaged_samples_and_lists_them(tmp_path, capfd):
     images, masks, (corrupt, empty, wrong) = damaged_folder(tmp_path)
-    rc, cap, out = train(tmp_path, capfd, images, masks, "--max-bad", "0.5", "--workers", "1")
+    rc, cap, out = train(tmp_path, capfd, images, masks, "--max-bad", "0.5", "--workers", "1", "--val-split", "0.34")
     assert rc == 0, cap.err
     warnings = [ln for ln in cap.err.splitlines() if ln.startswith("warning:")]
     assert warnings == [f"warning: skipped a damaged sample: image {empty} is empty (0 bytes)",
@@ -116,3 +116,23 @@ def test_header_size_reads_png_and_jpeg_without_decoding(tmp_path, ext, params):
     assert header_size(path) == "empty"
     (tmp_path / "b.bmp").write_bytes(b"BM....")
     assert header_size(tmp_path / "b.bmp") is None    # not checked before loading
+
+
+def test_validation_skips_a_frame_that_does_not_decode(tmp_path):
+    from icnet_ros.data.damaged import DamagedSamples
+    from icnet_ros.data.datasets import open_dataset
+    from icnet_ros.nn.model import ICNet
+    from icnet_ros.training.validation import evaluate_model
+
+    images, masks = make_folder(tmp_path / "data", n=2)
+    corrupt = images / "f001.png"
+    corrupt.write_bytes(corrupt.read_bytes()[:80])
+    data = open_dataset(f"folder:{images}:{masks}")
+    data.skip_damaged = True
+    lines = []
+    damaged = DamagedSamples(max_bad=0.5, warn=lines.append)
+    damaged.total = 2
+    torch.manual_seed(0)
+    cm = evaluate_model(ICNet(2, "r18", 0.25), data, torch.device("cpu"), damaged=damaged)
+    assert list(damaged.found) == [str(corrupt)] and len(lines) == 1
+    assert cm.matrix.sum() == 64 * 96      # the one whole frame's pixels
