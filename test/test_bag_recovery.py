@@ -261,3 +261,23 @@ def test_sqlite_cut_part_way_through_its_last_page_with_metadata(tmp_path):
     assert 2 <= len(got) < len(ref) and got == ref[:len(got)]
     assert len(warnings) == 1 and "recording cut off" in warnings[0]
     assert "shorter than the" not in warnings[0]
+
+
+def test_split_recording_whose_last_file_metadata_yaml_does_not_list(tmp_path):
+    """A recorder that rewrites metadata.yaml at each split, killed while it filled the next file."""
+    first, first_storage = write(tmp_path / "a", "mcap")
+    second, second_storage = write(tmp_path / "b", "mcap")
+    bag = tmp_path / "split"
+    shutil.copytree(first, bag)
+    (bag / first_storage.name).rename(bag / "split_0.mcap")
+    meta = (bag / "metadata.yaml").read_text().replace(first_storage.name, "split_0.mcap")
+    (bag / "metadata.yaml").write_text(meta)
+    listed = read_all(bag)          # what rosbags reads of it: the listed file
+    assert listed == read_all(first)
+    (bag / "split_1.mcap").write_bytes(second_storage.read_bytes()[:payload_cut(second_storage, 1)])
+    warnings = []
+    got = read_all(bag, warnings)
+    ref = read_all(second)
+    assert got == listed + ref[:first_message_of_frame(ref, 1)]
+    assert len(warnings) == 1 and warnings[0].startswith(f"bag {bag}: recording cut off; read 16 messages")
+    assert "split_1.mcap cut off inside the chunk" in warnings[0]

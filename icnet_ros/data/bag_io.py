@@ -71,10 +71,10 @@ def open_bag(path: Path, needed_for: str, fallback_types: bool = True, warn=warn
         reader.open()
     except Exception as e:  # rosbags raises several unrelated error types for damaged bags
         return bag_recover.open_damaged(bag_root(path), e, types, warn)
-    cut = bag_recover.cut_sqlite(bag_root(path))
-    if cut:  # SQLite opens a cut-off .db3 and fails (or reads zeros) only where its pages are missing
+    damage = bag_recover.looks_damaged(bag_root(path))   # what rosbags opens without noticing
+    if damage:
         reader.close()
-        return bag_recover.open_damaged(bag_root(path), ValueError(cut), types, warn)
+        return bag_recover.open_damaged(bag_root(path), ValueError(damage), types, warn, why=damage)
     return reader
 
 

@@ -48,13 +48,31 @@ def storage_files(path: Path) -> list[Path]:
     return sorted(files, key=order)
 
 
-def cut_sqlite(path: Path) -> str:
-    """Return why one of a bag's .db3 files is cut off ('' when none is, or the bag is not sqlite3)."""
+def looks_damaged(path: Path) -> str:
+    """
+    Return what is wrong with a ROS 2 bag that rosbags opened without complaint ('' when nothing is).
+
+    A .db3 shorter than its header says (SQLite opens it and reads the missing bytes as
+    zeros), or storage files that metadata.yaml does not list (a recorder that rewrites it
+    at each split, killed while it filled the next file: rosbags would leave that file out).
+    """
     from .bag_sqlite import cut_short
 
     if path.suffix == ".bag" or not path.exists():
         return ""
-    return next((why for f in storage_files(path) if f.suffix == ".db3" and (why := cut_short(f))), "")
+    files = storage_files(path)
+    cut = next((why for f in files if f.suffix == ".db3" and (why := cut_short(f))), "")
+    if cut or not path.is_dir() or not (path / "metadata.yaml").is_file():
+        return cut
+    import yaml
+
+    try:
+        info = yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+        listed = {Path(p).name for p in info["relative_file_paths"]}
+    except Exception:  # rosbags read it; a form this check does not know is left to rosbags
+        return ""
+    unlisted = [f.name for f in files if f.name not in listed]
+    return f"metadata.yaml does not list {', '.join(unlisted)}" if unlisted else ""
 
 
 def clock(ns: int) -> str:
@@ -193,14 +211,16 @@ def _whole_storage(path: Path, default_types):
     return reader
 
 
-def open_damaged(path: Path, error: Exception, default_types=None, warn=None):
+def open_damaged(path: Path, error: Exception, default_types=None, warn=None, why: str = ""):
     """
     Return a reader of what is readable in a bag rosbags refused with ``error``.
 
-    ``warn`` gets one line saying what was recovered.  DataError when no whole message
-    can be read (e.g. a file cut inside its header).
+    ``warn`` gets one line saying what was recovered (``why`` the bag was scanned, when
+    its files are whole).  DataError when no whole message can be read (e.g. a file cut
+    inside its header).
     """
-    scanners, is2, why = _scanners(path)
+    scanners, is2, missing = _scanners(path)
+    why = why or missing
     reader = _whole_storage(path, default_types) if is2 else None
     if reader is not None and reader.message_count:
         if warn is not None:
