@@ -236,7 +236,7 @@ def test_repair_writes_a_whole_copy_next_to_the_cut_bag(tmp_path, kind, capfd):
 
 
 def test_ros1_chunk_still_being_written_reads_its_whole_records(tmp_path):
-    """ROS 1's recorder writes a chunk's length when it closes it: the chunk it was filling says 0."""
+    """ROS 1's recorder writes a chunk's length when it closes it, the index position at the end: both say 0."""
     bag, storage = write(tmp_path, "ros1")
     ref = read_all(bag)
     reader = rosbag1.Reader(storage)
@@ -245,6 +245,8 @@ def test_ros1_chunk_still_being_written_reads_its_whole_records(tmp_path):
     reader.close()
     data = bytearray(storage.read_bytes()[:second.datapos + second.datasize])   # no index after it
     data[second.datapos - 4:second.datapos] = bytes(4)      # the placeholder length
+    at = data.index(b"index_pos=", 0, 4096) + len(b"index_pos=")
+    data[at:at + 8] = bytes(8)                               # and no index yet, as the recorder leaves it
     cut = tmp_path / "open.bag"
     cut.write_bytes(bytes(data))
     warnings = []
@@ -281,3 +283,16 @@ def test_split_recording_whose_last_file_metadata_yaml_does_not_list(tmp_path):
     assert got == listed + ref[:first_message_of_frame(ref, 1)]
     assert len(warnings) == 1 and warnings[0].startswith(f"bag {bag}: recording cut off; read 16 messages")
     assert "split_1.mcap cut off inside the chunk" in warnings[0]
+
+
+def test_folder_of_whole_split_files_without_metadata_reads_in_time_order(tmp_path):
+    first, first_storage = write(tmp_path / "a", "mcap")
+    second, second_storage = write(tmp_path / "b", "mcap")
+    bag = tmp_path / "split"
+    bag.mkdir()
+    shutil.copy(first_storage, bag / "split_0.mcap")
+    shutil.copy(second_storage, bag / "split_1.mcap")
+    warnings = []
+    got = read_all(bag, warnings)
+    assert sorted(got, key=lambda m: m[1]) == got and sorted(got) == sorted(read_all(first) + read_all(second))
+    assert warnings == [f"bag {bag}: metadata.yaml is missing; read its storage files directly (28 messages)"]
