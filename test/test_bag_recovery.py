@@ -56,8 +56,9 @@ def write(folder: Path, kind: str, compression: str = "") -> tuple[Path, Path]:
     else:
         bag = folder / f"cut_{kind}"
         writer = rosbag2.Writer(bag, version=9, storage_plugin=getattr(rosbag2.StoragePlugin, kind.upper()))
-        if compression:
-            writer.set_compression(rosbag2.CompressionMode.STORAGE, rosbag2.CompressionFormat.ZSTD)
+        if compression:   # zstd: MCAP chunks; message: each message (rosbag2's compression_mode: message)
+            mode = rosbag2.CompressionMode.MESSAGE if compression == "message" else rosbag2.CompressionMode.STORAGE
+            writer.set_compression(mode, rosbag2.CompressionFormat.ZSTD)
     with writer as w:
         image = w.add_connection("/camera/image", IMAGE, typestore=ts)
         mask = w.add_connection("/camera/mask", IMAGE, typestore=ts)
@@ -296,3 +297,14 @@ def test_folder_of_whole_split_files_without_metadata_reads_in_time_order(tmp_pa
     got = read_all(bag, warnings)
     assert sorted(got, key=lambda m: m[1]) == got and sorted(got) == sorted(read_all(first) + read_all(second))
     assert warnings == [f"bag {bag}: metadata.yaml is missing; read its storage files directly (28 messages)"]
+
+
+@pytest.mark.parametrize("kind", ["mcap", "sqlite3"])
+def test_zstd_compressed_messages_without_metadata(tmp_path, kind):
+    """rosbag2's compression_mode: message says so only in metadata.yaml: each message is a zstd frame."""
+    bag, storage = write(tmp_path, kind, "message")
+    ref = read_all(bag)
+    assert ref[0][2].startswith(b"\0\1")        # rosbags gives them as CDR
+    (bag / "metadata.yaml").unlink()
+    warnings = []
+    assert read_all(bag, warnings) == ref and len(warnings) == 1

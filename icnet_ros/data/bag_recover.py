@@ -81,6 +81,20 @@ def clock(ns: int) -> str:
     return f"{t:%Y-%m-%d %H:%M:%S}.{t.microsecond // 100000} UTC"
 
 
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def _unpacked(raw: bytes) -> bytes:
+    """Return a ROS 2 message as CDR, undoing rosbag2's per-message compression (compression_mode: message)."""
+    if not raw.startswith(ZSTD_MAGIC):   # CDR starts with its encapsulation header, 00 01 00 00 or so
+        return raw
+    try:
+        from compression import zstd   # Python 3.14
+    except ImportError:
+        from backports import zstd     # what rosbags uses before 3.14
+    return zstd.decompress(raw)
+
+
 def _count(n: int) -> str:
     return f"{n:,} message{'s' if n != 1 else ''}"
 
@@ -121,7 +135,7 @@ class RecoveredBag:
                     continue
                 count, last = count + 1, record[2]
                 if wanted is None or conn.id in wanted:
-                    yield conn, record[2], record[3]
+                    yield conn, record[2], _unpacked(record[3]) if self.is2 else record[3]
             if state.cut:
                 cuts.append(f"{file.name} {state.cut}" if len(self.scanners) > 1 else state.cut)
         if wanted is None:
@@ -208,7 +222,21 @@ def _whole_storage(path: Path, default_types):
         reader.open()
     except Exception:  # a damaged storage file: scan it instead
         return None
-    return reader
+    return _Unpacking(reader)
+
+
+class _Unpacking:
+    """Rosbags' reader with rosbag2's per-message compression undone (metadata.yaml would have said)."""
+
+    def __init__(self, reader):
+        self._reader = reader
+
+    def __getattr__(self, name):
+        return getattr(self._reader, name)
+
+    def messages(self, connections=()):
+        for conn, t, raw in self._reader.messages(connections=connections):
+            yield conn, t, _unpacked(raw)
 
 
 def open_damaged(path: Path, error: Exception, default_types=None, warn=None, why: str = ""):
