@@ -308,3 +308,18 @@ def test_zstd_compressed_messages_without_metadata(tmp_path, kind):
     (bag / "metadata.yaml").unlink()
     warnings = []
     assert read_all(bag, warnings) == ref and len(warnings) == 1
+
+
+@pytest.mark.parametrize("kind", ["ros1", "mcap"])
+def test_zeros_after_the_cut_end_the_bag_there(tmp_path, kind):
+    """A power loss can leave the file longer than what was written, the rest zeros."""
+    bag, storage = write(tmp_path, kind)
+    ref = read_all(bag)
+    first, _ = chunk_ends(kind, storage)
+    copy = cut_copy(bag, storage, first, tmp_path / "c")
+    zeroed = copy if copy.is_file() else copy / storage.name
+    zeroed.write_bytes(zeroed.read_bytes() + bytes(65536))
+    warnings = []
+    got = read_all(copy, warnings)
+    assert got == ref[:[t for t, _, _ in ref].index("/filler") + 2]    # the first chunk's messages
+    assert len(warnings) == 1 and "recording cut off" in warnings[0]

@@ -110,6 +110,8 @@ def _chunk(header: dict, data: bytes, state, pos: int, whole: bool):
     while at < len(records):
         try:
             h, d, nxt = _split(records, at)
+            if "op" not in h:   # zeros where a crash left the file longer than its data
+                break
             item = _item(h, d)
         except (_Short, KeyError, struct.error, UnicodeDecodeError, ValueError, IndexError):
             break
@@ -154,7 +156,10 @@ def scan(path: Path, state):
             pos = f.tell()
             try:
                 header, data, whole = _record(f, end)
-                op = header.get("op", b"\0")[0]
+                if "op" not in header:   # zeros where a crash left the file longer than its data
+                    state.cut = f"an unreadable record at byte {pos}"
+                    return
+                op = header["op"][0]
                 if op == CHUNK:
                     yield from _chunk(header, data, state, pos, whole)
                     if state.cut:
