@@ -22,6 +22,10 @@ PACKAGES = {
     "onnx": ("onnx", None),
     "onnxruntime": ("onnxruntime", "python3-onnxruntime-pip"),
     "rosbags": ("rosbags", "python3-rosbags-pip"),
+    # rosbags' own dependencies, which the cut-off bag scanners (data/bag_*.py) use directly
+    "apsw": ("rosbags", "python3-rosbags-pip"),
+    "lz4": ("rosbags", "python3-rosbags-pip"),
+    "backports": ("rosbags", "python3-rosbags-pip"),
     "safetensors": ("safetensors", None),
     "yaml": ("pyyaml", "python3-yaml"),
     "tqdm": ("tqdm", "python3-tqdm"),

@@ -12,9 +12,11 @@ says where.  Other record kinds (attachments, metadata, indexes) are skipped.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 import struct
+import sys
 
 MAGIC = b"\x89MCAP0\r\n"
 SCHEMA, CHANNEL, MESSAGE, CHUNK, FOOTER, DATA_END = 0x03, 0x04, 0x05, 0x06, 0x02, 0x0F
@@ -34,16 +36,17 @@ def _string(body: bytes, at: int) -> tuple[bytes, int]:
     return body[at + 4:at + 4 + n], at + 4 + n
 
 
+def zstd():
+    """Return the zstd module: the standard library's from Python 3.14, before that rosbags' backports.zstd."""
+    return importlib.import_module("compression.zstd" if sys.version_info >= (3, 14) else "backports.zstd")
+
+
 def _decompress(compression: str, data: bytes) -> bytes:
     """As much of a chunk's records as decompresses: a cut-off chunk gives its first part."""
     if compression == "":
         return data
     if compression == "zstd":
-        try:
-            from compression import zstd   # Python 3.14
-        except ImportError:
-            from backports import zstd     # what rosbags uses before 3.14
-        return zstd.ZstdDecompressor().decompress(data)
+        return zstd().ZstdDecompressor().decompress(data)
     if compression == "lz4":
         import lz4.frame
 

@@ -88,11 +88,9 @@ def _unpacked(raw: bytes) -> bytes:
     """Return a ROS 2 message as CDR, undoing rosbag2's per-message compression (compression_mode: message)."""
     if not raw.startswith(ZSTD_MAGIC):   # CDR starts with its encapsulation header, 00 01 00 00 or so
         return raw
-    try:
-        from compression import zstd   # Python 3.14
-    except ImportError:
-        from backports import zstd     # what rosbags uses before 3.14
-    return zstd.decompress(raw)
+    from .bag_mcap import zstd
+
+    return zstd().decompress(raw)
 
 
 def _count(n: int) -> str:
