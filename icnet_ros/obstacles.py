@@ -1,14 +1,14 @@
 """
 From a drivable grid to the obstacle points a costmap marks: the edge of the drivable area.
 
-No ROS.  The ground around the camera's ground point is cut into ``max_points`` equal
-angular sectors spanning the cells the camera sees; in each, the nearest cell the camera
+No ROS.  Up to ``max_points`` rays leave the camera's ground point, spread evenly over
+the directions in which the camera sees the ground; along each, the first cell the camera
 sees as not drivable is one point (its centre), like one beam of a laser scan.  A
 costmap's ObstacleLayer marks these points and, ray tracing from the sensor to each,
-clears the drivable cells in front of them.  Sectors with no such cell give no point, so
-a frame gives at most ``max_points`` points, and an all-drivable frame none.  Cells the
-grid calls unseen (-1: outside the image, behind the camera, or seen only through the
-robot's own body) and drivable cells never give a point.
+clears the drivable cells in front of them.  A ray that meets no such cell gives no
+point, so a frame gives at most ``max_points`` points, and an all-drivable frame none.
+Cells the grid calls unseen (-1: outside the image, behind the camera, or seen only
+through the robot's own body) and drivable cells never give a point.
 """
 
 from __future__ import annotations
@@ -17,14 +17,16 @@ import numpy as np
 
 from .geometry import GridSpec, OCCUPIED
 
+MAX_SAMPLES = 4_000_000     # rays x steps held per pose (int32: 16 MB); a coarser step beyond it
+
 
 class BoundaryScanner:
     """
-    Nearest non-drivable cell per angular sector, for one grid, ground point and field of view.
+    First non-drivable cell along each ray, for one grid, ground point and field of view.
 
-    Built once per pose and grid (the sectors and the cells' order by distance are
-    precomputed); each frame then costs one gather and one unique over its non-drivable
-    cells.
+    Built once per pose and grid (the cell under every step of every ray is
+    precomputed); each frame then costs one gather and one arg-max.  Steps are a quarter
+    of a cell long, so a ray misses only the cells whose corners it barely cuts.
     """
 
     def __init__(self, spec: GridSpec, origin: tuple[float, float], heading: float,
@@ -34,31 +36,40 @@ class BoundaryScanner:
         self.spec = spec
         X, Y = spec.cell_centers()
         dx, dy = X - origin[0], Y - origin[1]
-        # angle from the camera's heading, in (-pi, pi]: a forward camera's view never wraps
         c, s = np.cos(heading), np.sin(heading)
-        angle = np.arctan2(c * dy - s * dx, c * dx + s * dy)
+        angle = np.arctan2(c * dy - s * dx, c * dx + s * dy)   # from the heading: a forward view never wraps
         seen = np.asarray(visible, bool)
-        if seen.any():
-            lo, hi = float(angle[seen].min()), float(angle[seen].max())
-        else:
-            lo, hi = -np.pi, np.pi
-        width = max(hi - lo, 1e-9) / max_points
-        sector = np.clip(((angle - lo) / width).astype(np.int64), 0, max_points - 1)
-        self.order = np.argsort((dx * dx + dy * dy).ravel(), kind="stable")   # near to far
-        self.sector = sector.ravel()[self.order]
-        self._xy = np.stack([X.ravel()[self.order], Y.ravel()[self.order]], 1).astype(np.float32)
+        if not seen.any():
+            seen = np.ones_like(seen)
+        lo, hi = float(angle[seen].min()), float(angle[seen].max())
+        self.angles = heading + lo + (np.arange(max_points) + 0.5) * (hi - lo) / max_points
+        reach = float(np.sqrt(dx * dx + dy * dy)[seen].max()) + spec.resolution
+        steps = max(2, min(int(np.ceil(reach / (spec.resolution / 4))), MAX_SAMPLES // max_points))
+        # in cells, float32 (a pose change rebuilds this: keep it quick)
+        r = np.linspace(0.0, reach / spec.resolution, steps, dtype=np.float32)[None]
+        col = np.floor(np.float32((origin[0] - spec.x_min) / spec.resolution) +
+                       np.cos(self.angles).astype(np.float32)[:, None] * r).astype(np.int32)
+        row = np.floor(np.float32((origin[1] - spec.y_min) / spec.resolution) +
+                       np.sin(self.angles).astype(np.float32)[:, None] * r).astype(np.int32)
+        outside = (col < 0) | (col >= spec.width) | (row < 0) | (row >= spec.height)
+        # flat cell index per (ray, step); outside the grid: one past the end (a sentinel cell)
+        row *= spec.width
+        row += col
+        row[outside] = spec.width * spec.height
+        self._index = row
+        self._xy = np.stack([X.ravel(), Y.ravel()], 1).astype(np.float32)
 
     def points(self, grid: np.ndarray, z: float) -> np.ndarray:
         """Return the points of one grid: N x 3 float32 (x, y, z) in base_frame, N <= max_points."""
         if grid.shape != (self.spec.height, self.spec.width):
             raise ValueError(f"grid is {grid.shape[1]}x{grid.shape[0]} cells but the scanner was built "
                              f"for {self.spec.width}x{self.spec.height}")
-        blocked = grid.ravel()[self.order] == OCCUPIED
-        idx = np.flatnonzero(blocked)
-        _, first = np.unique(self.sector[idx], return_index=True)    # nearest per sector
-        keep = idx[first]
-        out = np.empty((len(keep), 3), np.float32)
-        out[:, :2] = self._xy[keep]
+        blocked = np.append(grid.ravel() == OCCUPIED, False)[self._index]    # rays x steps
+        first = blocked.argmax(axis=1)
+        rays = np.flatnonzero(blocked[np.arange(len(first)), first])
+        cells = np.unique(self._index[rays, first[rays]])        # near the origin, rays share cells
+        out = np.empty((len(cells), 3), np.float32)
+        out[:, :2] = self._xy[cells]
         out[:, 2] = z
         return out
 
