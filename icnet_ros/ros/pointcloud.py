@@ -27,7 +27,7 @@ def points_msg(points: np.ndarray, stamp, frame_id: str) -> PointCloud2:
     msg.row_step = 12 * msg.width
     msg.is_dense = True
     data = array.array("B")
-    data.frombytes(points.data)       # one copy, as conversions.numpy_to_image
+    data.frombytes(points.reshape(-1).view(np.uint8).data)   # one copy, as conversions.numpy_to_image
     msg.data = data
     return msg
 
