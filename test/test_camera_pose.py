@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -100,3 +102,21 @@ def test_blind_pixels_leave_their_cells_unknown():
     through_blind = projector.sample(blind, fill=False)
     assert through_blind.any() and (masked[through_blind] == G.UNKNOWN).all()
     np.testing.assert_array_equal(masked[~through_blind], plain[~through_blind])
+
+
+def test_pose_parameters_are_checked_in_one_line(tmp_path):
+    from icnet_ros import node_config as C
+
+    with pytest.raises(C.ConfigError, match=r"^parameter 'camera_pose_source': 'calib_file' needs parameter "
+                                            r"'calib_file' set$"):
+        C.from_params({"device": "cpu", "camera_pose_source": "calib_file"})
+    with pytest.raises(C.ConfigError, match=r"^parameter 'camera_pose_source': 'gps' is not one of auto, tf, "
+                                            r"parameters, calib_file$"):
+        C.from_params({"device": "cpu", "camera_pose_source": "gps"})
+    with pytest.raises(C.ConfigError, match=r"^parameter 'camera_pose_refresh_s': value -1.0 is invalid"):
+        C.from_params({"device": "cpu", "camera_pose_refresh_s": -1.0})
+    calib = Path(__file__).parent / "data/kitti_road/calib/um_000000.txt"
+    config = C.from_params({"device": "cpu", "camera_pose_source": "calib_file", "calib_file": str(calib)})
+    with pytest.raises(C.ConfigError, match=r"^parameter 'camera_pose_source': 'calib_file' needs"):
+        C.with_changes(config, {"calib_file": ""})          # a live change may not take the file away
+    assert C.with_changes(config, {"camera_frame": "front_optical"}).camera_frame == "front_optical"

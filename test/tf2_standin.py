@@ -2,8 +2,8 @@
 A STAND-IN for the tf2_ros Python module, for tests only: tf2_ros has no wheel on the package index.
 
 It mirrors the part of tf2_ros's Python API the node uses, with the names and signatures
-of geometry2's tf2_ros_py (humble, jazzy and rolling branches; kilted branched from
-rolling with the same API): ``Buffer(cache_time=None, node=None)`` with
+of geometry2's tf2_ros_py (checked on its humble, jazzy and rolling branches, the
+rolling of October 2024; the same on all three): ``Buffer(cache_time=None, node=None)`` with
 ``set_transform(transform, authority)``, ``set_transform_static(transform, authority)``,
 ``lookup_transform(target_frame, source_frame, time, timeout=Duration())`` returning a
 geometry_msgs/TransformStamped and ``can_transform(target_frame, source_frame, time,
