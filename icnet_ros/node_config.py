@@ -88,7 +88,11 @@ class NodeConfig:
     publish_drivable_area: bool = _param(True, "Publish ~/drivable_area.", True)
     publish_obstacles: bool = _param(True, "Publish ~/obstacles (PointCloud2 in base_frame: the nearest "
                                            "non-drivable cell per direction, for a Nav2 ObstacleLayer).", True)
-    obstacles_z: float = _param(0.1, "Height of the ~/obstacles points (m in base_frame).", True, (-10.0, 10.0))
+    publish_free_space: bool = _param(True, "Publish ~/free_space (PointCloud2 in base_frame: the last drivable "
+                                            "cell of each ray that meets no obstacle, for a clearing-only source).",
+                                      True)
+    obstacles_z: float = _param(0.1, "Height of the ~/obstacles and ~/free_space points (m in base_frame).", True,
+                                (-10.0, 10.0))
     obstacles_max_points: int = _param(1000, "Most ~/obstacles points per frame (angular sectors of the camera's "
                                              "view).", True, (1, 100000))
     ego_mask: tuple = _param(("",), "The robot's own body in the image, never drivable: a PNG (non-zero = the "

@@ -9,13 +9,18 @@ clears the drivable cells in front of them.  A ray that meets no such cell gives
 point, so a frame gives at most ``max_points`` points, and an all-drivable frame none.
 Cells the grid calls unseen (-1: outside the image, behind the camera, or seen only
 through the robot's own body) and drivable cells never give a point.
+
+A costmap clears only along rays to the points it gets, so a stale mark in a direction
+where the road now runs clear to the edge of the view would stay: ``free_ends`` gives,
+for each ray that meets no such cell, its last drivable cell, for a clearing-only
+observation source.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .geometry import GridSpec, OCCUPIED
+from .geometry import FREE, GridSpec, OCCUPIED, UNKNOWN
 
 MAX_SAMPLES = 4_000_000     # rays x steps held per pose (int32: 16 MB); a coarser step beyond it
 
@@ -61,13 +66,27 @@ class BoundaryScanner:
 
     def points(self, grid: np.ndarray, z: float) -> np.ndarray:
         """Return the points of one grid: N x 3 float32 (x, y, z) in base_frame, N <= max_points."""
-        if grid.shape != (self.spec.height, self.spec.width):
-            raise ValueError(f"grid is {grid.shape[1]}x{grid.shape[0]} cells but the scanner was built "
-                             f"for {self.spec.width}x{self.spec.height}")
+        self._check(grid)
         blocked = np.append(grid.ravel() == OCCUPIED, False)[self._index]    # rays x steps
         first = blocked.argmax(axis=1)
         rays = np.flatnonzero(blocked[np.arange(len(first)), first])
-        cells = np.unique(self._index[rays, first[rays]])        # near the origin, rays share cells
+        return self._at(np.unique(self._index[rays, first[rays]]), z)     # near the origin, rays share cells
+
+    def free_ends(self, grid: np.ndarray, z: float) -> np.ndarray:
+        """Return the last drivable cell of each ray that meets no non-drivable one: N x 3 float32, N <= max_points."""
+        self._check(grid)
+        flat = np.append(grid.ravel(), np.int8(UNKNOWN))          # the sentinel cell past the end: unseen
+        along = flat[self._index]                                         # rays x steps
+        clear = ~(along == OCCUPIED).any(axis=1) & (along == FREE).any(axis=1)
+        last = along.shape[1] - 1 - (along[clear, ::-1] == FREE).argmax(axis=1)
+        return self._at(np.unique(self._index[np.flatnonzero(clear), last]), z)
+
+    def _check(self, grid: np.ndarray) -> None:
+        if grid.shape != (self.spec.height, self.spec.width):
+            raise ValueError(f"grid is {grid.shape[1]}x{grid.shape[0]} cells but the scanner was built "
+                             f"for {self.spec.width}x{self.spec.height}")
+
+    def _at(self, cells: np.ndarray, z: float) -> np.ndarray:
         out = np.empty((len(cells), 3), np.float32)
         out[:, :2] = self._xy[cells]
         out[:, 2] = z

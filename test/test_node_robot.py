@@ -59,8 +59,8 @@ def road(rows_from: int = 50, left: int = 30, right: int = 98):
 
 
 def start(g, *outputs, camera=""):
-    boxes = [g.collect(PointCloud2 if o == "obstacles" else OccupancyGrid if o == "drivable_area" else Image,
-                       g.output(o, camera)) for o in outputs]
+    kind = {"obstacles": PointCloud2, "free_space": PointCloud2, "drivable_area": OccupancyGrid}
+    boxes = [g.collect(kind.get(o, Image), g.output(o, camera)) for o in outputs]
     g.diags = g.collect(DiagnosticArray, "/diagnostics")
     return boxes
 
@@ -107,7 +107,7 @@ def on_cells(points, grid, spec):
 def test_tf_pose_gives_the_grid_of_the_same_pose_from_parameters(graph_factory, green, standin, pose):
     height, pitch, roll, yaw, x, y = pose
     g = graph_factory(green, qos_reliability="reliable", camera_pose_source="tf", **SPEC)
-    masks, grids, clouds = start(g, "drivable_mask", "drivable_area", "obstacles")
+    masks, grids, clouds, free = start(g, "drivable_mask", "drivable_area", "obstacles", "free_space")
     pub = image_publisher_with_info(g, H, W, F)
     g.wait_matched(pub)
     standin.BUFFERS[-1].set_transform_static(
@@ -129,6 +129,8 @@ def test_tf_pose_gives_the_grid_of_the_same_pose_from_parameters(graph_factory, 
     points = msg_points(cloud)
     assert 0 < len(points) <= 1000 and (points[:, 2] == np.float32(0.1)).all()
     assert (on_cells(points, grid, spec) == geometry.OCCUPIED).all()      # never a drivable or unseen cell
+    ends = msg_points(newest(free, 1))
+    assert newest(free, 1).header.frame_id == "base_link" and (on_cells(ends, grid, spec) == geometry.FREE).all()
     assert all(lookup[3] == 0 for lookup in standin.BUFFERS[-1].lookups), "a lookup waited for TF"
 
 

@@ -93,3 +93,22 @@ def test_a_grid_of_another_size_is_refused_in_one_line():
     scanner = BoundaryScanner(SPEC, (0.0, 0.0), 0.0, np.ones((SPEC.height, SPEC.width), bool), 10)
     with pytest.raises(ValueError, match="grid is 10x5 cells but the scanner was built for 300x200"):
         scanner.points(np.zeros((5, 10), np.int8), 0.1)
+
+
+def test_free_ends_close_the_rays_that_meet_no_obstacle():
+    # road ahead to the grid's far edge for |Y| < 3 m, a wall of not drivable at X = 20 m for Y > 0
+    X, Y = SPEC.cell_centers()
+    grid = np.full(X.shape, G.UNKNOWN, np.int8)
+    grid[(X > 2.0) & (np.abs(Y) < 3.0)] = G.FREE
+    grid[(X > 20.0) & (X < 21.0) & (Y > 0.0) & (Y < 3.0)] = G.OCCUPIED
+    scanner = BoundaryScanner(SPEC, (0.0, 0.0), 0.0, grid != G.UNKNOWN, 400)
+    ends, hits = scanner.free_ends(grid, 0.1), scanner.points(grid, 0.1)
+    rows, cols = cells(ends)
+    assert len(ends) > 10 and (grid[rows, cols] == G.FREE).all() and ends.dtype == np.float32
+    assert not ((ends[:, 0] > 20.0) & (ends[:, 1] > 0.0)).any()      # never behind the wall
+    assert ((np.abs(np.abs(ends[:, 1]) - 2.95) < 0.01) | (ends[:, 0] > 29.0)).all()   # the road's sides or far end
+    assert (np.abs(hits[:, 0] - 20.05) < 0.01).sum() > 10   # and the wall is in the obstacles
+    far = ends[ends[:, 0] > 29.0]                           # straight ahead: the road's far end at the edge
+    assert len(far) > 5 and (far[:, 1] < 0).all()
+    assert len(scanner.free_ends(np.full_like(grid, G.OCCUPIED), 0.1)) == 0
+    assert len(scanner.free_ends(np.full_like(grid, G.UNKNOWN), 0.1)) == 0

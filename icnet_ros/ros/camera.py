@@ -22,8 +22,8 @@ from ..node_config import NodeConfig
 from ..obstacles import BoundaryScanner
 
 OUTPUTS = {"mask": Image, "drivable_mask": Image, "drivable_confidence": Image, "overlay": Image,
-           "drivable_area": OccupancyGrid, "obstacles": PointCloud2}
-GROUND = ("drivable_area", "obstacles")     # the outputs made from the bird's-eye grid
+           "drivable_area": OccupancyGrid, "obstacles": PointCloud2, "free_space": PointCloud2}
+GROUND = ("drivable_area", "obstacles", "free_space")     # the outputs made from the bird's-eye grid
 NO_INFO = "no CameraInfo"
 
 
@@ -122,8 +122,11 @@ class Camera:
         if "drivable_area" in wanted:
             wanted["drivable_area"].publish(grid_msg(grid, config.grid, header, config.base_frame))
         if "obstacles" in wanted:
-            points = self.obstacles(grid, config, pose)
+            points = self.scanner_for(config, pose).points(grid, config.obstacles_z)
             wanted["obstacles"].publish(points_msg(points, header.stamp, config.base_frame))
+        if "free_space" in wanted:
+            points = self.scanner_for(config, pose).free_ends(grid, config.obstacles_z)
+            wanted["free_space"].publish(points_msg(points, header.stamp, config.base_frame))
         return ""
 
     def homography(self, size: tuple[int, int], config: NodeConfig, source: str = "parameters", pose=None):
@@ -155,8 +158,8 @@ class Camera:
             self.projector_key = key
         return self.projector.occupancy(drivable, ego)
 
-    def obstacles(self, grid: np.ndarray, config: NodeConfig, pose) -> np.ndarray:
-        """Return the ~/obstacles points of a grid (N x 3 float32), seen from the camera's ground point."""
+    def scanner_for(self, config: NodeConfig, pose) -> BoundaryScanner:
+        """Return the rays of ~/obstacles and ~/free_space from the camera's ground point, for the current projector."""
         source, camera = pose[:2]
         if source == "calib_file" or camera is None:    # KITTI's camera looks along X
             origin, heading = (config.camera_x, config.camera_y), 0.0
@@ -167,7 +170,7 @@ class Camera:
             self.scanner = BoundaryScanner(config.grid, origin, heading, self.projector.visible,
                                            config.obstacles_max_points)
             self.scanner_key = key
-        return self.scanner.points(grid, config.obstacles_z)
+        return self.scanner
 
 
 def grid_msg(grid: np.ndarray, spec: geometry.GridSpec, header, frame_id: str) -> OccupancyGrid:
