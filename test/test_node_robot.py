@@ -262,3 +262,20 @@ def test_an_unreadable_ego_mask_fails_configure_naming_it(graph_factory, tmp_pat
     err = g.node.last_error
     assert err.startswith("parameter 'ego_mask': ego mask file ") and "hood.png is not an image" in err
     assert "\n" not in err
+
+
+def test_a_withheld_grid_is_a_warning_naming_why():
+    from types import SimpleNamespace
+
+    from icnet_ros.ros.diagnostics import camera_status, Stats
+
+    s = Stats()
+    s.start_window(0.0)
+    s.received, s.pose = 3, "tf"
+    s.grid_problem = 'no transform base_link <- cam: "cam" passed to lookupTransform argument source_frame'
+    status = camera_status("icnet: camera", s, 1.0, SimpleNamespace(device="cpu", precision="fp32", backend="torch"))
+    assert (status.level, status.message) == (DiagnosticStatus.WARN, s.grid_problem)
+    assert values(status)["drivable_area withheld"] == s.grid_problem and values(status)["camera pose"] == "tf"
+    s.grid_problem = ""
+    status = camera_status("icnet: camera", s, 2.0, SimpleNamespace(device="cpu", precision="fp32", backend="torch"))
+    assert status.level == DiagnosticStatus.OK

@@ -342,15 +342,13 @@ class SegmentationNode(LifecycleNode):
         """One camera's outputs, with its pose for this frame; says why when the grid is withheld."""
         pose = self._poses.pose(msg.header.frame_id, msg.header.stamp, config)
         problem = cam.publish(msg.header, rgb, res, wanted, config, self.engine.classes.colors, pose, ego)
+        if problem == NO_INFO:
+            problem = f"no CameraInfo on {self.resolve_topic_name(cam.info_topic)} and no calib_file"
         with self._cond:
             cam.stats.pose = pose[0] + (f" ({pose[2]})" if pose[2] and pose[1] is not None else "")
             cam.stats.grid_problem = problem
-        if problem == NO_INFO:
-            self.get_logger().warning(
-                f"no CameraInfo on {self.resolve_topic_name(cam.info_topic)} and no calib_file: "
-                f"drivable_area is not published", throttle_duration_sec=10.0)
-        elif problem:
-            self.get_logger().warning(f"{problem}: drivable_area and obstacles are withheld",
+        if problem:
+            self.get_logger().warning(f"{problem}: drivable_area, obstacles and free_space are not published",
                                       throttle_duration_sec=10.0)
 
     # --- diagnostics ------------------------------------------------------------------
