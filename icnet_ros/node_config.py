@@ -194,6 +194,11 @@ def _check_pose_source(values: Mapping) -> None:
         raise ConfigError("parameter 'camera_pose_source': 'calib_file' needs parameter 'calib_file' set")
 
 
+def _check_camera_frame(frame: str) -> None:
+    if frame != frame.strip() or frame.startswith("/"):     # tf2 refuses a leading '/' (ROS 2)
+        raise ConfigError(f"parameter 'camera_frame': {frame!r} is not a TF frame id (no leading '/' or spaces)")
+
+
 def _check_engine_options(device: str, precision: str, backend: str) -> None:
     from .inference.engine import EngineError, resolve_backend, resolve_device, resolve_precision
 
@@ -247,6 +252,7 @@ def from_params(values: Mapping) -> NodeConfig:
         raise ConfigError("parameter 'base_frame': must not be empty")
     grid_spec(merged)
     _check_pose_source(merged)
+    _check_camera_frame(merged["camera_frame"])
     return _replace(NodeConfig(), {**merged, "calib": load_calib(merged["calib_file"]),
                                    "ego_masks": load_ego_masks(merged["ego_mask"], merged["cameras"])})
 
@@ -263,6 +269,8 @@ def with_changes(config: NodeConfig, changes: Mapping) -> NodeConfig:
     new = _replace(config, changes)
     if any(name in _GRID for name in changes):
         grid_spec(new)
+    if "camera_frame" in changes:
+        _check_camera_frame(new.camera_frame)
     if "calib_file" in changes:
         _check_pose_source({"camera_pose_source": new.camera_pose_source, "calib_file": new.calib_file})
         new = replace(new, calib=load_calib(new.calib_file))

@@ -120,3 +120,5 @@ def test_pose_parameters_are_checked_in_one_line(tmp_path):
     with pytest.raises(C.ConfigError, match=r"^parameter 'camera_pose_source': 'calib_file' needs"):
         C.with_changes(config, {"calib_file": ""})          # a live change may not take the file away
     assert C.with_changes(config, {"camera_frame": "front_optical"}).camera_frame == "front_optical"
+    with pytest.raises(C.ConfigError, match=r"^parameter 'camera_frame': '/front_optical' is not a TF frame id"):
+        C.with_changes(config, {"camera_frame": "/front_optical"})
