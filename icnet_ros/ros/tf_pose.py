@@ -60,6 +60,9 @@ class PoseSource:
                 return
             self.buffer = self._tf2.Buffer(node=node)
             self.listener = self._tf2.TransformListener(self.buffer, node)
+            node.get_logger().info(f"camera pose: from TF, {config.base_frame} <- "
+                                   f"{config.camera_frame or 'each image frame_id'}"
+                                   f"{'' if wanted == 'tf' else ' (the camera_* parameters until it exists)'}")
 
     def close(self) -> None:
         """Unsubscribe from /tf and /tf_static and drop the buffer's service (cleanup)."""
