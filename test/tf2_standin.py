@@ -17,7 +17,8 @@ tf2_msgs, not installed here), so a test fills the buffer with set_transform /
 set_transform_static, which is what the real TransformListener's callbacks call; it
 composes no chains (one parent-child edge, either way round) and does not interpolate
 (the newest transform at or before the time asked for).  It records every lookup's
-timeout, so a test can show that the node never waits.  Tests inject it with ``monkeypatch.setitem(sys.modules, "tf2_ros", tf2_standin)``.
+timeout, so a test can show that the node never waits.  Tests inject it with
+``monkeypatch.setitem(sys.modules, "tf2_ros", tf2_standin)``.
 """
 
 from __future__ import annotations
