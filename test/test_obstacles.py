@@ -112,3 +112,17 @@ def test_free_ends_close_the_rays_that_meet_no_obstacle():
     assert len(far) > 5 and (far[:, 1] < 0).all()
     assert len(scanner.free_ends(np.full_like(grid, G.OCCUPIED), 0.1)) == 0
     assert len(scanner.free_ends(np.full_like(grid, G.UNKNOWN), 0.1)) == 0
+
+
+@pytest.mark.parametrize("name,value,expected", [
+    ("obstacles_max_points", 0, "value 0 is invalid (must be within [1, 100000])"),
+    ("obstacles_max_points", 10.0, "value 10.0 is invalid (expected a int)"),
+    ("obstacles_z", 11.0, "value 11.0 is invalid (must be within [-10.0, 10.0])"),
+    ("publish_obstacles", "yes", "value 'yes' is invalid (expected a bool)"),
+])
+def test_bad_obstacle_parameters_are_refused_naming_them(name, value, expected):
+    from icnet_ros import node_config
+
+    with pytest.raises(node_config.ConfigError) as e:
+        node_config.from_params({"device": "cpu", name: value})
+    assert str(e.value) == f"parameter '{name}': {expected}"
