@@ -47,6 +47,7 @@ setup(
             "train = icnet_ros.tools.train:main",
             "evaluate = icnet_ros.tools.evaluate:main",
             "export = icnet_ros.tools.export:main",
+            "repair = icnet_ros.tools.repair:main",
             "bench = icnet_ros.bench:main",
             "demo = icnet_ros.optional:demo",
         ],
