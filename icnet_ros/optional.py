@@ -17,10 +17,15 @@ PACKAGES = {
     "numpy": ("numpy", "python3-numpy"),
     "torch": ("torch", "python3-torch"),
     "matplotlib": ("matplotlib", "python3-matplotlib"),
+    "PIL": ("pillow", "python3-pil"),
     "tensorboard": ("tensorboard", "python3-tensorboard-pip"),
     "onnx": ("onnx", None),
     "onnxruntime": ("onnxruntime", "python3-onnxruntime-pip"),
     "rosbags": ("rosbags", "python3-rosbags-pip"),
+    # rosbags' own dependencies, which the cut-off bag scanners (data/bag_*.py) use directly
+    "apsw": ("rosbags", "python3-rosbags-pip"),
+    "lz4": ("rosbags", "python3-rosbags-pip"),
+    "backports": ("rosbags", "python3-rosbags-pip"),
     "safetensors": ("safetensors", None),
     "yaml": ("pyyaml", "python3-yaml"),
     "tqdm": ("tqdm", "python3-tqdm"),
@@ -133,6 +138,12 @@ def export() -> int:
     from .tools.export import main
 
     return checked_main(main, "export")
+
+
+def repair() -> int:
+    from .tools.repair import main
+
+    return checked_main(main, "repair")
 
 
 def bench() -> int:

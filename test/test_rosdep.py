@@ -4,7 +4,7 @@ Every dependency name users hand to rosdep is a real rosdep key or released ROS 
 ``../shared/rosdep/keys.tsv`` lists every key of rosdistro's rosdep files and every
 package released for Humble, Jazzy and Kilted; one unknown name makes
 ``rosdep install --from-paths src`` refuse the whole install.  Checked: every
-``*depend`` of package.xml, the keys the README names, and the keys the one-line
+``*depend`` of package.xml, the keys the README and docs/ name, and the keys the one-line
 "missing package" errors suggest (optional.py).
 """
 
@@ -55,9 +55,10 @@ def test_package_xml_names_only_real_rosdep_keys():
     assert unknown(deps, known_keys()) == []
 
 
-def test_readme_and_error_messages_name_only_real_rosdep_keys():
+def test_docs_and_error_messages_name_only_real_rosdep_keys():
     keys = known_keys()
-    named = readme_keys((ROOT / "README.md").read_text())
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    named = readme_keys("\n".join(p.read_text() for p in docs))
     assert "python3-tensorboard-pip" in named
     assert unknown(named, keys) == []
     suggested = [key for _, key in optional.PACKAGES.values() if key] + list(optional.ROS)

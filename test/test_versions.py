@@ -62,7 +62,7 @@ def test_setup_py_and_package_xml_declare_the_same_floors():
     assert all(not attrib for key, attrib in deps.items() if key.endswith("-pip"))
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "export", "bench", "segment", "play"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "export", "repair", "bench", "segment", "play"])
 def test_commands_refuse_an_old_library_in_one_line(command, monkeypatch, capsys):
     real = versions.installed
     monkeypatch.setattr(versions, "installed", lambda m: "1.8.1" if m == "torch" else real(m))
@@ -76,7 +76,7 @@ def test_commands_refuse_an_old_library_in_one_line(command, monkeypatch, capsys
 
 def test_setup_py_runs_the_commands_through_the_check():
     text = (ROOT / "setup.py").read_text()
-    for command in ("segment", "play", "demo", "train", "evaluate", "export", "bench"):
+    for command in ("segment", "play", "demo", "train", "evaluate", "export", "repair", "bench"):
         assert f'"{command} = icnet_ros.optional:{command}"' in text
 
 

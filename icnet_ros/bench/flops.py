@@ -17,6 +17,7 @@ import copy
 import time
 
 from .config import log
+from .threads import in_thread
 
 _COUNTED: dict[tuple, float] = {}          # (model key, net h, net w) -> GFLOP per frame
 
@@ -69,8 +70,6 @@ def matmul_rate(device: str = "cpu", n: int = 0, reps: int = 5) -> dict:
     Returns {"gflops", "dtype", "n", "reps", "threads"} (threads: torch's intra-op pool).
     """
     import torch
-
-    from .timing import in_thread
 
     dev = torch.device(device)
     cuda = dev.type == "cuda"

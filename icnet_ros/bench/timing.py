@@ -9,7 +9,6 @@ CUDA.
 from __future__ import annotations
 
 from pathlib import Path
-import threading
 import time
 
 import numpy as np
@@ -17,6 +16,7 @@ import numpy as np
 from .config import log, SCHEDULES
 from .flops import gflops_per_frame
 from .models import build
+from .threads import in_thread
 
 # the source checkout's sample frames (icnet_ros/bench/timing.py -> the checkout root)
 CHECKOUT_FRAMES = Path(__file__).resolve().parents[2] / "test" / "data" / "kitti_road" / "image_2"
@@ -68,31 +68,6 @@ def reset_peak_rss() -> bool:
 
 
 # --- timing ---------------------------------------------------------------------------
-
-def in_thread(fn, *args):
-    """
-    fn(*args) on a fresh thread, as the node's worker runs the engine.
-
-    On this project's loaded 2-core machine the same engine ran ~6x slower on the
-    thread that first ran torch than on a later thread (both threads of torch's pool
-    spinning), so engine, models and node are all timed the same way: built on the
-    main thread, run on another.
-    """
-    box: dict = {}
-
-    def target():
-        try:
-            box["value"] = fn(*args)
-        except BaseException as e:  # re-raised on the caller's thread
-            box["error"] = e
-
-    t = threading.Thread(target=target, name="bench-worker")
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
 
 def time_calls(call, warmup: int, min_reps: int, min_s: float, max_s: float, max_reps: int) -> list[float]:
     """Per-call wall times in ms (each call ends with the class maps on the host)."""

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from .config import KITTI, log, PEER, SCHEDULES
 from .models import build
-from .timing import in_thread, sample_frames, time_calls
+from .threads import in_thread
+from .timing import sample_frames, time_calls
 
 ROUNDS = 5
 

@@ -25,7 +25,8 @@ import time
 from .config import BenchConfig, KITTI, log, PEER
 from .flops import matmul_rate
 from .models import equal_terms_shape, model_plan, zoo_name
-from .timing import in_thread, measure_model, sample_frames
+from .threads import in_thread
+from .timing import measure_model, sample_frames
 from .turns import compare_in_turns
 
 WORKER, ENGINE_WORKER, MATMUL_WORKER, TURNS_WORKER = "--worker", "--engine-worker", "--matmul-worker", "--turns-worker"

@@ -125,7 +125,7 @@ class Player(Node):
         self.timer = self.create_timer(1.0 / p("rate"), self._tick)
 
     def _frames(self):
-        return source_frames(self.source, self.image_topic, self.calib_file)
+        return source_frames(self.source, self.image_topic, self.calib_file, warn=self.get_logger().warning)
 
     def _tick(self) -> None:
         if self.done:
