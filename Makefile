@@ -40,14 +40,15 @@ $(STAMP): requirements.txt setup.py package.xml
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# icnet_ros editable for the console scripts in .venv-floor/bin (setuptools 70.1 builds
+# editable wheels by itself; 80 refuses setup.cfg's [develop]); the .pth last, so that pip
+# sees only .venv-floor's own packages.
 $(FLOOR_STAMP): requirements-floor.txt $(STAMP)
 	rm -rf $(FLOOR)
 	$(PYTHON) -m venv $(FLOOR)
 	$(FLOOR_PY) -m pip install --quiet --upgrade pip
 	$(FLOOR_PY) -m pip install --quiet --only-binary=:all: -r requirements-floor.txt "setuptools>=70.1,<80"
-	# the console scripts in .venv-floor/bin (setuptools 70.1 builds editable wheels by itself; 80 refuses setup.cfg's [develop])
 	$(FLOOR_PY) -m pip install --quiet --no-deps --no-build-isolation -e .
-	# last, so that pip above sees only .venv-floor's own packages
 	$(FLOOR_PY) -c 'import sys, sysconfig; open(sysconfig.get_path("purelib") + "/zz_icnet_main_venv.pth", "w").write(sys.argv[1] + "\n")' "$(SITE)"
 	touch $(FLOOR_STAMP)
 
