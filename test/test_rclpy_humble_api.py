@@ -150,3 +150,29 @@ def test_messages_are_built_with_humbles_keywords(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("from sensor_msgs.msg import Image\nImage(check_fields=True)\n")
     assert _message_keyword_problems(probe) == ["probe.py:2: check_fields= is not taken by Humble's messages"]
+
+
+@pytest.mark.ros
+def test_the_bench_counts_mask_publishers_without_get_publisher_count(ros_context):
+    """Humble's Subscription has no get_publisher_count: the bench asks its node instead."""
+    from types import SimpleNamespace
+
+    import rclpy
+    from sensor_msgs.msg import Image
+
+    from conftest import wait_for
+    from icnet_ros.ros.bench_harness import NodeHarness
+
+    probe = rclpy.create_node("humble_probe", namespace="/humble_api")
+    other = rclpy.create_node("humble_pub", namespace="/humble_api")
+    try:
+        sub = probe.create_subscription(Image, "icnet/mask", lambda m: None, 10)
+        humble_sub = SimpleNamespace(topic_name=sub.topic_name)      # what Humble's has of it
+        assert not hasattr(humble_sub, "get_publisher_count")
+        harness = SimpleNamespace(mask_sub=humble_sub, probe=probe)
+        assert NodeHarness._mask_publishers(harness) == 0
+        other.create_publisher(Image, "icnet/mask", 10)
+        assert wait_for(lambda: NodeHarness._mask_publishers(harness) == 1, 10.0)
+    finally:
+        other.destroy_node()
+        probe.destroy_node()
