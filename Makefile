@@ -23,7 +23,8 @@ FLOOR_TESTS := test/test_versions.py test/test_opencv_compat.py test/test_conver
 	test/test_drivable.py test/test_int8.py test/test_export.py test/test_evaluate.py \
 	test/test_node_config.py test/test_node.py test/test_node_params.py test/test_node_lifecycle.py \
 	test/test_node_drivable.py test/test_node_diagnostics.py test/test_node_encodings.py \
-	test/test_node_bad_messages.py test/test_player.py test/test_dds_profile.py test/test_rclpy_humble_api.py
+	test/test_node_bad_messages.py test/test_player.py test/test_dds_profile.py test/test_rclpy_humble_api.py \
+	test/test_bag_recovery.py test/test_damaged.py
 SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 
 .PHONY: setup test test-floor demo bench clean

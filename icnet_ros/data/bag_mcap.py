@@ -16,7 +16,6 @@ import importlib
 import os
 from pathlib import Path
 import struct
-import sys
 
 MAGIC = b"\x89MCAP0\r\n"
 SCHEMA, CHANNEL, MESSAGE, CHUNK, FOOTER, DATA_END = 0x03, 0x04, 0x05, 0x06, 0x02, 0x0F
@@ -36,9 +35,21 @@ def _string(body: bytes, at: int) -> tuple[bytes, int]:
     return body[at + 4:at + 4 + n], at + 4 + n
 
 
-def zstd():
-    """Return the zstd module: the standard library's from Python 3.14, before that rosbags' backports.zstd."""
-    return importlib.import_module("compression.zstd" if sys.version_info >= (3, 14) else "backports.zstd")
+def zstd_decompress(data: bytes) -> bytes:
+    """
+    Return as much of a zstd frame as decompresses (a cut-off frame gives its first part).
+
+    With the zstd module rosbags brings: the standard library's from Python 3.14,
+    backports.zstd from rosbags 0.11.7, zstandard before.
+    """
+    for name in ("compression.zstd", "backports.zstd"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        return module.ZstdDecompressor().decompress(data)
+    zstandard = importlib.import_module("zstandard")
+    return zstandard.ZstdDecompressor().decompressobj().decompress(data)
 
 
 def _decompress(compression: str, data: bytes) -> bytes:
@@ -46,7 +57,7 @@ def _decompress(compression: str, data: bytes) -> bytes:
     if compression == "":
         return data
     if compression == "zstd":
-        return zstd().ZstdDecompressor().decompress(data)
+        return zstd_decompress(data)
     if compression == "lz4":
         import lz4.frame
 

@@ -88,9 +88,9 @@ def _unpacked(raw: bytes) -> bytes:
     """Return a ROS 2 message as CDR, undoing rosbag2's per-message compression (compression_mode: message)."""
     if not raw.startswith(ZSTD_MAGIC):   # CDR starts with its encapsulation header, 00 01 00 00 or so
         return raw
-    from .bag_mcap import zstd
+    from .bag_mcap import zstd_decompress
 
-    return zstd().decompress(raw)
+    return zstd_decompress(raw)
 
 
 def _count(n: int) -> str:
