@@ -193,11 +193,8 @@ def test_refresh_zero_looks_up_each_frames_stamp(graph_factory, green, standin):
     assert "extrapolation into the future" in s.message and grids[-1].header.stamp.sec == 2
 
 
-def test_without_tf2_ros_auto_uses_the_parameters_and_tf_is_refused(graph_factory, green, monkeypatch, capfd):
-    monkeypatch.setitem(sys.modules, "tf2_ros", None)         # import tf2_ros raises ImportError
-    g = graph_factory(green, qos_reliability="reliable", camera_height=1.5, **SPEC)
-    log = capfd.readouterr().err
-    assert log.count("tf2_ros does not import here") == 1 and "uses the camera_* parameters" in log
+def assert_grid_from_camera_parameters(g) -> None:
+    """One frame through the node: its grid is the one camera_height 1.5 gives, with no pose from TF."""
     masks, grids = start(g, "drivable_mask", "drivable_area")
     pub = image_publisher_with_info(g, H, W, F)
     g.wait_matched(pub)
@@ -205,6 +202,14 @@ def test_without_tf2_ros_auto_uses_the_parameters_and_tf_is_refused(graph_factor
     drivable = mono(newest(masks, 1)) > 0
     np.testing.assert_array_equal(grid_of(newest(grids, 1)), geometry.occupancy_grid(
         drivable, geometry.ground_homography(K, 1.5), geometry.GridSpec(x_max=30.0)))
+
+
+def test_without_tf2_ros_auto_uses_the_parameters_and_tf_is_refused(graph_factory, green, monkeypatch, capfd):
+    monkeypatch.setitem(sys.modules, "tf2_ros", None)         # import tf2_ros raises ImportError
+    g = graph_factory(green, qos_reliability="reliable", camera_height=1.5, **SPEC)
+    log = capfd.readouterr().err
+    assert log.count("tf2_ros does not import here") == 1 and "uses the camera_* parameters" in log
+    assert_grid_from_camera_parameters(g)
     assert values(status(g, lambda s: values(s)["frames processed"] == "1"))["camera pose"] == "parameters"
 
     g2 = graph_factory(green, autostart=False, camera_pose_source="tf")
@@ -215,13 +220,7 @@ def test_without_tf2_ros_auto_uses_the_parameters_and_tf_is_refused(graph_factor
 
 def test_auto_with_tf_but_no_transform_falls_back_to_the_parameters(graph_factory, green, standin):
     g = graph_factory(green, qos_reliability="reliable", camera_height=1.5, **SPEC)
-    masks, grids = start(g, "drivable_mask", "drivable_area")
-    pub = image_publisher_with_info(g, H, W, F)
-    g.wait_matched(pub)
-    send(pub, road(), 1)
-    drivable = mono(newest(masks, 1)) > 0
-    np.testing.assert_array_equal(grid_of(newest(grids, 1)), geometry.occupancy_grid(
-        drivable, geometry.ground_homography(K, 1.5), geometry.GridSpec(x_max=30.0)))
+    assert_grid_from_camera_parameters(g)
     s = status(g, lambda s: values(s)["frames processed"] == "1")
     assert s.level == DiagnosticStatus.OK and values(s)["camera pose"].startswith("parameters (no transform base_link")
 
