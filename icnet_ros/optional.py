@@ -22,6 +22,11 @@ PACKAGES = {
     "onnx": ("onnx", None),
     "onnxruntime": ("onnxruntime", "python3-onnxruntime-pip"),
     "rosbags": ("rosbags", "python3-rosbags-pip"),
+    # rosbags' own dependencies, which the cut-off bag scanners (data/bag_*.py) use directly
+    "apsw": ("rosbags", "python3-rosbags-pip"),
+    "lz4": ("rosbags", "python3-rosbags-pip"),
+    "backports": ("rosbags", "python3-rosbags-pip"),    # backports.zstd, rosbags >= 0.11.7
+    "zstandard": ("rosbags", "python3-rosbags-pip"),    # rosbags 0.11.1 - 0.11.6
     "safetensors": ("safetensors", None),
     "yaml": ("pyyaml", "python3-yaml"),
     "tqdm": ("tqdm", "python3-tqdm"),
@@ -71,6 +76,19 @@ def require(*modules: str, needed_for: str) -> None:
             raise MissingDependency(missing(e, needed_for)) from None
 
 
+def too_old(name: str) -> str:
+    """Return one line naming a library older than the package supports (versions.py), or ''."""
+    from .versions import check, TooOld
+
+    try:
+        check()
+    except TooOld as e:
+        return f"{name}: error: {e}"
+    except ImportError:   # a missing or broken library: the command itself says which
+        pass
+    return ""
+
+
 def ros_main(module: str, name: str) -> int:
     """Run `module.main()` for the ROS executable `name`; without ROS, one line and exit 2."""
     try:
@@ -78,6 +96,15 @@ def ros_main(module: str, name: str) -> int:
         main = importlib.import_module(module).main
     except ImportError as e:
         print(f"{name}: error: {missing(e, name)}", file=sys.stderr)
+        return 2
+    return checked_main(main, name)
+
+
+def checked_main(main, name: str) -> int:
+    """Run main() once the library versions are checked; one line and exit 2 where one is too old."""
+    line = too_old(name)
+    if line:
+        print(line, file=sys.stderr)
         return 2
     return main()
 
@@ -93,3 +120,34 @@ def play() -> int:
 
 def demo() -> int:
     return ros_main("icnet_ros.tools.demo", "demo")
+
+
+# console_scripts of the offline commands: the same version check, then their main()
+def train() -> int:
+    from .tools.train import main
+
+    return checked_main(main, "train")
+
+
+def evaluate() -> int:
+    from .tools.evaluate import main
+
+    return checked_main(main, "evaluate")
+
+
+def export() -> int:
+    from .tools.export import main
+
+    return checked_main(main, "export")
+
+
+def repair() -> int:
+    from .tools.repair import main
+
+    return checked_main(main, "repair")
+
+
+def bench() -> int:
+    from .bench import main
+
+    return checked_main(main, "bench")

@@ -71,21 +71,28 @@ def default_model_path() -> Path:
     return found
 
 
+PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE",    # Fast DDS 3: Kilted
+                     "FASTRTPS_DEFAULT_PROFILES_FILE")   # Fast DDS 2: Humble, Jazzy
+
+
 def use_large_frame_transport() -> str | None:
     """
     Point Fast DDS at config/fastdds_large_frames.xml unless the user chose a profile already.
 
     The profile sets up a 32 MB shared-memory segment.  Call before rclpy.init(): the
     participant reads it once.  Without it, frames over 512 KB cross processes as
-    fragmented UDP (more CPU; best-effort QoS then loses whole frames).  Returns the
-    file in use.
+    fragmented UDP (more CPU; best-effort QoS then loses whole frames).  Fast DDS 3
+    (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE, Fast DDS 2 (Humble 2.6, Jazzy 2.14)
+    FASTRTPS_DEFAULT_PROFILES_FILE: both are set, and neither when the user set either.
+    Returns the file in use.
     """
-    for var in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
+    for var in PROFILE_VARIABLES:
         if os.environ.get(var):
             return os.environ[var]
     found = find_share_file("config/fastdds_large_frames.xml")
     if found is not None:
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(found)
+        for var in PROFILE_VARIABLES:
+            os.environ[var] = str(found)
         return str(found)
     return None
 

@@ -164,3 +164,4 @@ def test_rviz_config_shows_overlay_mask_and_grid_in_base_link():
     assert ("rviz_default_plugins/Image", "/icnet/overlay") in shown
     assert ("rviz_default_plugins/Image", "/icnet/mask") in shown
     assert ("rviz_default_plugins/Map", "/icnet/drivable_area") in shown
+    assert ("rviz_default_plugins/PointCloud2", "/icnet/obstacles") in shown

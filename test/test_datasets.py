@@ -151,7 +151,8 @@ def test_corrupt_png(tmp_path, capfd):
     (images / "f000.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
     rc, err = train_cli(capfd, tmp_path, f"folder:{images}:{masks}", "--batch-size", "2")
     assert rc == 2
-    assert err == f"train: error: image {images / 'f000.png'} cannot be decoded (corrupt or not an image)"
+    assert err == (f"train: error: image {images / 'f000.png'} cannot be decoded (corrupt or not an image); 1 of 2 "
+                   f"samples are damaged (50.0 %), more than --max-bad 0.01 allows")
 
 
 def test_class_id_beyond_the_classes(tmp_path, capfd):
@@ -194,6 +195,7 @@ def test_unreadable_kitti_ground_truth(tmp_path, capfd):
     gt = root / "training" / "gt_image_2" / "um_road_000000.png"
     gt.write_bytes(b"garbage")
     rc, err = train_cli(capfd, tmp_path, f"kitti:{root}")
-    assert rc == 2 and err == f"train: error: ground truth {gt} cannot be decoded (missing, corrupt or not an image)"
+    assert rc == 2 and err == (f"train: error: ground truth {gt} cannot be decoded (missing, corrupt or not an image); "
+                               f"1 of 1 samples are damaged (100.0 %), more than --max-bad 0.01 allows")
     write_rgb(gt, np.zeros((64, 96, 3), np.uint8))
     assert cv2.imread(str(gt)) is not None

@@ -7,6 +7,7 @@ arrived here).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -22,22 +23,27 @@ def test_profile_is_used_unless_the_user_chose_one(monkeypatch):
     monkeypatch.delenv("FASTRTPS_DEFAULT_PROFILES_FILE", raising=False)
     chosen = paths.use_large_frame_transport()
     assert chosen and chosen.endswith("config/fastdds_large_frames.xml")
-    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", "/etc/mine.xml")
-    assert paths.use_large_frame_transport() == "/etc/mine.xml"
-    monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE")
-    monkeypatch.setenv("FASTRTPS_DEFAULT_PROFILES_FILE", "/etc/humble.xml")
-    assert paths.use_large_frame_transport() == "/etc/humble.xml"
+    # Fast DDS 3 (Kilted) reads the first, Fast DDS 2 (Humble, Jazzy) only the second
+    assert os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] == chosen
+    assert os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] == chosen
+    for mine, other in (("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"),
+                        ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")):
+        for var in paths.PROFILE_VARIABLES:
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(mine, "/etc/mine.xml")       # the user's choice, of either, stands
+        assert paths.use_large_frame_transport() == "/etc/mine.xml"
+        assert other not in os.environ
 
 
 PUBLISHER = textwrap.dedent("""
-    import sys, time, rclpy
+    import array, sys, time, rclpy
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
     rclpy.init()
     node = rclpy.create_node("big_publisher", namespace=sys.argv[1])
     pub = node.create_publisher(Image, "big", qos_profile_sensor_data)
     msg = Image(height=375, width=1242, encoding="rgb8", step=1242 * 3)
-    msg.data = bytes(1242 * 375 * 3)
+    msg.data = array.array("B", bytes(1242 * 375 * 3))   # bytes: checked per byte on Humble
     deadline = time.time() + 20
     while pub.get_subscription_count() == 0 and time.time() < deadline:
         time.sleep(0.05)
@@ -52,7 +58,6 @@ PUBLISHER = textwrap.dedent("""
 @pytest.mark.ros
 @pytest.mark.skipif(not HAVE_RCLPY, reason="rclpy does not import")
 def test_best_effort_megabyte_frames_arrive_between_processes(private_graph):
-    import os
     import threading
 
     import rclpy

@@ -115,6 +115,39 @@ def test_live_parameter_changes_are_validated(ros_context, tiny_checkpoint):
         node.destroy_node()
 
 
+# Parameter hooks that rclpy gained after Humble (Iron): the node must not need them.
+NEWER_THAN_HUMBLE = ("add_post_set_parameters_callback", "add_pre_set_parameters_callback",
+                     "remove_post_set_parameters_callback", "remove_pre_set_parameters_callback")
+
+
+def test_live_changes_work_without_the_post_set_hook(ros_context, tiny_checkpoint):
+    """Humble's rclpy has only on-set callbacks: changes are still checked, then applied."""
+    from rclpy.lifecycle import TransitionCallbackReturn as R
+
+    from icnet_ros.ros.node import SegmentationNode
+
+    class HumbleNode(SegmentationNode):
+        def __getattribute__(self, name):
+            if name in NEWER_THAN_HUMBLE:
+                raise AttributeError(f"'HumbleNode' object has no attribute {name!r}")
+            return super().__getattribute__(name)
+
+    node = HumbleNode(parameter_overrides=[Parameter("model_path", value=str(tiny_checkpoint)),
+                                           Parameter("warmup", value=False), Parameter("device", value="cpu")])
+    try:
+        assert not hasattr(node, "add_post_set_parameters_callback")
+        assert node.trigger_configure() == R.SUCCESS, node.last_error
+        ok = node.set_parameters([Parameter("overlay_alpha", value=0.8), Parameter("grid_x_max", value=30.0)])
+        assert all(r.successful for r in ok)
+        assert node.p("overlay_alpha") == 0.8 and node.config.overlay_alpha == 0.8   # applied
+        assert node.config.grid_x_max == 30.0
+        result = node.set_parameters([Parameter("grid_x_max", value=-1.0)])[0]   # behind grid_x_min
+        assert not result.successful and "grid_x_max" in result.reason, result.reason
+        assert node.p("grid_x_max") == 30.0 and node.config.grid_x_max == 30.0   # neither changed
+    finally:
+        node.destroy_node()
+
+
 def _segment(args, env_extra=None):
     env = dict(os.environ, OMP_NUM_THREADS="1", **(env_extra or {}))
     return subprocess.Popen([sys.executable, "-m", "icnet_ros.ros.node", "--ros-args", *args],

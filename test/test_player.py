@@ -269,3 +269,23 @@ def test_bag_topic_choice_and_errors(probe, tmp_path):
     assert wait_for(lambda: len(frames) == 2, 15.0) and frames[0].format == "jpeg"
     with pytest.raises(PlayError, match="no image topic '/nope'.*/chatter"):
         run_player(ns, source=str(bag), image_topic="/nope")
+
+
+def test_cut_off_bag_plays_what_is_readable_and_says_so_once(probe, tmp_path, capfd):
+    bag = write_bag(tmp_path, "mcap")
+    (storage,) = bag.glob("*.mcap")
+    data = storage.read_bytes()
+    third = data.find(_frames()[2].tobytes())
+    cut = tmp_path / "cut"   # as a crash leaves it: no metadata.yaml, no summary, the third frame half written
+    cut.mkdir()
+    (cut / storage.name).write_bytes(data[:third + 100])
+    ns = probe.node.get_namespace()
+    images = probe.collect(Image, f"{ns}/image")
+    run_player(ns, source=str(cut), rate=50.0, wait_for_subscribers=1, loop=True, count=4)
+    assert wait_for(lambda: len(images) == 4, 15.0)
+    for msg, a in zip(images, _frames()[:2] * 2):   # two passes over the two whole frames
+        np.testing.assert_array_equal(image_to_numpy(msg)[0], a)
+    err = capfd.readouterr().err
+    assert err.count("recording cut off") == 1, err
+    assert f"bag {cut}: recording cut off; read 3 messages up to 1970-01-01 00:00:01.0 UTC, the rest is " \
+           "unreadable" in err

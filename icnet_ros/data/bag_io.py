@@ -7,14 +7,18 @@ storage files means the directory).
 Shared by training's ``bag:PATH`` data (``bags.py``) and the replay player
 (``ros/player.py``): opening a bag, naming its topics in errors, header stamps, and the
 camera stream ``play`` replays (one image topic and the camera_info next to it).  A
-missing ``rosbags`` is a MissingDependency naming it; rosbags' own errors about a broken
-bag pass through, for each caller to phrase.
+missing ``rosbags`` is a MissingDependency naming it.  A bag rosbags refuses (cut off by a
+crash: no index, no metadata.yaml, a half-written last chunk) is read record by record up
+to its last whole message by ``bag_recover.py``, with one warning line saying so; one with
+no whole message is a DataError.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+import sys
 
+from . import bag_recover
 from .image_io import DataError
 from ..optional import missing, MissingDependency
 
@@ -22,11 +26,19 @@ IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 IMAGE_TYPES = (IMAGE, COMPRESSED)
-STORAGE_SUFFIXES = (".mcap", ".db3")
+STORAGE_SUFFIXES = bag_recover.STORAGE_SUFFIXES
 
 
 def is_bag(path: Path) -> bool:
-    return path.suffix in (".bag", *STORAGE_SUFFIXES) or (path / "metadata.yaml").is_file()
+    """Return whether ``path`` is a .bag, .mcap or .db3 file or a ROS 2 bag folder (with or without metadata.yaml)."""
+    if path.suffix in (".bag", *STORAGE_SUFFIXES) or (path / "metadata.yaml").is_file():
+        return True
+    return path.is_dir() and any(p.suffix in STORAGE_SUFFIXES for p in path.iterdir())
+
+
+def warn_stderr(line: str) -> None:
+    """Where a damaged bag's one warning line goes by default (train, evaluate)."""
+    print(f"warning: {line}", file=sys.stderr, flush=True)
 
 
 def bag_root(path: Path) -> Path:
@@ -36,14 +48,15 @@ def bag_root(path: Path) -> Path:
     return path
 
 
-def open_bag(path: Path, needed_for: str, fallback_types: bool = True):
+def open_bag(path: Path, needed_for: str, fallback_types: bool = True, warn=warn_stderr):
     """
-    Return an open rosbags AnyReader (the caller closes it).
+    Return an open rosbags AnyReader, or a bag_recover reader for a damaged bag (the caller closes it).
 
     ``fallback_types``: read ROS 2 bags that hold no message definitions with ROS 2
-    kilted's (play does; training's bag: data has not so far).  MissingDependency naming
-    ``needed_for`` without rosbags, DataError for a path that does not exist, rosbags' own
-    errors for a broken bag.
+    kilted's (play does; training's bag: data has not so far).  ``warn`` gets the one line
+    saying what was recovered from a damaged bag.  MissingDependency naming ``needed_for``
+    without rosbags, DataError for a path that does not exist or a bag with no readable
+    message.
     """
     try:
         from rosbags.highlevel import AnyReader
@@ -53,8 +66,15 @@ def open_bag(path: Path, needed_for: str, fallback_types: bool = True):
     if not path.exists():
         raise DataError(f"bag {path} does not exist")
     types = get_typestore(Stores.ROS2_KILTED) if fallback_types else None
-    reader = AnyReader([bag_root(path)], default_typestore=types)
-    reader.open()
+    try:
+        reader = AnyReader([bag_root(path)], default_typestore=types)
+        reader.open()
+    except Exception as e:  # rosbags raises several unrelated error types for damaged bags
+        return bag_recover.open_damaged(bag_root(path), e, types, warn)
+    damage = bag_recover.looks_damaged(bag_root(path))   # what rosbags opens without noticing
+    if damage:
+        reader.close()
+        return bag_recover.open_damaged(bag_root(path), ValueError(damage), types, warn, why=damage)
     return reader
 
 
@@ -75,7 +95,7 @@ def camera_info_topic(image_topic: str) -> str:
     return f"{ns}/camera_info"
 
 
-def camera_frames(path: Path, image_topic: str = "", needed_for: str = ""):
+def camera_frames(path: Path, image_topic: str = "", needed_for: str = "", warn=warn_stderr):
     """
     Yield (name, image message, latest CameraInfo or None) for one image topic of a bag.
 
@@ -83,7 +103,7 @@ def camera_frames(path: Path, image_topic: str = "", needed_for: str = ""):
     counting the camera's messages (images and camera_info) in bag order.  DataError
     when the bag has no such topic.
     """
-    reader = open_bag(path, needed_for or f"reading the bag {path}")
+    reader = open_bag(path, needed_for or f"reading the bag {path}", warn=warn)
     try:
         images = [c for c in reader.connections if c.msgtype in IMAGE_TYPES]
         if image_topic:

@@ -8,7 +8,9 @@ Image/label datasets for training and evaluation, selected by a spec string.
 
 Each item is (RGB uint8 H x W x 3, class ids uint8 H x W) with the class set's ignore
 index where the label says "don't know".  Files are read lazily; every problem with one
-(unreadable, wrong size, unknown class id) is a DataError naming it.
+(unreadable, wrong size, unknown class id) is a DataError naming it.  A damaged file (one
+that does not decode, a mask of the wrong size) is a DamagedSample; with
+``skip_damaged`` the dataset returns a ``Damaged`` marker in its place (damaged.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .bags import bag_samples
+from .damaged import Damaged, DamagedSample
 # Image files and DataError live in image_io (bags.py reads them too); they are named
 # here as well because training, evaluation and the tests know them as datasets.*.
 from .image_io import (DataError, decode_kitti_gt, Encoded, IMAGE_EXTS, list_images, read_id_mask,  # noqa: F401
@@ -44,6 +47,7 @@ class SegmentationDataset(Dataset):
         self.samples, self.classes, self.decode = samples, classes, decode
         self.augment, self.seed, self.name = augment, seed, name
         self.epoch = 0
+        self.skip_damaged = False       # True: a damaged sample comes back as a Damaged marker
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -56,7 +60,7 @@ class SegmentationDataset(Dataset):
 
     def label(self, i: int) -> np.ndarray:
         s = self.samples[i]
-        label = self.decode(s.label)
+        label = _decoded(self.decode, s.label)
         bad = label[(label != self.classes.ignore_index) & (label >= self.classes.num_classes)]
         if bad.size:
             raise DataError(f"mask {s.label} holds class id {int(bad.max())} but there are only "
@@ -66,20 +70,35 @@ class SegmentationDataset(Dataset):
 
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         s = self.samples[i]
-        image, label = read_image(s.image), self.label(i)
+        image, label = _decoded(read_image, s.image), self.label(i)
         if image.shape[:2] != label.shape[:2]:
-            raise DataError(f"mask {s.label} is {label.shape[1]}x{label.shape[0]} but image {s.image} is "
-                            f"{image.shape[1]}x{image.shape[0]}")
+            raise DamagedSample(f"mask {s.label} is {label.shape[1]}x{label.shape[0]} but image {s.image} is "
+                                f"{image.shape[1]}x{image.shape[0]}", s.label)
         return image, label
 
     def __getitem__(self, i: int):
-        image, label = self.load(i)
+        try:
+            image, label = self.load(i)
+        except DamagedSample as e:
+            if not self.skip_damaged:
+                raise
+            return Damaged(e.file, str(e))
         if self.augment is not None:
             # One stream per (seed, epoch, index): the same run gives the same crops
             # whatever the worker or process count, which makes resumed runs exact.
             rng = np.random.default_rng((self.seed, self.epoch, i))
             image, label = self.augment(image, label, rng)
         return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(label.astype(np.int64))
+
+
+def _decoded(decode, src):
+    """``decode(src)``; a file that does not decode is a DamagedSample (a label map's misses are not)."""
+    try:
+        return decode(src)
+    except DamagedSample:
+        raise
+    except DataError as e:
+        raise DamagedSample(str(e), src) from None
 
 
 def _pair_by_stem(images: Path, masks: Path, mask_stem=lambda stem: stem) -> list[Sample]:

@@ -30,8 +30,9 @@ from pathlib import Path
 import re
 
 import cv2
-import cv2.utils.logging as cv_log
 import numpy as np
+
+from .cv_compat import quiet, rgb_to_yuv422
 
 MAX_PIXELS = 64_000_000          # anything larger is a broken or hostile message
 
@@ -233,8 +234,7 @@ def encode_raw(rgb: np.ndarray, encoding: str) -> tuple[np.ndarray, int]:
         if size == 2:
             out = out.astype("<u2") * 257
     elif enc in PACKED_422:
-        code = cv2.COLOR_RGB2YUV_UYVY if PACKED_422[enc] == cv2.COLOR_YUV2RGB_UYVY else cv2.COLOR_RGB2YUV_YUY2
-        out = cv2.cvtColor(rgb, code).reshape(h, w * 2)
+        out = rgb_to_yuv422(rgb, "uyvy" if PACKED_422[enc] == cv2.COLOR_YUV2RGB_UYVY else "yuyv")
     elif enc in SEMI_PLANAR_420:
         i420 = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).reshape(-1)   # Y, U, V planes
         u = i420[h * w:h * w * 5 // 4].reshape(h // 2, w // 2)
@@ -278,14 +278,10 @@ def list_images(folder: Path) -> list[Path]:
 
 def _decode(src, flags) -> np.ndarray | None:
     # OpenCV logs its own lines about broken files; our DataError says it in one sentence.
-    level = cv_log.getLogLevel()
-    cv_log.setLogLevel(cv_log.LOG_LEVEL_SILENT)
-    try:
+    with quiet():
         if isinstance(src, Encoded):
             return cv2.imdecode(np.frombuffer(src.data, np.uint8), flags)
         return cv2.imread(str(src), flags)
-    finally:
-        cv_log.setLogLevel(level)
 
 
 def read_image(src) -> np.ndarray:

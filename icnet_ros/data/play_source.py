@@ -47,9 +47,25 @@ def folder_frames(folder: Path, calib_file: str = ""):
         yield path.name, "file", path, calib
 
 
-def bag_frames(path: Path, image_topic: str = ""):
-    """Return the bag's camera (bag_io.camera_frames): one image topic and the camera_info next to it."""
-    frames = bag_io.camera_frames(path, image_topic, needed_for=f"playing the bag {path}")
+_warned: set[str] = set()
+
+
+def _once(warn):
+    """``warn`` each line once per process: a looping play reopens a damaged bag every pass."""
+    def say(line: str) -> None:
+        if line not in _warned:
+            _warned.add(line)
+            warn(line)
+    return say
+
+
+def bag_frames(path: Path, image_topic: str = "", warn=bag_io.warn_stderr):
+    """
+    Return the bag's camera (bag_io.camera_frames): one image topic and the camera_info next to it.
+
+    A damaged bag plays up to its last whole message; ``warn`` says so once.
+    """
+    frames = bag_io.camera_frames(path, image_topic, needed_for=f"playing the bag {path}", warn=_once(warn))
     try:
         for name, msg, info in frames:
             yield name, "bag", msg, info
@@ -61,10 +77,10 @@ def bag_frames(path: Path, image_topic: str = ""):
         frames.close()  # closes the bag reader now when play stops early
 
 
-def source_frames(source: Path, image_topic: str = "", calib_file: str = ""):
+def source_frames(source: Path, image_topic: str = "", calib_file: str = "", warn=bag_io.warn_stderr):
     """Return the frames of ``source``: a bag (.bag, .mcap, .db3 or a ROS 2 bag folder) or a folder."""
     if bag_io.is_bag(source):
-        return bag_frames(source, image_topic)
+        return bag_frames(source, image_topic, warn)
     if source.is_dir():
         return folder_frames(source, calib_file)
     raise PlayError(f"parameter 'source': {source} is neither a folder nor a bag (.bag, .mcap, .db3)")

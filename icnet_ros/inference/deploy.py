@@ -14,6 +14,7 @@ by the node come from the same function.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import torch
@@ -96,6 +97,8 @@ def trace_onnx(net: Deployable, h: int, w: int, target, opset: int = 17) -> None
     dummy = torch.zeros(1, h, w, 3, dtype=torch.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer and legacy-exporter chatter
-        torch.onnx.export(net, (dummy,), target, dynamo=False, opset_version=opset,
+        # dynamo=False: TorchScript's exporter; torch < 2.5 has only that one and no such keyword
+        legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+        torch.onnx.export(net, (dummy,), target, **legacy, opset_version=opset,
                           input_names=["image"], output_names=["logits", "classes"],
                           dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "classes": {0: "batch"}})

@@ -89,13 +89,18 @@ class NodeHarness:
         self.log_file.seek(0)
         return self.log_file.read()[-3000:]
 
+    def _mask_publishers(self) -> int:
+        if hasattr(self.mask_sub, "get_publisher_count"):    # Jazzy and newer
+            return self.mask_sub.get_publisher_count()
+        return self.probe.count_publishers(self.mask_sub.topic_name)   # Humble's rclpy
+
     def wait_ready(self, timeout: float) -> None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the node exited with code {self.proc.returncode} before it was ready:\n"
                                    f"{self.node_output()}")
-            if self.image_pub.get_subscription_count() > 0 and self.mask_sub.get_publisher_count() > 0:
+            if self.image_pub.get_subscription_count() > 0 and self._mask_publishers() > 0:
                 return
             time.sleep(0.05)
         raise RuntimeError(f"the node did not subscribe to {self.ns}/image within {timeout:.0f} s:\n"

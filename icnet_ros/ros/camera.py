@@ -12,15 +12,19 @@ import array
 
 from nav_msgs.msg import OccupancyGrid
 import numpy as np
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from . import diagnostics
 from .conversions import numpy_to_image
+from .pointcloud import points_msg
 from .. import geometry
 from ..node_config import NodeConfig
+from ..obstacles import BoundaryScanner
 
 OUTPUTS = {"mask": Image, "drivable_mask": Image, "drivable_confidence": Image, "overlay": Image,
-           "drivable_area": OccupancyGrid}
+           "drivable_area": OccupancyGrid, "obstacles": PointCloud2, "free_space": PointCloud2}
+GROUND = ("drivable_area", "obstacles", "free_space")     # the outputs made from the bird's-eye grid
+NO_INFO = "no CameraInfo"
 
 
 class Camera:
@@ -31,8 +35,9 @@ class Camera:
     projector.
     """
 
-    def __init__(self, name: str, transport: str):
+    def __init__(self, name: str, transport: str, ego=None):
         self.name = name
+        self.ego = ego               # icnet_ros/ego_mask.EgoMask or None
         prefix = f"{name}/" if name else ""
         self.image_topic = prefix + ("image/compressed" if transport == "compressed" else "image")
         self.info_topic = prefix + "camera_info"
@@ -44,6 +49,8 @@ class Camera:
         self.stats = diagnostics.Stats()
         self.projector = None
         self.projector_key = None
+        self.scanner = None
+        self.scanner_key = None
 
     def open_outputs(self, node, qos) -> None:
         """Lifecycle publishers under ~/<camera>/: made at configure, silent while inactive."""
@@ -69,12 +76,27 @@ class Camera:
         return {name: pub for name, pub in self.pubs.items()
                 if config.publishes(name) and pub.get_subscription_count() > 0}
 
-    def publish(self, header, rgb: np.ndarray, res, wanted: dict, config: NodeConfig, colors) -> bool:
+    def mask_result(self, res, config: NodeConfig):
+        """Apply the ego mask (never drivable) and drivable_connected to a result; return the H x W mask or None."""
+        from ..drivable import connected_to_vehicle
+        from ..ego_mask import apply
+
+        ego = self.ego.at(res.drivable.shape) if self.ego is not None else None
+        if ego is not None:
+            res.drivable, res.drivable_prob = apply(res.drivable, res.drivable_prob, ego)
+        if config.drivable_connected:
+            res.drivable = connected_to_vehicle(res.drivable, ego)
+        return ego
+
+    def publish(self, header, rgb: np.ndarray, res, wanted: dict, config: NodeConfig, colors,
+                pose=("parameters", None, ""), ego=None) -> str:
         """
         Publish the wanted outputs of one result, stamped with the input header.
 
-        False when the grid was wanted but cannot be made (no CameraInfo and no
-        calib_file).
+        pose: (source, CameraPose or None, problem) from icnet_ros/ros/tf_pose.py; ego:
+        the H x W ego mask or None.  Returns '' or, when the grid and obstacles were
+        wanted but cannot be made (no pose, or no CameraInfo and no calib_file: NO_INFO),
+        why, in one line.
         """
         from ..drivable import confidence_image
         from ..visualize import overlay
@@ -88,36 +110,67 @@ class Camera:
         if "overlay" in wanted:
             blended = overlay(rgb, res.classes, colors, config.overlay_alpha)
             wanted["overlay"].publish(numpy_to_image(blended, "rgb8", header))
-        if "drivable_area" in wanted:
-            grid = self.occupancy(res.drivable, config)
-            if grid is None:
-                return False
-            wanted["drivable_area"].publish(grid_msg(grid, config.grid, header, config.base_frame))
-        return True
-
-    def homography(self, size: tuple[int, int], config: NodeConfig):
-        """Ground (base_frame X, Y) -> pixel for frames of this size, or None without intrinsics."""
-        x, y = config.camera_x, config.camera_y
-        if config.calib is not None:
-            return geometry.kitti_ground_homography(config.calib, x, y)
-        if self.info is None:
-            return None
-        K, info_size = self.info
-        if info_size[0] > 0 and info_size[1] > 0 and tuple(info_size) != tuple(size):
-            K = geometry.scale_intrinsics(K, info_size, size)
-        return geometry.ground_homography(K, config.camera_height, config.camera_pitch,
-                                          config.camera_roll, config.camera_yaw, x, y)
-
-    def occupancy(self, drivable: np.ndarray, config: NodeConfig) -> np.ndarray | None:
-        H = self.homography(drivable.shape, config)
+        if not any(name in wanted for name in GROUND):
+            return ""
+        try:
+            H = self.homography(res.drivable.shape, config, pose[0], pose[1])
+        except geometry.GeometryError as e:       # a TF pose under the ground, a broken K
+            return f"camera pose or intrinsics unusable: {e}"
         if H is None:
+            return pose[2] if pose[1] is None and pose[0] != "calib_file" else NO_INFO
+        grid = self.occupancy(res.drivable, config, H, ego)
+        if "drivable_area" in wanted:
+            wanted["drivable_area"].publish(grid_msg(grid, config.grid, header, config.base_frame))
+        if "obstacles" in wanted:
+            points = self.scanner_for(config, pose).points(grid, config.obstacles_z)
+            wanted["obstacles"].publish(points_msg(points, header.stamp, config.base_frame))
+        if "free_space" in wanted:
+            points = self.scanner_for(config, pose).free_ends(grid, config.obstacles_z)
+            wanted["free_space"].publish(points_msg(points, header.stamp, config.base_frame))
+        return ""
+
+    def homography(self, size: tuple[int, int], config: NodeConfig, source: str = "parameters", pose=None):
+        """
+        Ground (base_frame X, Y) -> pixel for frames of this size, or None without intrinsics or pose.
+
+        Intrinsics: the calib file's when set, else the latest CameraInfo's (scaled to
+        the frame).  Pose: the calib file's (source 'calib_file'), else pose.
+        """
+        if source == "calib_file":
+            return geometry.kitti_ground_homography(config.calib, config.camera_x, config.camera_y)
+        if pose is None:
             return None
+        if config.calib is not None:
+            K = geometry.kitti_intrinsics(config.calib)
+        elif self.info is None:
+            return None
+        else:
+            K, info_size = self.info
+            if info_size[0] > 0 and info_size[1] > 0 and tuple(info_size) != tuple(size):
+                K = geometry.scale_intrinsics(K, info_size, size)
+        return geometry.pose_homography(K, pose)
+
+    def occupancy(self, drivable: np.ndarray, config: NodeConfig, H, ego=None) -> np.ndarray:
         spec = config.grid
         key = (H.tobytes(), spec, drivable.shape)
         if self.projector_key != key:       # rebuilt only when the pose, grid or size change
             self.projector = geometry.GroundProjector(H, spec, drivable.shape)
             self.projector_key = key
-        return self.projector.occupancy(drivable)
+        return self.projector.occupancy(drivable, ego)
+
+    def scanner_for(self, config: NodeConfig, pose) -> BoundaryScanner:
+        """Return the rays of ~/obstacles and ~/free_space from the camera's ground point, for the current projector."""
+        source, camera = pose[:2]
+        if source == "calib_file" or camera is None:    # KITTI's camera looks along X
+            origin, heading = (config.camera_x, config.camera_y), 0.0
+        else:
+            origin, heading = camera.ground_point(), camera.heading()
+        key = (self.projector_key, origin, heading, config.obstacles_max_points)
+        if self.scanner_key != key:
+            self.scanner = BoundaryScanner(config.grid, origin, heading, self.projector.visible,
+                                           config.obstacles_max_points)
+            self.scanner_key = key
+        return self.scanner
 
 
 def grid_msg(grid: np.ndarray, spec: geometry.GridSpec, header, frame_id: str) -> OccupancyGrid:

@@ -27,6 +27,19 @@ from ..data.image_io import ImageError as ConversionError  # one error type for 
 COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
 
 
+def uint8_array(data) -> pyarray.array:
+    """
+    Return what a message's uint8[] field stores, array('B'), from bytes or any uint8 buffer.
+
+    Assigned as array('B') the field keeps it as is; bytes would be checked element by
+    element in Python (always on Humble; with ROS_PYTHON_CHECK_FIELDS=1 later), which for
+    a 1.4 MB frame costs far more than the one copy made here.
+    """
+    out = pyarray.array("B")
+    out.frombytes(data if isinstance(data, (bytes, bytearray)) else np.ascontiguousarray(data, np.uint8).data)
+    return out
+
+
 def image_to_numpy(msg) -> tuple[np.ndarray, str]:
     """
     (array, colour order) for a sensor_msgs/Image.
@@ -111,12 +124,7 @@ def numpy_to_image(array: np.ndarray, encoding: str | None = None, header=None):
     msg.encoding = encoding
     msg.is_bigendian = 0
     msg.step = msg.width * channels
-    # array.array is what the message stores: built straight from the numpy buffer it is
-    # one copy, where bytes would be copied twice (and checked element by element in
-    # Python when ROS_PYTHON_CHECK_FIELDS=1).
-    data = pyarray.array("B")
-    data.frombytes(np.ascontiguousarray(array).data)
-    msg.data = data
+    msg.data = uint8_array(array)   # one copy, where bytes would be two (and checked, uint8_array)
     return msg
 
 
@@ -137,9 +145,7 @@ def frame_to_image(frame: np.ndarray, encoding: str, order: str = "rgb", header=
     # an odd last row or column is cut off for Bayer and YUV layouts
     msg.height, msg.width = image_io.fit_size(encoding, int(frame.shape[0]), int(frame.shape[1]))
     msg.encoding, msg.is_bigendian, msg.step = encoding, 0, step
-    buf = pyarray.array("B")
-    buf.frombytes(data.view(np.uint8).data)
-    msg.data = buf
+    msg.data = uint8_array(data.view(np.uint8))
     return msg
 
 
@@ -158,5 +164,5 @@ def numpy_to_compressed(array: np.ndarray, fmt: str = "jpeg", header=None, order
     if header is not None:
         msg.header = header
     msg.format = fmt
-    msg.data = buf.tobytes()
+    msg.data = uint8_array(buf)
     return msg

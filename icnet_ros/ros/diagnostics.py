@@ -27,6 +27,8 @@ class Stats:
     latency_ms: list = field(default_factory=list)
     last_error: str = ""
     last_batch: int = 0
+    pose: str = ""          # where the latest frame's camera pose came from (tf, parameters, calib_file)
+    grid_problem: str = ""  # why the latest frame's grid and obstacles were withheld ("" = published)
     window: tuple = field(default_factory=lambda: (time.monotonic(), 0, 0))  # (start, received, processed)
 
     def snapshot(self) -> dict:
@@ -78,11 +80,14 @@ class Stats:
 def camera_status(name: str, stats: Stats, now: float, engine) -> DiagnosticStatus:
     """One camera's status for this window (ends it); the caller holds the lock."""
     values, in_rate, out_rate = stats.take_window(now)
-    values.update({"device": str(engine.device), "precision": engine.precision, "backend": engine.backend})
+    values.update({"device": str(engine.device), "precision": engine.precision, "backend": engine.backend,
+                   "camera pose": stats.pose, "drivable_area withheld": stats.grid_problem})
     status = DiagnosticStatus()
     status.name = name
     status.hardware_id = str(engine.device)
-    if stats.bad and values["last bad message"]:
+    if stats.grid_problem:
+        status.level, status.message = DiagnosticStatus.WARN, stats.grid_problem
+    elif stats.bad and values["last bad message"]:
         status.level, status.message = DiagnosticStatus.WARN, f"{stats.bad} bad messages so far"
     elif in_rate == 0:
         status.level, status.message = DiagnosticStatus.OK, "waiting for images"

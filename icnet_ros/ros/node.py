@@ -30,11 +30,10 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from . import diagnostics, params
-from .camera import Camera
+from . import diagnostics, params, tf_pose
+from .camera import Camera, NO_INFO
 from .conversions import ConversionError, frame_from_msg
 from .. import node_config
-from ..drivable import connected_to_vehicle
 from ..inference.checkpoint import check_frame_size, FrameSizeError
 from ..node_config import ConfigError, NodeConfig, PARAMS  # noqa: F401  (PARAMS: tests import it here)
 
@@ -57,8 +56,7 @@ class SegmentationNode(LifecycleNode):
         self._lifecycle_state = "unconfigured"
         for p in PARAMS:
             params.declare(self, p, self._rejected)
-        self.add_on_set_parameters_callback(self._check_change)      # may refuse, naming the parameter
-        self.add_post_set_parameters_callback(self._apply_change)    # once rclpy holds the new values
+        params.watch(self, self._check_change, self._apply_change)  # check (may refuse), then apply
         self.engine = None
         self.cameras: list[Camera] = []
         self.last_error = ""
@@ -67,6 +65,7 @@ class SegmentationNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._diag_pub = None
         self._diag_timer = None
+        self._poses: tf_pose.PoseSource | None = None    # camera poses (TF listener), configure to cleanup
 
     # --- parameters -------------------------------------------------------------------
 
@@ -121,12 +120,13 @@ class SegmentationNode(LifecycleNode):
             try:
                 config = node_config.from_params({**self._values(), **self._rejected})
                 engine = self._load_engine(config)
+                self._poses = tf_pose.PoseSource(self, config)
             except ConfigError as e:
                 self.last_error = str(e)
                 self.get_logger().error(self.last_error)
                 return self._entered("configure", TransitionCallbackReturn.FAILURE)
             self.config, self.engine = config, engine
-        self.cameras = [Camera(n, config.input_transport) for n in config.cameras]
+        self.cameras = [Camera(n, config.input_transport, ego) for n, ego in zip(config.cameras, config.ego_masks)]
         qout = self._qos("reliable")    # reliable writers match every reader, rviz included
         for cam in self.cameras:
             cam.open_outputs(self, qout)
@@ -217,6 +217,9 @@ class SegmentationNode(LifecycleNode):
         if self._diag_pub is not None:
             self.destroy_lifecycle_publisher(self._diag_pub)
             self._diag_pub = None
+        if self._poses is not None:
+            self._poses.close()
+            self._poses = None
         if self.engine is not None:
             cuda = self.engine.device.type == "cuda"
             self.engine = None
@@ -325,19 +328,14 @@ class SegmentationNode(LifecycleNode):
         confidence = any("drivable_confidence" in j[4] for j in jobs)
         results = self.engine.infer(frames, color=color, probabilities=confidence,
                                     drivable_threshold=config.drivable_threshold)
-        if config.drivable_connected:
-            for res in results:
-                res.drivable = connected_to_vehicle(res.drivable)
+        egos = [job[0].mask_result(res, config) for job, res in zip(jobs, results)]   # ego mask, connected
         infer_ms = self.engine.last_ms
         for h, w, seconds in self.engine.traced[traced:]:   # explains a one-off slow frame
             self.get_logger().info(f"new network size {w}x{h}: {self.engine.prepare_note} in "
                                    f"{seconds * 1000:.0f} ms (once per size)")
-        for (cam, msg, frame, order, wanted), rgb_or_bgr, res in zip(jobs, frames, results):
+        for (cam, msg, frame, order, wanted), rgb_or_bgr, res, ego in zip(jobs, frames, results, egos):
             rgb = rgb_or_bgr if color == "rgb" else rgb_or_bgr[..., ::-1]
-            if not cam.publish(msg.header, rgb, res, wanted, config, self.engine.classes.colors):
-                self.get_logger().warning(
-                    f"no CameraInfo on {self.resolve_topic_name(cam.info_topic)} and no calib_file: "
-                    f"drivable_area is not published", throttle_duration_sec=10.0)
+            self._publish(cam, msg, rgb, res, wanted, config, ego)
             now = self.get_clock().now().nanoseconds
             stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
             with self._cond:
@@ -346,6 +344,19 @@ class SegmentationNode(LifecycleNode):
         with self._cond:
             for cam in {j[0] for j in jobs}:
                 cam.stats.process_ms.append(process_ms)
+
+    def _publish(self, cam: Camera, msg, rgb, res, wanted: dict, config: NodeConfig, ego) -> None:
+        """One camera's outputs, with its pose for this frame; says why when the grid is withheld."""
+        pose = self._poses.pose(msg.header.frame_id, msg.header.stamp, config)
+        problem = cam.publish(msg.header, rgb, res, wanted, config, self.engine.classes.colors, pose, ego)
+        if problem == NO_INFO:
+            problem = f"no CameraInfo on {self.resolve_topic_name(cam.info_topic)} and no calib_file"
+        with self._cond:
+            cam.stats.pose = pose[0] + (f" ({pose[2]})" if pose[2] and pose[1] is not None else "")
+            cam.stats.grid_problem = problem
+        if problem:
+            self.get_logger().warning(f"{problem}: drivable_area, obstacles and free_space are not published",
+                                      throttle_duration_sec=10.0)
 
     # --- diagnostics ------------------------------------------------------------------
 

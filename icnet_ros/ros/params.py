@@ -50,3 +50,26 @@ def declare(node: Node, p: Param, rejected: dict) -> None:
     except ConfigError:
         rejected[p.name] = value
     node.set_descriptor(p.name, descriptor(p), Parameter(p.name, value=p.default).get_parameter_value())
+
+
+def watch(node: Node, check, apply) -> None:
+    """
+    Call check(parameters) on every change (it may refuse), then apply(parameters) once accepted.
+
+    Iron and newer: apply runs after rclpy has stored the new values (post-set callback).
+    Humble has only on-set callbacks, run before the values are stored: there one callback
+    checks, then applies what it accepted (the node's only on-set callback, so nothing can
+    refuse the change after it is applied).
+    """
+    if hasattr(node, "add_post_set_parameters_callback"):
+        node.add_on_set_parameters_callback(check)
+        node.add_post_set_parameters_callback(apply)
+        return
+
+    def check_then_apply(parameters):
+        result = check(parameters)
+        if result.successful:
+            apply(parameters)
+        return result
+
+    node.add_on_set_parameters_callback(check_then_apply)

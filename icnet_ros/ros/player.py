@@ -27,6 +27,7 @@ from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from .conversions import ConversionError, frame_from_msg, frame_to_image, numpy_to_compressed, numpy_to_image
+from .conversions import uint8_array
 from .. import geometry
 from ..data import image_io
 # the sources (folder, bag) and PlayError are ROS-free, shared with the demo; named here too
@@ -124,7 +125,7 @@ class Player(Node):
         self.timer = self.create_timer(1.0 / p("rate"), self._tick)
 
     def _frames(self):
-        return source_frames(self.source, self.image_topic, self.calib_file)
+        return source_frames(self.source, self.image_topic, self.calib_file, warn=self.get_logger().warning)
 
     def _tick(self) -> None:
         if self.done:
@@ -182,7 +183,7 @@ class Player(Node):
             self._last_size = bgr.shape[:2]
             msg = CompressedImage()
             msg.format = "png" if path.suffix.lower() == ".png" else "jpeg"
-            msg.data = data
+            msg.data = uint8_array(data)
             return msg, None
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
@@ -200,12 +201,12 @@ class Player(Node):
         compressed = hasattr(msg, "format")
         if compressed and self.transport == "compressed":
             out = CompressedImage()
-            out.format, out.data = msg.format, bytes(msg.data)
+            out.format, out.data = msg.format, uint8_array(msg.data)
             return out
         if not compressed and self.transport == "raw" and not self.encoding:
             out = Image()
             out.height, out.width, out.encoding = msg.height, msg.width, msg.encoding
-            out.is_bigendian, out.step, out.data = msg.is_bigendian, msg.step, bytes(msg.data)
+            out.is_bigendian, out.step, out.data = msg.is_bigendian, msg.step, uint8_array(msg.data)
             return out
         frame, order = frame_from_msg(msg)
         if self.transport == "compressed":

@@ -31,6 +31,7 @@ import numpy as np
 
 from .cli import add_data_args, DATA_FORMS
 from ..classes import ClassSet
+from ..data.damaged import Damaged, DamagedSample, DamagedSamples, prescan
 from ..data.datasets import DataError, kitti_base
 from ..data.perturb import parse_perturbation, Perturbation
 from ..data.sources import open_source, parse_source, split_held
@@ -97,12 +98,13 @@ class BevView:
 
 
 def evaluate(engine: Engine, dataset, bev: BevView | None = None, limit: int = 0, threshold: float = 0.0,
-             connected: bool = False, perturb: Perturbation | None = None) -> dict:
+             connected: bool = False, perturb: Perturbation | None = None, damaged=None) -> dict:
     """
     Score the engine on a dataset: class IoU, the drivable IoU and KITTI's road metrics.
 
     threshold and connected decide the drivable mask as the node's drivable_threshold
-    and drivable_connected do; perturb changes every frame (and its label) first.
+    and drivable_connected do; perturb changes every frame (and its label) first.  A
+    damaged sample is skipped and handed to ``damaged`` (DamagedSamples), if given.
     """
     model_cs, data_cs = engine.classes, dataset.classes
     same = model_cs.names == data_cs.names
@@ -113,13 +115,20 @@ def evaluate(engine: Engine, dataset, bev: BevView | None = None, limit: int = 0
     road = RoadEval()
     drivable = np.array(sorted(data_cs.drivable_ids), np.int64)
     n = min(len(dataset), limit) if limit else len(dataset)
-    seconds = 0.0
+    seconds, scored = 0.0, 0
     for i in range(n):
-        image, label = dataset.load(i)
+        try:
+            image, label = dataset.load(i)
+        except DamagedSample as e:
+            if damaged is None:
+                raise
+            damaged.add([Damaged(e.file, str(e))])
+            continue
         if perturb is not None:
             image, label = perturb(image, label, data_cs.ignore_index)
-        if i == 0:
+        if scored == 0:
             engine.infer(image)  # warm-up, not timed
+        scored += 1
         t0 = time.perf_counter()
         (res,) = engine.infer(image, probabilities=True, drivable_threshold=threshold)
         if connected:
@@ -142,7 +151,8 @@ def evaluate(engine: Engine, dataset, bev: BevView | None = None, limit: int = 0
             "drivable_iou": _num(drivable_cm.group_iou([1])) if len(drivable) else None,
             "drivable_threshold": threshold, "connected": connected,
             "class_iou": cm.class_iou(names), "called_drivable": called.shares(data_cs.names), "kitti": kitti,
-            "fps": n / seconds if seconds > 0 else None, "images": n, "perturb": str(perturb) if perturb else None,
+            "fps": scored / seconds if seconds > 0 else None, "images": scored,
+            "perturb": str(perturb) if perturb else None,
             "compared": "classes" if same else "drivable", "view": "bev" if bev is not None else "image"}
 
 
@@ -165,6 +175,9 @@ def table(scores: dict) -> str:
     if k:
         lines.append(f"KITTI road ({scores['view']}): MaxF {f(k['maxf'])}  AP {f(k['ap'])}  PRE {f(k['precision'])}  "
                      f"REC {f(k['recall'])}  FPR {f(k['fpr'])}  FNR {f(k['fnr'])}  at threshold {k['threshold']:.3f}")
+    if scores.get("damaged"):
+        lines.append(f"skipped {len(scores['damaged'])} damaged: "
+                     + ", ".join(d["file"] for d in scores["damaged"]))
     fps = scores["fps"]
     lines.append(f"{scores['images']} images, {fps:.1f} frames/s" if fps else f"{scores['images']} images")
     return "\n".join(lines)
@@ -191,14 +204,19 @@ def run(args) -> int:
         raise DataError(f"--bev projects with the camera's own calibration, which --perturb {perturb} no longer fits")
     engine = _engine(args)
     results = []
+    damaged = DamagedSamples(args.max_bad, args.strict)
     for src in sources:
         # A label map maps into the model's classes; otherwise --classes describes the data.
         dataset = open_source(src, engine.classes if src.labels else classes, image_topic=args.image_topic,
                               mask_topic=args.mask_topic, max_dt=args.max_dt)
+        before = len(damaged.found)
+        damaged.total += len(dataset.samples)
+        damaged.add(prescan(dataset), quiet=True)   # before the first frame: fails in seconds
         if src.val:
             dataset = held_out(dataset, src)
         scores = evaluate(engine, dataset, _bev(args, src.spec, dataset) if args.bev else None, args.limit,
-                          args.drivable_threshold, args.connected, perturb)
+                          args.drivable_threshold, args.connected, perturb, damaged)
+        scores["damaged"] = damaged.as_list()[before:]
         scores["data"] = src.held_name() if src.val else src.spec
         if len(sources) > 1:
             print(f"== {scores['data']}")

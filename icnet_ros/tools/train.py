@@ -182,6 +182,8 @@ def _train(args, ddp: Dist) -> int:
     finally:
         if report is not None:
             report.close()
+    if data.damaged.found:
+        log(f"train: {data.damaged.summary()} (listed with the reasons in {out / 'damaged.json'})")
     log(f"train: done; checkpoints in {last} and {out / 'best.pt'}")
     return 0
 
@@ -194,14 +196,15 @@ def _epochs(args, ddp: Dist, data, model: ICNet, train_model, meta: ModelMeta, o
         set_epoch(data.bases, epoch)
         loader.set_epoch(epoch)
         t0 = time.time()
-        train_loss, it, lr = train_epoch(train_model, optim, loader, epoch, args.epochs, it, lr, ddp, report)
+        train_loss, it, lr = train_epoch(train_model, optim, loader, epoch, args.epochs, it, lr, ddp, report,
+                                         data.damaged)
         check_weights(model, epoch)
-        per_source = validate(model, data.val, meta, ddp)
+        per_source = validate(model, data.val, meta, ddp, data.damaged)
         miou, acc = mean_scores(per_source)
         seconds = time.time() - t0
         if not ddp.main:
             continue
-        report.epoch(epoch, args.epochs, it, lr, train_loss, (miou, acc), per_source, seconds)
+        report.epoch(epoch, args.epochs, it, lr, train_loss, (miou, acc), per_source, seconds, data.damaged)
         if args.preview > 0:
             report.preview(epoch, model, data.val[0][1] if data.val else data.bases[0], ddp.device, meta,
                            args.preview)

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Subset
+from torch.utils.data import ConcatDataset, DataLoader, default_collate, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from ..classes import ClassSet
+from ..data.damaged import Damaged, DamagedSamples, prescan
 from ..data.datasets import DataError
 from ..data.sources import MixSampler, open_source, parse_source, split_held
 from ..data.transforms import TrainAugment
@@ -28,6 +29,7 @@ class TrainData:
     bases: list                         # each source's training dataset (class weights, epochs)
     sizes: list[int]                    # training items per source
     shares: list[float] | None          # sampling shares; None: plain shuffling
+    damaged: DamagedSamples             # the samples left out as damaged, and the limit
 
 
 def build_data(args) -> TrainData:
@@ -40,6 +42,14 @@ def build_data(args) -> TrainData:
     classes = classes or opened[0].classes
     for src, d in zip(sources, opened):
         _same_classes(d, classes, f"--data {src.spec}", first)
+    val_sources = [parse_source(tokens) for tokens in args.val or []]
+    val_opened = []
+    for src in val_sources:
+        v = open_source(src, classes if src.labels else (ClassSet.from_yaml(args.classes) if args.classes else None),
+                        **bag)
+        _same_classes(v, classes, f"--val {src.spec}", f"--data {sources[0].spec}")
+        val_opened.append(v)
+    damaged = check_damaged(opened + val_opened, args)
     augment = TrainAugment(args.crop, tuple(args.scale), ignore_index=classes.ignore_index,
                            base_size=args.base_size, base_width=args.base_width,
                            camera=getattr(args, "augment", ()))
@@ -53,19 +63,35 @@ def build_data(args) -> TrainData:
             vals.append((src.held_name(), _subset(d, held, classes)))
         else:
             trains.append(aug)
-    for tokens in args.val or []:
-        src = parse_source(tokens)
-        v = open_source(src, classes if src.labels else (ClassSet.from_yaml(args.classes) if args.classes else None),
-                        **bag)
-        _same_classes(v, classes, f"--val {src.spec}", f"--data {sources[0].spec}")
-        vals.append((src.spec, v))
+    vals += [(src.spec, v) for src, v in zip(val_sources, val_opened)]
     if not vals and args.val_split > 0:
         _split_val(args, sources[0].spec, opened[0], trains, vals, classes)
     sizes = [len(t) for t in trains]
     mixed = len(trains) > 1 or any(s.weight for s in sources)
     shares = [s.weight if s.weight else n for s, n in zip(sources, sizes)] if mixed else None
     train = trains[0] if len(trains) == 1 else ConcatDataset(trains)
-    return TrainData(classes, train, vals, bases, sizes, shares)
+    return TrainData(classes, train, vals, bases, sizes, shares, damaged)
+
+
+def check_damaged(datasets: list, args) -> DamagedSamples:
+    """
+    Leave out the samples whose file headers show damage, before the first epoch.
+
+    One warning line each; one error line, now, when there are more than --max-bad (or
+    any, with --strict).  Later finds (files that fail to decode) come back as Damaged
+    markers (``skip_damaged``) and count against the same limit.
+    """
+    damaged = DamagedSamples(args.max_bad, args.strict)
+    found = []
+    for d in datasets:
+        damaged.total += len(d.samples)
+        found += prescan(d)
+        d.skip_damaged = True
+    damaged.add(found, quiet=True)
+    for d in datasets:
+        if not d.samples:
+            raise DataError(f"{d.name}: every sample is damaged")
+    return damaged
 
 
 def _split_val(args, spec: str, dataset, trains: list, vals: list, classes: ClassSet) -> None:
@@ -92,6 +118,19 @@ def _same_classes(d, classes: ClassSet, what: str, first: str) -> None:
     if d.classes.names != classes.names:
         raise DataError(f"{what} has classes ({', '.join(d.classes.names)}) that differ from {first} "
                         f"({', '.join(classes.names)}); give it labels=YAML to map them")
+
+
+def collate(items: list):
+    """
+    Return (images, labels, [Damaged]) for a batch: damaged samples are left out and handed on.
+
+    They travel with the batch from the DataLoader worker to the main process, which
+    counts them (DamagedSamples).  A batch of damaged samples only has images None.
+    """
+    bad = [x for x in items if isinstance(x, Damaged)]
+    good = [x for x in items if not isinstance(x, Damaged)]
+    images, labels = default_collate(good) if good else (None, None)
+    return images, labels, bad
 
 
 @dataclass
@@ -129,7 +168,7 @@ def make_loader(args, data: TrainData, ddp, log) -> TrainLoader:
             f"{spec[0]} {n}" for spec, n in zip(args.data, sampler.counts())))
     n_epoch = len(sampler) if sampler is not None else len(data.train) // ddp.world
     loader = DataLoader(data.train, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
-                        drop_last=n_epoch > args.batch_size, num_workers=args.workers,
+                        drop_last=n_epoch > args.batch_size, num_workers=args.workers, collate_fn=collate,
                         generator=loader_gen, pin_memory=ddp.device.type == "cuda")
     if len(loader) == 0:
         raise DataError(f"--data {args.data}: {len(data.train)} training images give no batch of {args.batch_size}")

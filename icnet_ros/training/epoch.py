@@ -42,12 +42,13 @@ def train_step(model, criterion, opt, scaler, images: torch.Tensor, labels: torc
 
 
 def train_epoch(model, optim: Optimisation, loader, epoch: int, epochs: int, it: int, lr: float, ddp,
-                report=None) -> tuple[float, int, float]:
+                report=None, damaged=None) -> tuple[float, int, float]:
     """
     Run epoch ``epoch`` (from 0) of ``epochs`` over the loader (data.TrainLoader).
 
     Returns (mean training loss, iteration after it, last learning rate).  Every rank sees
     the same window losses (all-reduced), so all stop together on a NaN: raises Diverged.
+    Damaged samples the loader left out of a batch go to ``damaged`` (DamagedSamples).
     """
     from tqdm import tqdm
 
@@ -57,13 +58,18 @@ def train_epoch(model, optim: Optimisation, loader, epoch: int, epochs: int, it:
     window, window_steps = torch.zeros((), device=device), 0   # losses not yet read on the host
     bar = tqdm(loader.loader, total=loader.iters_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
                disable=None if ddp.main else True)
-    for step, (images, labels) in enumerate(bar):
+    for step, (images, labels, bad) in enumerate(bar):
         if step >= loader.iters_per_epoch:
             break
-        lr = optim.set_lr(it)
-        window += train_step(model, optim.criterion, optim.opt, optim.scaler, images, labels, device, optim.amp)
-        window_steps, it = window_steps + 1, it + 1
-        if window_steps < LOSS_WINDOW and step + 1 < loader.iters_per_epoch:
+        if bad and damaged is not None:
+            damaged.add(bad)
+        if images is not None:      # None: every sample of the batch was damaged
+            lr = optim.set_lr(it)
+            window += train_step(model, optim.criterion, optim.opt, optim.scaler, images, labels, device,
+                                 optim.amp)
+            window_steps, it = window_steps + 1, it + 1
+        # every LOSS_WINDOW loader steps on every rank alike (one all-reduce), not per trained step
+        if ((step + 1) % LOSS_WINDOW and step + 1 < loader.iters_per_epoch) or not window_steps:
             continue
         # One host sync (and one all-reduce, after backward) per window, not several per step.
         mean_loss = float(ddp.sum_(window).item()) / (ddp.world * window_steps)  # every rank sees NaN

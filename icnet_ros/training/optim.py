@@ -79,7 +79,10 @@ def build_optimisation(args, model: ICNet, bases, classes: ClassSet, device: tor
     cw = class_weights_from(args.class_weights, bases, classes)
     criterion = CascadeLoss(tuple(args.loss_weights), classes.ignore_index, cw).to(device)
     amp = torch.float16 if device.type == "cuda" and not args.no_amp else None   # autocast dtype
-    scaler = torch.amp.GradScaler("cuda", enabled=amp is not None)
+    if hasattr(torch.amp, "GradScaler"):       # torch 2.3 and newer
+        scaler = torch.amp.GradScaler("cuda", enabled=amp is not None)
+    else:                                      # older torch: the CUDA one (same state, same API)
+        scaler = torch.cuda.amp.GradScaler(enabled=amp is not None)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True   # fixed crops: the fastest kernels, tuned once per shape
     return Optimisation(opt, criterion, scaler, amp, base_lr, args.power, args.warmup_iters)

@@ -16,10 +16,11 @@ import torch
 
 from .validation import drivable_iou, predict
 from ..classes import ClassSet
+from ..data.damaged import Damaged
 from ..inference.checkpoint import ModelMeta
 from ..nn.model import ICNet
 
-CSV_HEADER = ["epoch", "iteration", "lr", "train_loss", "val_miou", "val_pixel_acc", "seconds"]
+CSV_HEADER = ["epoch", "iteration", "lr", "train_loss", "val_miou", "val_pixel_acc", "seconds", "damaged"]
 
 
 @torch.no_grad()
@@ -35,7 +36,10 @@ def write_preview(path: Path, model: ICNet, dataset, device, meta: ModelMeta | N
     picks = np.unique(np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().astype(int))
     rows = []
     for i in picks:
-        image, label = dataset[int(i)]
+        item = dataset[int(i)]
+        if isinstance(item, Damaged):   # counted by training or validation when they reach it
+            continue
+        image, label = item
         pred = predict(model, image, device, meta)
         row = np.concatenate([image.numpy(), colorize(label.numpy().astype(np.uint8), colors),
                               colorize(pred.astype(np.uint8), colors)], axis=1)
@@ -45,6 +49,8 @@ def write_preview(path: Path, model: ICNet, dataset, device, meta: ModelMeta | N
                              interpolation=cv2.INTER_NEAREST)
         rows.append(row)
     model.train(was_training)
+    if not rows:
+        return np.zeros((8, 8, 3), np.uint8)
     width = max(r.shape[1] for r in rows)
     sheet = np.concatenate([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,12 +119,13 @@ class Reporter:
         self.writer.add_scalar("train/lr", lr, it)
 
     def epoch(self, epoch: int, epochs: int, it: int, lr: float, train_loss: float, scores: tuple[float, float],
-              per_source: dict, seconds: float) -> None:
+              per_source: dict, seconds: float, damaged=None) -> None:
         """
         Report epoch ``epoch`` (from 0) done.
 
         Writes its log lines, metrics.csv row and TensorBoard scalars, and each validation
-        source's scores in val_scores.jsonl.
+        source's scores in val_scores.jsonl; the damaged samples left out so far
+        (``damaged``, DamagedSamples) are counted in the row and listed in damaged.json.
         """
         miou, acc = scores
         print(f"epoch {epoch + 1}/{epochs}  loss {train_loss:.4f}  val mIoU {miou:.4f}  "
@@ -128,7 +135,10 @@ class Reporter:
                 print(f"    {name}: mIoU {c.miou():.4f}  drivable IoU {drivable_iou(c, self.classes):.4f}", flush=True)
         with self.csv_path.open("a", newline="") as f:
             csv.writer(f).writerow([epoch + 1, it, f"{lr:.6g}", f"{train_loss:.6f}", f"{miou:.6f}",
-                                    f"{acc:.6f}", f"{seconds:.1f}"])
+                                    f"{acc:.6f}", f"{seconds:.1f}", len(damaged.found) if damaged else 0])
+        if damaged is not None and damaged.found:
+            (self.out / "damaged.json").write_text(json.dumps(
+                {"total": damaged.total, "max_bad": damaged.max_bad, "damaged": damaged.as_list()}, indent=2) + "\n")
         self.writer.add_scalar("epoch/train_loss", train_loss, epoch + 1)
         if per_source:
             self.writer.add_scalar("val/miou", miou, epoch + 1)

@@ -14,6 +14,7 @@ import torch
 
 from .normalise import norm_stats
 from ..classes import ClassSet
+from ..data.damaged import Damaged
 from ..inference.checkpoint import ModelMeta
 from ..inference.deploy import frame_logits
 from ..metrics import ConfusionMatrix
@@ -21,17 +22,24 @@ from ..nn.model import ICNet
 
 
 @torch.no_grad()
-def evaluate_model(model: ICNet, dataset, device, meta: ModelMeta | None = None, part=(0, 1)) -> ConfusionMatrix:
+def evaluate_model(model: ICNet, dataset, device, meta: ModelMeta | None = None, part=(0, 1),
+                   damaged=None) -> ConfusionMatrix:
     """
     Return the confusion matrix at label resolution over a dataset of (uint8 image, label) pairs.
 
-    ``part`` = (rank, world) evaluates every world-th frame from rank.
+    ``part`` = (rank, world) evaluates every world-th frame from rank.  Damaged samples
+    (a Damaged marker in place of the pair) are skipped and handed to ``damaged``.
     """
     was_training = model.training
     model.eval()
     cm = ConfusionMatrix(dataset.classes.num_classes, dataset.classes.ignore_index)
     for i in range(part[0], len(dataset), part[1]):
-        image, label = dataset[i]
+        item = dataset[i]
+        if isinstance(item, Damaged):
+            if damaged is not None:
+                damaged.add([item])
+            continue
+        image, label = item
         cm.update(predict(model, image, device, meta), label.numpy())
     model.train(was_training)
     return cm
@@ -55,11 +63,11 @@ def reduce_confusion(cm: ConfusionMatrix, ddp) -> ConfusionMatrix:
     return cm
 
 
-def validate(model: ICNet, val_sets: list, meta: ModelMeta, ddp) -> dict[str, ConfusionMatrix]:
+def validate(model: ICNet, val_sets: list, meta: ModelMeta, ddp, damaged=None) -> dict[str, ConfusionMatrix]:
     """Each (name, dataset) validation set's confusion matrix over every process's frames."""
     per_source = {}
     for name, val_set in val_sets:
-        cm = evaluate_model(model, val_set, ddp.device, meta, (ddp.rank, ddp.world))
+        cm = evaluate_model(model, val_set, ddp.device, meta, (ddp.rank, ddp.world), damaged)
         per_source[name] = reduce_confusion(cm, ddp)
     return per_source
 
