@@ -112,7 +112,7 @@ def test_backend_choice_and_errors(monkeypatch):
         resolve_backend("onnxruntime", cuda, "fp16")
     with pytest.raises(EngineError, match="runs fp32 or int8, not bf16"):
         resolve_backend("onnxruntime", cpu, "bf16")
-    import icnet_ros.inference.engine as engine_module
+    import icnet_ros.inference.devices as engine_module
 
     monkeypatch.setattr(engine_module, "_have_onnxruntime", lambda: False)
     assert resolve_backend("auto", cpu, "fp32") == "torch"           # falls back quietly
