@@ -9,7 +9,10 @@ No ROS.
 The engine's PyTorch backend runs it (``frame_logits``), ``Deployable`` wraps it as one
 module that ``export`` writes and the ONNX Runtime backend traces (``trace_onnx``), and
 ``train`` validates through it, so a score printed during training, by ``evaluate`` and
-by the node come from the same function.
+by the node come from the same function.  The drivable probability has one definition
+too, ``drivable_prob``: the softmax at the network size summed over the drivable
+classes, computed by PyTorch (CPU or CUDA) or inside the ONNX graph with their threads
+and vector units.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from torch import nn
 import torch.nn.functional as F
 
 from .checkpoint import IMAGENET_MEAN, IMAGENET_STD, ModelMeta
+
+OUTPUTS = ("logits", "classes", "drivable_prob")   # the exported graph's outputs, in order
 
 
 def normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
@@ -66,11 +71,37 @@ def frame_logits(model: nn.Module, images: torch.Tensor, meta: ModelMeta | None,
     return logits
 
 
+def drivable_prob(logits: torch.Tensor, drivable_ids) -> torch.Tensor:
+    """
+    Return the N x h x w float32 drivable probability of N x C x h x w logits: softmax over C, drivable classes summed.
+
+    Written for the ONNX graph as much as for PyTorch: the exponentials are taken against
+    the largest drivable logit, not the largest of all (one drivable class: no max at all,
+    the sum is ``1 / sum_k exp(l_k - l_d)``), so the graph has no Softmax and no per-pixel
+    reduction over a short last axis, both slow in ONNX Runtime on the CPU (ONNX
+    Runtime's Softmax over the class axis of N x C x h x w logits alone took longer than
+    all of this).  A large other logit makes the sum overflow to inf and the probability
+    0, its limit; it is never NaN.  No drivable class: 0 everywhere.
+    """
+    ids = sorted(int(i) for i in drivable_ids)
+    x = logits.float()
+    if not ids:
+        return torch.zeros_like(x[:, 0])
+    if len(ids) == 1:
+        return torch.exp(x - x[:, ids[0]:ids[0] + 1]).sum(1).reciprocal()
+    drivable = x[:, ids]
+    e = torch.exp(x - drivable.amax(1, keepdim=True))
+    return e[:, ids].sum(1) / e.sum(1)
+
+
 class Deployable(nn.Module):
     """
-    ``frame_logits`` as one module: uint8 RGB N x H x W x 3 in; logits and uint8 class maps at H x W out.
+    ``frame_logits`` as one module: uint8 RGB N x H x W x 3 in; logits, class maps, drivable probability out.
 
-    What ``export`` writes and the ONNX Runtime backend traces.
+    All three at H x W: float32 logits, uint8 class maps, float32 probability.
+
+    What ``export`` writes and the ONNX Runtime backend traces.  The probability is taken
+    at the network size and then resized (bilinear), as every backend of the engine does.
     """
 
     def __init__(self, model: nn.Module, meta: ModelMeta, channels_last_logits: bool = False):
@@ -79,26 +110,43 @@ class Deployable(nn.Module):
         self.model = model.eval()
         self.meta = meta
         self.channels_last_logits = channels_last_logits
+        self.drivable_ids = sorted(meta.classes.drivable_ids)
+        self.probability = True         # False: (logits, classes) only (trace_onnx's arg-max graph)
         self.register_buffer("mean", torch.tensor(meta.mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(meta.std, dtype=torch.float32))
 
     def forward(self, image: torch.Tensor):
-        logits = frame_logits(self.model, image, self.meta, self.mean, self.std)
+        h, w = int(image.shape[1]), int(image.shape[2])
+        logits = frame_logits(self.model, image, self.meta, self.mean, self.std, at_frame_size=False).float()
+        prob = drivable_prob(logits, self.drivable_ids) if self.probability else None
+        if tuple(logits.shape[-2:]) != (h, w):    # a frame size other than the network's (export)
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+            if prob is not None:
+                prob = F.interpolate(prob[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+                prob = prob.clamp(0.0, 1.0)
         classes = logits.argmax(1).to(torch.uint8)
-        return (logits.permute(0, 2, 3, 1) if self.channels_last_logits else logits), classes
+        logits = logits.permute(0, 2, 3, 1) if self.channels_last_logits else logits
+        return (logits, classes) if prob is None else (logits, classes, prob)
 
 
-def trace_onnx(net: Deployable, h: int, w: int, target, opset: int = 17) -> None:
+def trace_onnx(net: Deployable, h: int, w: int, target, opset: int = 17, probability: bool = True) -> None:
     """
     Trace net for H x W frames (batch dynamic) into target, a path or a binary file.
 
-    Pooling windows and resizes are fixed by H x W when traced.
+    Pooling windows and resizes are fixed by H x W when traced.  Outputs: ``logits``,
+    ``classes`` and ``drivable_prob`` (``OUTPUTS``); probability=False leaves the last
+    out (the engine's arg-max graph, as the graph was before it had that output).
     """
+    outputs = OUTPUTS if probability else OUTPUTS[:2]
     dummy = torch.zeros(1, h, w, 3, dtype=torch.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer and legacy-exporter chatter
         # dynamo=False: TorchScript's exporter; torch < 2.5 has only that one and no such keyword
         legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
-        torch.onnx.export(net, (dummy,), target, **legacy, opset_version=opset,
-                          input_names=["image"], output_names=["logits", "classes"],
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "classes": {0: "batch"}})
+        net.probability = probability
+        try:
+            torch.onnx.export(net, (dummy,), target, **legacy, opset_version=opset,
+                              input_names=["image"], output_names=list(outputs),
+                              dynamic_axes={name: {0: "batch"} for name in ("image", *outputs)})
+        finally:
+            net.probability = True
