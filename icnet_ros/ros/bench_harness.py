@@ -2,7 +2,8 @@
 The bench's side of the node over DDS.
 
 ``segment`` in a subprocess, and in this process a publisher of camera frames, a
-``~/mask`` subscriber timing each mask (receive time - header stamp) and a
+subscriber to each output the run asks for (the node makes only the outputs someone
+listens to), the first of them timing each message (receive time - header stamp), and a
 ``/diagnostics`` subscriber, on a private context and ROS domain.  ``icnet_ros.bench``
 imports this module only when its node phases run, so the bench's model timings need no
 ROS.
@@ -19,32 +20,47 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import OccupancyGrid
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, PointCloud2
 
 from .conversions import numpy_to_image
 from ..bench.timing import status_mb
+
+# The node's outputs by message type.  EVERY: all of them; PLANNER: what a planner reads
+# (the ground outputs, from the network-size maps) and nothing at the frame's size.
+TYPES = {"mask": Image, "drivable_mask": Image, "drivable_confidence": Image, "overlay": Image,
+         "drivable_area": OccupancyGrid, "obstacles": PointCloud2, "free_space": PointCloud2}
+EVERY = tuple(TYPES)
+PLANNER = ("drivable_area", "obstacles", "free_space")
 
 
 class NodeHarness:
     """
     ``segment`` in a subprocess, and its publisher and subscribers in this process.
 
-    The publisher, a ~/mask subscriber and a /diagnostics subscriber run on a private
-    context and ROS domain.
+    The publisher, a subscriber per output asked for (the first timed) and a /diagnostics
+    subscriber run on a private context and ROS domain.  calib_file: the node's camera
+    pose and intrinsics for the ground outputs (a KITTI calib file).
     """
 
     def __init__(self, checkpoint: str, device: str, frames: list[np.ndarray], domain_id: int,
-                 num_threads: int = 0):
+                 num_threads: int = 0, outputs: tuple = ("mask",), calib_file: str = ""):
+        unknown = [o for o in outputs if o not in TYPES]
+        if unknown or not outputs:
+            raise ValueError(f"outputs {list(outputs)}: each one of {', '.join(TYPES)}")
         self.ns = f"/bench{os.getpid()}"
+        self.outputs = tuple(outputs)
         env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED="1")
         self.log_file = tempfile.NamedTemporaryFile("w+", prefix="icnet_bench_node_", suffix=".log", delete=False)
         cmd = [sys.executable, "-m", "icnet_ros.ros.node", "--ros-args", "-r", f"__ns:={self.ns}",
                "-p", f"model_path:={checkpoint}", "-p", f"device:={device}",
                "-p", f"num_threads:={num_threads}", "-p", "qos_reliability:=reliable", "--log-level", "warn"]
+        if calib_file:
+            cmd[-2:-2] = ["-p", f"calib_file:={calib_file}"]
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
         self.context = rclpy.Context()
         rclpy.init(args=[], context=self.context, domain_id=domain_id)
@@ -59,11 +75,14 @@ class NodeHarness:
         camera_qos = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
         self.image_pub = self.probe.create_publisher(Image, f"{self.ns}/image", camera_qos)
         self._lock = threading.Lock()
-        self.masks: list[tuple[int, int]] = []          # (stamp ns, receive ns)
+        self.received: dict[str, list[tuple[int, int]]] = {o: [] for o in self.outputs}   # (stamp, receive) ns
+        self.timed = self.outputs[0]
         self.diag: list[tuple[int, dict]] = []          # (receive ns, values)
-        self.mask_sub = self.probe.create_subscription(
-            Image, f"{self.ns}/icnet/mask", self._on_mask,
-            QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE))
+        out_qos = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
+        self.subs = {o: self.probe.create_subscription(TYPES[o], f"{self.ns}/icnet/{o}",
+                                                       lambda msg, o=o: self._on_output(o, msg), out_qos)
+                     for o in self.outputs}
+        self.mask_sub = self.subs[self.timed]
         self.probe.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.probe)
@@ -71,11 +90,18 @@ class NodeHarness:
         self._spin.start()
         self.published = 0
 
-    def _on_mask(self, msg) -> None:
+    def _on_output(self, output: str, msg) -> None:
         now = time.time_ns()
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         with self._lock:
-            self.masks.append((stamp, now))
+            self.received[output].append((stamp, now))
+
+    def keep_only(self, outputs: tuple) -> None:
+        """Drop the subscriptions to every other output (the node stops making them); time the first kept."""
+        for o in [o for o in self.subs if o not in outputs]:
+            self.probe.destroy_subscription(self.subs.pop(o))
+        self.timed = next(o for o in outputs if o in self.subs)
+        self.mask_sub = self.subs[self.timed]
 
     def _on_diag(self, msg) -> None:
         now = time.time_ns()
@@ -140,8 +166,9 @@ class NodeHarness:
         return first, last
 
     def masks_between(self, first: int, last: int) -> list[tuple[int, int]]:
+        """Return (stamp, receive) ns of the timed output's messages stamped between first and last."""
         with self._lock:
-            return [m for m in self.masks if first <= m[0] <= last]
+            return [m for m in self.received[self.timed] if first <= m[0] <= last]
 
     def diags_between(self, first: int, last: int) -> list[dict]:
         """Return the node's diagnostics received between two times (ns)."""
