@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 import math
 
-from . import geometry
+from .ground import geometry
 
 
 class ConfigError(ValueError):
@@ -176,7 +176,7 @@ def load_calib(path: str):
 
 def load_ego_masks(specs, cameras) -> tuple:
     """Return one loaded ego mask (or None) per camera; one entry serves every camera."""
-    from .ego_mask import EgoMaskError, load
+    from .ground.ego_mask import EgoMaskError, load
 
     specs, cameras = list(specs), list(cameras)
     if len(specs) not in (1, len(cameras)):

@@ -6,7 +6,8 @@ The package's shape, as tests (DEVELOPERS.md, "Architecture").
 (b) no module outside ``icnet_ros/ros/`` imports rclpy or a ROS message package, at any
     level (inside functions too), apart from the few entry points listed below;
 (c) importing the core (engine, model, datasets, train, ...) loads no rclpy;
-(d) the subpackages are layered: ``nn/`` imports nothing of the package; ``inference/``
+(d) the subpackages are layered: ``nn/`` and ``ground/`` import nothing of the package
+    outside themselves; ``inference/``
     and ``data/`` import neither ``tools/``, ``training/``, ``bench/`` nor ``ros/``.
 
 The checks read the source with ``ast``; each is also run on a small made-up package
@@ -52,7 +53,8 @@ CORE = ["inference.engine", "inference.deploy", "nn.model", "data.datasets", "to
         "tools.export", "bench"]
 # (d): what each subpackage must not import, at any level (inside functions too).
 LAYERS = {
-    "nn": ("",),   # "": anything of the package outside nn/ itself
+    "nn": ("",),       # "": anything of the package outside nn/ itself
+    "ground": ("",),   # the ground geometry stands on NumPy and OpenCV alone
     "inference": ("tools", "training", "bench", "ros"),
     "data": ("tools", "training", "bench", "ros"),
 }
@@ -344,7 +346,7 @@ def layer_violations(root: Path) -> list[str]:
 
 
 def test_subpackages_are_layered():
-    assert (PACKAGE / "nn").is_dir() and (PACKAGE / "inference").is_dir() and (PACKAGE / "data").is_dir()
+    assert all((PACKAGE / layer).is_dir() for layer in LAYERS)
     assert layer_violations(PACKAGE) == []
 
 

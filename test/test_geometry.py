@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from icnet_ros import geometry as G
+from icnet_ros.ground import geometry as G
 
 CALIB = Path(__file__).parent / "data/kitti_road/calib/um_000000.txt"
 K = np.array([[100.0, 0.0, 64.0], [0.0, 100.0, 48.0], [0.0, 0.0, 1.0]])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import bag_io, image_io
 from .image_io import DataError, IMAGE_EXTS
-from .. import geometry
+from ..ground import geometry
 from ..optional import MissingDependency
 
 

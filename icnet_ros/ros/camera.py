@@ -17,9 +17,9 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from . import diagnostics
 from .conversions import numpy_to_image
 from .pointcloud import points_msg
-from .. import geometry
+from ..ground import geometry
+from ..ground.obstacles import BoundaryScanner
 from ..node_config import NodeConfig
-from ..obstacles import BoundaryScanner
 
 OUTPUTS = {"mask": Image, "drivable_mask": Image, "drivable_confidence": Image, "overlay": Image,
            "drivable_area": OccupancyGrid, "obstacles": PointCloud2, "free_space": PointCloud2}
@@ -78,8 +78,8 @@ class Camera:
 
     def mask_result(self, res, config: NodeConfig):
         """Apply the ego mask (never drivable) and drivable_connected to a result; return the H x W mask or None."""
-        from ..drivable import connected_to_vehicle
-        from ..ego_mask import apply
+        from ..ground.drivable import connected_to_vehicle
+        from ..ground.ego_mask import apply
 
         ego = self.ego.at(res.drivable.shape) if self.ego is not None else None
         if ego is not None:
@@ -98,7 +98,7 @@ class Camera:
         wanted but cannot be made (no pose, or no CameraInfo and no calib_file: NO_INFO),
         why, in one line.
         """
-        from ..drivable import confidence_image
+        from ..ground.drivable import confidence_image
         from ..visualize import overlay
 
         if "mask" in wanted:

@@ -28,10 +28,10 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from .conversions import ConversionError, frame_from_msg, frame_to_image, numpy_to_compressed, numpy_to_image
 from .conversions import uint8_array
-from .. import geometry
 from ..data import image_io
 # the sources (folder, bag) and PlayError are ROS-free, shared with the demo; named here too
 from ..data.play_source import bag_frames, folder_frames, PlayError, source_frames  # noqa: F401
+from ..ground import geometry
 
 
 def kitti_camera_info(calib, width: int, height: int) -> CameraInfo:
