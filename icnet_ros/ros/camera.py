@@ -1,9 +1,10 @@
 """
 One camera of the node: its topics, newest frame, intrinsics, counters and outputs.
 
-Its topics come with their publishers; the newest frame waits for the worker; the outputs
-(mask, drivable mask, overlay and the bird's-eye grid through icnet_ros/geometry.py) are
-built from one network result.
+Its topics come with their publishers; the newest frame waits for the worker; the worker
+converts it here (a bad message is counted and named), and the outputs (mask, drivable
+mask, overlay and the bird's-eye grid through icnet_ros/ground/geometry.py) are built
+from one network result with the camera's pose for that frame.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from . import diagnostics
-from .conversions import numpy_to_image
+from .conversions import ConversionError, frame_from_msg, numpy_to_image
 from .pointcloud import points_msg
 from ..ground import geometry
 from ..ground.obstacles import BoundaryScanner
+from ..inference.checkpoint import check_frame_size, FrameSizeError
 from ..node_config import NodeConfig
 
 OUTPUTS = {"mask": Image, "drivable_mask": Image, "drivable_confidence": Image, "overlay": Image,
@@ -71,6 +73,31 @@ class Camera:
             node.destroy_subscription(sub)
         self.subs, self.pending = [], None
 
+    # --- input: the executor's callbacks store, the worker converts ----------------------
+
+    def on_info(self, msg: CameraInfo, lock) -> None:
+        """Keep the intrinsics of a CameraInfo that has them (K's focal lengths positive)."""
+        K = np.array(msg.k, np.float64).reshape(3, 3)
+        if K[0, 0] > 0 and K[1, 1] > 0:
+            with lock:
+                self.info = (K, (msg.height, msg.width))
+
+    def convert(self, msg, lock, node):
+        """(frame, channel order), or None for a bad message (counted, and named in the log)."""
+        try:
+            frame, order = frame_from_msg(msg)
+            check_frame_size(*frame.shape[:2])       # what the engine would refuse, said here in one line
+            return frame, order
+        except (ConversionError, FrameSizeError) as e:
+            with lock:
+                self.stats.bad += 1
+                self.stats.last_error = str(e)
+            node.get_logger().warning(f"{node.resolve_topic_name(self.image_topic)}: {e}; skipped",
+                                      throttle_duration_sec=2.0)
+            return None
+
+    # --- output -----------------------------------------------------------------------------
+
     def wanted(self, config: NodeConfig) -> dict:
         """Return the publishers of the outputs switched on and listened to."""
         return {name: pub for name, pub in self.pubs.items()
@@ -87,6 +114,18 @@ class Camera:
         if config.drivable_connected:
             res.drivable = connected_to_vehicle(res.drivable, ego)
         return ego
+
+    def publish_frame(self, node, msg, rgb, res, wanted: dict, config: NodeConfig, pose, ego, lock) -> None:
+        """Publish one frame's outputs with its pose; record the pose and say why the grid is withheld."""
+        problem = self.publish(msg.header, rgb, res, wanted, config, node.engine.classes.colors, pose, ego)
+        if problem == NO_INFO:
+            problem = f"no CameraInfo on {node.resolve_topic_name(self.info_topic)} and no calib_file"
+        with lock:
+            self.stats.pose = pose[0] + (f" ({pose[2]})" if pose[2] and pose[1] is not None else "")
+            self.stats.grid_problem = problem
+        if problem:
+            node.get_logger().warning(f"{problem}: drivable_area, obstacles and free_space are not published",
+                                      throttle_duration_sec=10.0)
 
     def publish(self, header, rgb: np.ndarray, res, wanted: dict, config: NodeConfig, colors,
                 pose=("parameters", None, ""), ego=None) -> str:
