@@ -90,7 +90,7 @@ COSTMAP_DEFAULTS = {"global_frame": "map", "robot_base_frame": "base_link", "rol
                     "width": 5, "height": 5, "resolution": 0.1, "track_unknown_space": False,
                     "trinary_costmap": True, "lethal_cost_threshold": 100, "unknown_cost_value": 255,
                     "inscribed_obstacle_cost_value": 99, "use_maximum": False, "update_frequency": 5.0,
-                    "transform_tolerance": 0.3, "plugins": []}
+                    "transform_tolerance": 0.3, "publish_frequency": 1.0, "plugins": []}
 LAYERS = {"nav2_costmap_2d::ObstacleLayer": ObstacleLayer, "nav2_costmap_2d::StaticLayer": StaticLayer}
 
 
