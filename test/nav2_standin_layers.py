@@ -159,6 +159,13 @@ class OccupancyGrid:
     origin_y: float
     data: np.ndarray          # int8, height x width
 
+    @classmethod
+    def from_msg(cls, msg) -> "OccupancyGrid":
+        """Take a nav_msgs/OccupancyGrid as processMap reads it (:179-247): origin position, not orientation."""
+        info = msg.info
+        data = np.asarray(msg.data, np.int8).reshape(info.height, info.width)
+        return cls(msg.header.frame_id, info.resolution, info.origin.position.x, info.origin.position.y, data)
+
 
 class StaticLayer:
     """plugins/static_layer.cpp: an OccupancyGrid copied into the costmap through TF."""

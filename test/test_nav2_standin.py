@@ -227,6 +227,16 @@ def test_map_in_base_link_goes_stale_away_from_the_origin(release, fresh):
         assert stale is stale_expected, (release, robot_x)
 
 
+def test_occupancy_grid_from_a_message():
+    from types import SimpleNamespace as NS
+
+    msg = NS(header=NS(frame_id="odom"), data=[0, 100, -1, 0, 0, 100],
+             info=NS(width=3, height=2, resolution=0.1, origin=NS(position=NS(x=60.0, y=-40.0))))
+    grid = N.OccupancyGrid.from_msg(msg)
+    assert (grid.frame_id, grid.resolution, grid.origin_x, grid.origin_y) == ("odom", 0.1, 60.0, -40.0)
+    assert grid.data.tolist() == [[0, 100, -1], [0, 0, 100]] and grid.data.dtype == np.int8
+
+
 def test_transforms():
     tf = N.Transforms()
     tf.add("odom", "base_link", 100.0, 2.0, math.pi / 2)
