@@ -43,14 +43,14 @@ setup(
     entry_points={
         "console_scripts": [
             # the ROS executables say in one line that ROS 2 is needed where it is missing
-            "segment = icnet_ros.optional:segment",
-            "play = icnet_ros.optional:play",
-            "train = icnet_ros.optional:train",
-            "evaluate = icnet_ros.optional:evaluate",
-            "export = icnet_ros.optional:export",
-            "repair = icnet_ros.optional:repair",
-            "bench = icnet_ros.optional:bench",
-            "demo = icnet_ros.optional:demo",
+            "segment = icnet_ros.tools.scripts:segment",
+            "play = icnet_ros.tools.scripts:play",
+            "train = icnet_ros.tools.scripts:train",
+            "evaluate = icnet_ros.tools.scripts:evaluate",
+            "export = icnet_ros.tools.scripts:export",
+            "repair = icnet_ros.tools.scripts:repair",
+            "bench = icnet_ros.tools.scripts:bench",
+            "demo = icnet_ros.tools.scripts:demo",
         ],
     },
 )

@@ -6,9 +6,10 @@ fields.
 
 `from_params` takes a full set of values (the node's, or config/icnet.yaml's) and returns
 a `NodeConfig`, or raises `ConfigError`: one line naming the first bad parameter.
-`with_changes` checks a live change (`ros2 param set`) the same way.  The node
-(icnet_ros/ros/node.py) declares the parameters from `PARAMS` and hands their values here;
-it owns what needs the model or ROS (loading the checkpoint, descriptors).
+`with_changes` checks a live change (`ros2 param set`) the same way.  `load_engine` loads
+the model the parameters name, its errors as one line naming the parameter too.  The
+node (icnet_ros/ros/node.py, ros/params.py) declares the parameters from `PARAMS` with
+their ROS descriptors and hands their values here.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 import math
 
-from . import geometry
+from .ground import geometry
 
 
 class ConfigError(ValueError):
@@ -176,7 +177,7 @@ def load_calib(path: str):
 
 def load_ego_masks(specs, cameras) -> tuple:
     """Return one loaded ego mask (or None) per camera; one entry serves every camera."""
-    from .ego_mask import EgoMaskError, load
+    from .ground.ego_mask import EgoMaskError, load
 
     specs, cameras = list(specs), list(cameras)
     if len(specs) not in (1, len(cameras)):
@@ -284,3 +285,38 @@ def _replace(config: NodeConfig, changes: Mapping) -> NodeConfig:
         if name in changes:
             changes[name] = tuple(changes[name])
     return replace(config, **changes)
+
+
+def load_engine(config: NodeConfig):
+    """
+    Return the inference Engine that model_path, device, precision and backend name.
+
+    Any failure is a ConfigError naming the parameter at fault: the checkpoint, the
+    calibration images, the device (a CUDA error in the warm-up included).
+    """
+    from .inference.checkpoint import CheckpointError, load_checkpoint
+    from .inference.engine import CalibrationError, Engine, EngineError
+
+    path, step = config.model_path, "model_path"
+    try:
+        if not path:
+            from .paths import default_model_path
+
+            path = str(default_model_path())
+        model, meta, _ = load_checkpoint(path)
+        step = "device"
+        return Engine(model, meta, config.device, config.precision, config.warmup, config.backend,
+                      threads=config.num_threads, calibration=config.calibration_images or None)
+    except (FileNotFoundError, CheckpointError) as e:
+        raise ConfigError(f"parameter 'model_path': {e}") from None
+    except OSError as e:  # ament_index without AMENT_PREFIX_PATH (a plain venv) says so this way
+        raise ConfigError(f"parameter 'model_path': empty, and the shipped model could not be "
+                          f"looked up ({e}); pass a checkpoint path") from None
+    except CalibrationError as e:
+        raise ConfigError(f"parameter 'calibration_images': {e}") from None
+    except EngineError as e:
+        raise ConfigError(f"parameter 'device': {e}") from None
+    except Exception as e:  # anything else (a CUDA error in the warm-up, ...): one line, never a silent exit
+        first = (str(e).strip().splitlines() or [""])[0]
+        doing = f"loading {path}" if step == "model_path" else f"running the model on device {config.device!r}"
+        raise ConfigError(f"parameter {step!r}: {doing} failed ({type(e).__name__}: {first})") from None

@@ -2,15 +2,14 @@
 Dependencies a command needs but an install may lack: one line naming what to install, never a traceback.
 
 `require` checks before the work starts (train: before hours of training, not at the
-plot after them); `missing` turns an ImportError raised anywhere into the same line.  The
-ROS executables go through `ros_main`, so a plain `pip install .` without ROS says that
-ROS 2 is needed instead of failing on `import rclpy`.
+plot after them); `missing` turns an ImportError raised anywhere into the same line.  A
+leaf: it imports nothing of the package, so the lowest layers (data/, inference/) can use
+it.  The console scripts that use it to say "ROS 2 is needed" are tools/scripts.py.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
 
 # import name -> (pip package, rosdep key or None where rosdistro has none; see package.xml)
 PACKAGES = {
@@ -74,80 +73,3 @@ def require(*modules: str, needed_for: str) -> None:
             importlib.import_module(module)
         except ImportError as e:
             raise MissingDependency(missing(e, needed_for)) from None
-
-
-def too_old(name: str) -> str:
-    """Return one line naming a library older than the package supports (versions.py), or ''."""
-    from .versions import check, TooOld
-
-    try:
-        check()
-    except TooOld as e:
-        return f"{name}: error: {e}"
-    except ImportError:   # a missing or broken library: the command itself says which
-        pass
-    return ""
-
-
-def ros_main(module: str, name: str) -> int:
-    """Run `module.main()` for the ROS executable `name`; without ROS, one line and exit 2."""
-    try:
-        require("rclpy", needed_for=name)
-        main = importlib.import_module(module).main
-    except ImportError as e:
-        print(f"{name}: error: {missing(e, name)}", file=sys.stderr)
-        return 2
-    return checked_main(main, name)
-
-
-def checked_main(main, name: str) -> int:
-    """Run main() once the library versions are checked; one line and exit 2 where one is too old."""
-    line = too_old(name)
-    if line:
-        print(line, file=sys.stderr)
-        return 2
-    return main()
-
-
-# console_scripts of the ROS executables (setup.py)
-def segment() -> int:
-    return ros_main("icnet_ros.ros.node", "segment")
-
-
-def play() -> int:
-    return ros_main("icnet_ros.ros.player", "play")
-
-
-def demo() -> int:
-    return ros_main("icnet_ros.tools.demo", "demo")
-
-
-# console_scripts of the offline commands: the same version check, then their main()
-def train() -> int:
-    from .tools.train import main
-
-    return checked_main(main, "train")
-
-
-def evaluate() -> int:
-    from .tools.evaluate import main
-
-    return checked_main(main, "evaluate")
-
-
-def export() -> int:
-    from .tools.export import main
-
-    return checked_main(main, "export")
-
-
-def repair() -> int:
-    from .tools.repair import main
-
-    return checked_main(main, "repair")
-
-
-def bench() -> int:
-    from .bench import main
-
-    return checked_main(main, "bench")

@@ -15,7 +15,7 @@ so, package.xml.  Why each floor:
 - rosbags 0.11.1: reading needs 0.9.20 (the typestore API, ``rosbags.typesys.get_typestore``);
   0.11.0 is the oldest whose rosbag2 Writer takes ``storage_plugin``, with which the tests
   write the MCAP bags they read, and 0.11.1 the oldest that brings apsw, which the
-  cut-off .db3 scanner (data/bag_sqlite.py) opens files with.  rosdep installs it from
+  cut-off .db3 scanner (data/bags/sqlite_scan.py) opens files with.  rosdep installs it from
   PyPI on every distro (python3-rosbags-pip), so the newest is what users get anyway.
 
 ``make test-floor`` runs the core and node tests on numpy 1.23.5 (the oldest wheel for

@@ -6,7 +6,8 @@ The package's shape, as tests (DEVELOPERS.md, "Architecture").
 (b) no module outside ``icnet_ros/ros/`` imports rclpy or a ROS message package, at any
     level (inside functions too), apart from the few entry points listed below;
 (c) importing the core (engine, model, datasets, train, ...) loads no rclpy;
-(d) the subpackages are layered: ``nn/`` imports nothing of the package; ``inference/``
+(d) the subpackages are layered: ``nn/`` and ``ground/`` import nothing of the package
+    outside themselves; ``inference/``
     and ``data/`` import neither ``tools/``, ``training/``, ``bench/`` nor ``ros/``.
 
 The checks read the source with ``ast``; each is also run on a small made-up package
@@ -32,18 +33,18 @@ PACKAGE = ROOT / "icnet_ros"
 
 ROS_PACKAGES = {"rclpy", "sensor_msgs", "std_msgs", "nav_msgs", "geometry_msgs", "diagnostic_msgs",
                 "visualization_msgs", "rcl_interfaces", "lifecycle_msgs", "builtin_interfaces"}
-# Calls whose string arguments are module names imported at run time: importlib's, and
-# optional.py's `require` (imports each name given) and `ros_main` (imports the module
-# it runs).
-IMPORTING_CALLS = {"import_module", "__import__", "require", "ros_main"}
+# Calls whose string arguments are module names imported at run time: importlib's,
+# optional.py's `require` (imports each name given) and tools/scripts.py's `run_command`
+# (imports the command it runs).
+IMPORTING_CALLS = {"import_module", "__import__", "require", "run_command"}
 # The only run-time imports of ROS, or of the ROS layer, allowed outside icnet_ros/ros/:
 ALLOWED = {
-    # optional.ros_main: before running a ROS executable it checks that rclpy imports
-    # (`require("rclpy", ...)`, importlib), so that a pip install without ROS says "ROS 2
-    # is needed" in one line; it then imports that executable's module.
-    ("optional.py", "rclpy"),
-    ("optional.py", "icnet_ros.ros.node"),      # console script `segment`
-    ("optional.py", "icnet_ros.ros.player"),    # console script `play`
+    # the console scripts of the ROS executables check that rclpy imports (`require`), so
+    # that a pip install without ROS says "ROS 2 is needed" in one line, then import the
+    # executable's module.
+    ("tools/scripts.py", "rclpy"),
+    ("tools/scripts.py", "icnet_ros.ros.node"),      # `segment`
+    ("tools/scripts.py", "icnet_ros.ros.player"),    # `play`
     # entry points that run ROS in part, importing the ROS side only when they get there:
     ("tools/demo.py", "icnet_ros.ros.demo_collector"),          # the demo's subscriber
     ("bench/node_phases.py", "icnet_ros.ros.bench_harness"),    # the bench's node phases
@@ -52,7 +53,8 @@ CORE = ["inference.engine", "inference.deploy", "nn.model", "data.datasets", "to
         "tools.export", "bench"]
 # (d): what each subpackage must not import, at any level (inside functions too).
 LAYERS = {
-    "nn": ("",),   # "": anything of the package outside nn/ itself
+    "nn": ("",),       # "": anything of the package outside nn/ itself
+    "ground": ("",),   # the ground geometry stands on NumPy and OpenCV alone
     "inference": ("tools", "training", "bench", "ros"),
     "data": ("tools", "training", "bench", "ros"),
 }
@@ -228,21 +230,21 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
 
 def test_no_import_cycle_among_the_packages_modules():
     graph = import_graph(PACKAGE)
-    assert "icnet_ros.data.bags" in graph["icnet_ros.data.datasets"]   # the graph sees relative imports
+    assert "icnet_ros.data.bags.dataset" in graph["icnet_ros.data.datasets"]   # the graph sees relative imports
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
 
 def test_no_import_cycle_even_through_imports_inside_functions():
-    """
-    A lazy import hides a cycle from Python, not from a reader: none either.
-
-    Apart from optional.py, whose console-script wrappers import the executable they run
-    (the ROS layer's node and player) by name: a dispatch, not a dependency.
-    """
+    """A lazy import hides a cycle from Python, not from a reader: none either, and no exceptions."""
     graph = import_graph(PACKAGE, top_level_only=False)
-    assert "icnet_ros.ros.player" in graph["icnet_ros.optional"]     # the graph sees those calls
-    graph["icnet_ros.optional"] = set()
+    assert "icnet_ros.ros.player" in graph["icnet_ros.tools.scripts"]     # the graph sees those calls
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_optional_is_a_leaf():
+    """The module that names a missing dependency is used by the lowest layers: it imports nothing of the package."""
+    graph = import_graph(PACKAGE, top_level_only=False)
+    assert graph["icnet_ros.optional"] == set()
 
 
 def test_the_cycle_check_finds_a_cycle(tmp_path):
@@ -258,6 +260,14 @@ def test_the_cycle_check_finds_a_cycle(tmp_path):
     (pkg / "c.py").write_text("def later():\n    import pkg.a\n")   # inside a function: no cycle
     assert find_cycle(import_graph(pkg)) is None
     assert find_cycle(import_graph(pkg, top_level_only=False)) == ["pkg.a", "pkg.sub.b", "pkg.c", "pkg.a"]
+    # the circle issue 36 removed: a leaf that also dispatched the console scripts by name
+    (pkg / "c.py").write_text("")
+    (pkg / "leaf.py").write_text("def run_command(module):\n    pass\n\ndef train():\n"
+                                 "    return run_command('pkg.tool')\n")
+    (pkg / "tool.py").write_text("from . import data\n")
+    (pkg / "data.py").write_text("from .leaf import run_command\n")
+    assert find_cycle(import_graph(pkg)) is None
+    assert find_cycle(import_graph(pkg, top_level_only=False)) == ["pkg.data", "pkg.leaf", "pkg.tool", "pkg.data"]
 
 
 # --- (b) ROS only under ros/ -------------------------------------------------------------
@@ -278,14 +288,15 @@ def test_the_ros_check_finds_every_kind_of_ros_import(tmp_path):
     (pkg / "tools").mkdir()
     (pkg / "tools" / "__init__.py").write_text("")
     (pkg / "tools" / "demo.py").write_text("from ..ros.demo_collector import Collector\n")  # listed, but not lazy
-    (pkg / "optional.py").write_text("def ros_main(module, name):\n    require('rclpy', needed_for=name)\n\n"
-                                     "def segment():\n    return ros_main('icnet_ros.ros.node', 'segment')\n\n"
-                                     "def other():\n    return require('std_msgs')\n\n"
-                                     "def sub():\n    require('rclpy.qos')\n")
+    scripts = ("def run_command(module, name):\n    require('rclpy', needed_for=name)\n\n"
+               "def segment():\n    return run_command('icnet_ros.ros.node', 'segment')\n\n"
+               "def other():\n    return require('std_msgs')\n\n"
+               "def sub():\n    require('rclpy.qos')\n")
+    (pkg / "tools" / "scripts.py").write_text(scripts)
     assert ros_violations(pkg) == [
         "deep.py:3 imports sensor_msgs.msg", "dyn.py:4 imports nav_msgs.msg", "layer.py:2 imports icnet_ros.ros.node",
-        "optional.py:8 imports std_msgs", "optional.py:11 imports rclpy.qos",
-        "tools/demo.py:1 imports icnet_ros.ros.demo_collector"]
+        "tools/demo.py:1 imports icnet_ros.ros.demo_collector",
+        "tools/scripts.py:8 imports std_msgs", "tools/scripts.py:11 imports rclpy.qos"]
     (pkg / "tools" / "demo.py").write_text("def run():\n    from ..ros.demo_collector import Collector\n")
     assert not [v for v in ros_violations(pkg) if v.startswith("tools/demo.py")]
 
@@ -344,7 +355,7 @@ def layer_violations(root: Path) -> list[str]:
 
 
 def test_subpackages_are_layered():
-    assert (PACKAGE / "nn").is_dir() and (PACKAGE / "inference").is_dir() and (PACKAGE / "data").is_dir()
+    assert all((PACKAGE / layer).is_dir() for layer in LAYERS)
     assert layer_violations(PACKAGE) == []
 
 
@@ -380,3 +391,67 @@ def test_public_names_import_from_the_package_without_loading_torch_first():
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         import icnet_ros
         icnet_ros.nothing  # noqa: B018
+
+
+# --- (e) layout: short modules, each named in docs/architecture.md -----------------------
+
+MAX_LINES = 400   # DEVELOPERS.md: files under ~400 lines
+
+
+def long_modules(root: Path, limit: int = MAX_LINES) -> list[str]:
+    return [f"{p.relative_to(root).as_posix()}: {n} lines" for p in sorted(root.rglob("*.py"))
+            if (n := len(p.read_text().splitlines())) > limit]
+
+
+def unlisted_modules(root: Path, table: str) -> list[str]:
+    """
+    Modules the architecture table leaves out: a subpackage's belong in its row, a top-level one in a first cell.
+
+    A row starts with its subpackage in backticks (`` | `data/bags/` | ``); a module is
+    named as `stem` or `stem.py` in backticks.
+    """
+    rows = {}
+    for line in table.splitlines():
+        cells = line.split("|")
+        if line.startswith("| `") and len(cells) > 2:
+            for name in cells[1].replace("`", " ").replace(",", " ").split():
+                rows[name.rstrip("/")] = line
+    missing = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if path.name in ("__init__.py", "__main__.py"):
+            if path.name == "__init__.py" and rel.parent != Path(".") and rel.parent.as_posix() not in rows:
+                missing.append(f"{rel.parent.as_posix()}/")
+            continue
+        if rel.parent == Path("."):
+            if path.name not in rows:
+                missing.append(rel.as_posix())
+            continue
+        row = rows.get(rel.parent.as_posix(), "")
+        if f"`{path.stem}`" not in row and f"`{path.name}`" not in row and f"`{path.stem} `" not in row:
+            missing.append(rel.as_posix())
+    return missing
+
+
+def test_every_module_is_short():
+    assert long_modules(PACKAGE) == []
+
+
+def test_docs_architecture_names_every_module_where_it_lives():
+    table = (ROOT / "docs" / "architecture.md").read_text()
+    assert unlisted_modules(PACKAGE, table) == []
+
+
+def test_the_layout_checks_find_a_long_or_unlisted_module(tmp_path):
+    pkg = tmp_path / "icnet_ros"
+    (pkg / "data" / "bags").mkdir(parents=True)
+    for f in ("__init__.py", "data/__init__.py", "data/bags/__init__.py"):
+        (pkg / f).write_text("")
+    (pkg / "paths.py").write_text("x = 1\n" * 401)
+    (pkg / "data" / "image_io.py").write_text("")
+    (pkg / "data" / "bags" / "reader.py").write_text("")
+    table = "| `paths.py` | files |\n| `data/` | `image_io.py`: images; `reader.py` |\n"
+    assert long_modules(pkg) == ["paths.py: 401 lines"]
+    assert unlisted_modules(pkg, table) == ["data/bags/", "data/bags/reader.py"]
+    table += "| `data/bags/` | `reader`: bags |\n"
+    assert unlisted_modules(pkg, table) == []

@@ -15,7 +15,7 @@ import shutil
 import numpy as np
 import pytest
 
-from icnet_ros.data import bag_io
+from icnet_ros.data.bags import reader as bag_reader
 from icnet_ros.data.datasets import DataError, open_dataset
 
 rosbag1 = pytest.importorskip("rosbags.rosbag1")
@@ -75,7 +75,7 @@ def write(folder: Path, kind: str, compression: str = "") -> tuple[Path, Path]:
 
 
 def read_all(bag: Path, warnings: list | None = None) -> list:
-    reader = bag_io.open_bag(bag, "the test", warn=(warnings if warnings is not None else []).append)
+    reader = bag_reader.open_bag(bag, "the test", warn=(warnings if warnings is not None else []).append)
     try:
         return [(c.topic, t, bytes(raw)) for c, t, raw in reader.messages()]
     finally:
@@ -165,7 +165,7 @@ def test_ros2_bag_without_metadata_reads_whole(tmp_path, kind):
     warnings = []
     assert read_all(bag, warnings) == ref
     assert len(warnings) == 1 and warnings[0].startswith(f"bag {bag}: metadata.yaml is missing; read ")
-    assert bag_io.is_bag(bag)   # play still takes the folder for a bag
+    assert bag_reader.is_bag(bag)   # play still takes the folder for a bag
     warnings.clear()
     assert read_all(storage, warnings) == ref and warnings == []   # its storage file alone: rosbags reads it
 
@@ -329,7 +329,7 @@ def test_zstd_with_rosbags_before_0_11_7_uses_zstandard(monkeypatch):
     """From rosbags 0.11.1 to 0.11.6 zstd is zstandard, not backports.zstd (make test-floor has 0.11.1)."""
     import importlib
 
-    from icnet_ros.data import bag_mcap
+    from icnet_ros.data.bags import mcap_scan
 
     zstandard = pytest.importorskip("zstandard")
     data = np.random.default_rng(0).integers(0, 64, 600_000, dtype=np.uint8).tobytes()  # blocks of 128 KiB
@@ -341,7 +341,7 @@ def test_zstd_with_rosbags_before_0_11_7_uses_zstandard(monkeypatch):
             raise ImportError(f"No module named {name!r}")
         return real(name, *args)
 
-    monkeypatch.setattr(bag_mcap.importlib, "import_module", without_the_newer_modules)
-    assert bag_mcap.zstd_decompress(frame) == data
-    part = bag_mcap.zstd_decompress(frame[: len(frame) // 2])     # a cut-off chunk: its whole blocks
+    monkeypatch.setattr(mcap_scan.importlib, "import_module", without_the_newer_modules)
+    assert mcap_scan.zstd_decompress(frame) == data
+    part = mcap_scan.zstd_decompress(frame[: len(frame) // 2])     # a cut-off chunk: its whole blocks
     assert 0 < len(part) < len(data) and data.startswith(part)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from icnet_ros import geometry as G
+from icnet_ros.ground import geometry as G
 
 K = np.array([[100.0, 0.0, 64.0], [0.0, 100.0, 48.0], [0.0, 0.0, 1.0]])
 OPTICAL = (-0.5, 0.5, -0.5, 0.5)     # REP 103: a camera_link -> camera_optical quaternion (x, y, z, w)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from icnet_ros.classes import CAMVID
-from icnet_ros.drivable import confidence_image, connected_to_vehicle
+from icnet_ros.ground.drivable import confidence_image, connected_to_vehicle
 from icnet_ros.inference.checkpoint import check_frame_size, FrameSizeError, ModelMeta, save_checkpoint
 from icnet_ros.inference.engine import Engine, EngineError
 from icnet_ros.inference.upsample import class_map, drivable_probability

@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from icnet_ros import ego_mask, node_config
-from icnet_ros.drivable import connected_to_vehicle
+from icnet_ros import node_config
+from icnet_ros.ground import ego_mask
+from icnet_ros.ground.drivable import connected_to_vehicle
 
 
 def test_bottom_fraction_at_any_size():

@@ -54,7 +54,7 @@ def test_network_maps_at_frame_pixel_centres_are_the_full_resolution_maps(engine
 
 
 def test_a_ground_homography_scaled_to_the_network_maps(engine):
-    from icnet_ros.geometry import kitti_ground_homography, project
+    from icnet_ros.ground.geometry import kitti_ground_homography, project
 
     Hg = kitti_ground_homography("test/data/kitti_road/calib/um_000000.txt")
     S = frame_to_network((375, 1242), (193, 640))

@@ -19,7 +19,7 @@ if HAVE_RCLPY:
     from nav_msgs.msg import OccupancyGrid
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-    from icnet_ros import geometry
+    from icnet_ros.ground import geometry
     from icnet_ros.classes import KITTI_ROAD
     from icnet_ros.ros.conversions import numpy_to_compressed, numpy_to_image
 

@@ -20,7 +20,7 @@ if HAVE_RCLPY:
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import Image
 
-    from icnet_ros import geometry
+    from icnet_ros.ground import geometry
     from icnet_ros.ros.conversions import numpy_to_image
     from test_node import camera_info, image_publisher_with_info
 

@@ -25,7 +25,7 @@ if HAVE_RCLPY:
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import Image, PointCloud2, PointField
 
-    from icnet_ros import geometry
+    from icnet_ros.ground import geometry
     from icnet_ros.ros.conversions import numpy_to_image
     from icnet_ros.ros.pointcloud import msg_points
     from test_camera_pose import tf_quaternion
@@ -258,7 +258,7 @@ def test_ego_mask_per_camera(graph_factory, green):
     np.testing.assert_array_equal(grid, projector.occupancy(left_mask > 0, ego))
     # nothing but road is seen: no obstacle points, where the hood (zeroed) would have been a wall of them
     assert len(msg_points(newest(clouds, 1))) == 0
-    from icnet_ros.obstacles import boundary_points
+    from icnet_ros.ground.obstacles import boundary_points
 
     assert len(boundary_points(projector.occupancy(left_mask > 0), spec, (0.0, 0.0), 0.0, 1000)) > 10
 

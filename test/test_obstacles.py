@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from icnet_ros import geometry as G
-from icnet_ros.obstacles import boundary_points, BoundaryScanner
+from icnet_ros.ground import geometry as G
+from icnet_ros.ground.obstacles import boundary_points, BoundaryScanner
 
 SPEC = G.GridSpec(x_min=0.0, x_max=30.0, y_min=-10.0, y_max=10.0, resolution=0.1)
 

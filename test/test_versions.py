@@ -15,7 +15,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from icnet_ros import optional, versions
+from icnet_ros import versions
+from icnet_ros.tools import scripts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,7 +69,7 @@ def test_commands_refuse_an_old_library_in_one_line(command, monkeypatch, capsys
     monkeypatch.setattr(versions, "installed", lambda m: "1.8.1" if m == "torch" else real(m))
     if command in ("segment", "play"):
         pytest.importorskip("rclpy")
-    assert getattr(optional, command)() == 2
+    assert getattr(scripts, command)() == 2
     err = capsys.readouterr().err
     assert err == f"{command}: error: PyTorch 1.8.1 is installed; icnet_ros needs 1.13 or newer " \
                   f"(pip install 'torch>=1.13'; see docs/distros.md)\n"
@@ -77,7 +78,7 @@ def test_commands_refuse_an_old_library_in_one_line(command, monkeypatch, capsys
 def test_setup_py_runs_the_commands_through_the_check():
     text = (ROOT / "setup.py").read_text()
     for command in ("segment", "play", "demo", "train", "evaluate", "export", "repair", "bench"):
-        assert f'"{command} = icnet_ros.optional:{command}"' in text
+        assert f'"{command} = icnet_ros.tools.scripts:{command}"' in text
 
 
 FLOOR = os.environ.get("ICNET_FLOOR_REQUIREMENTS")

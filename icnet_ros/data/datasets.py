@@ -4,7 +4,7 @@ Image/label datasets for training and evaluation, selected by a spec string.
 * ``kitti:PATH``            KITTI road ``data_road`` root (colour-coded ground truth)
 * ``camvid:PATH:SPLIT``     SegNet-layout CamVid (``SPLIT/`` and ``SPLITannot/``)
 * ``folder:IMAGES:MASKS``   images and class-id PNG masks paired by file stem
-* ``bag:PATH``              a ROS 1 or ROS 2 bag (see ``bags.py``)
+* ``bag:PATH``              a ROS 1 or ROS 2 bag (see ``bags/dataset.py``)
 
 Each item is (RGB uint8 H x W x 3, class ids uint8 H x W) with the class set's ignore
 index where the label says "don't know".  Files are read lazily; every problem with one
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .bags import bag_samples
+from .bags.dataset import bag_samples
 from .damaged import Damaged, DamagedSample
-# Image files and DataError live in image_io (bags.py reads them too); they are named
+# Image files and DataError live in image_io (bags/dataset.py reads them too); they are named
 # here as well because training, evaluation and the tests know them as datasets.*.
 from .image_io import (DataError, decode_kitti_gt, Encoded, IMAGE_EXTS, list_images, read_id_mask,  # noqa: F401
                        read_image, read_kitti_gt)

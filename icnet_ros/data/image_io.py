@@ -2,7 +2,7 @@
 Raw camera pixel layouts <-> the network's 8-bit colour input, without ROS.
 
 One table of the sensor_msgs/Image encodings real drivers publish, shared by the node's
-message adapter (``ros/conversions.py``) and bag reading (``bags.py``):
+message adapter (``ros/conversions.py``) and bag reading (``bags/``):
 
 - rgb8, bgr8, rgba8, bgra8, mono8 (8UC1, 8UC3): numpy *views* of the buffer (no copy), any
   row padding; alpha is dropped by striding.

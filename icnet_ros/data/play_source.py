@@ -10,7 +10,7 @@ Each frame is (name, kind, payload, calibration):
 * kind 'file': payload is the image's path, calibration a KITTI calib dict or None;
 * kind 'bag': payload is the bag's image message, calibration its latest CameraInfo or None.
 
-Names are the file name, or 'TOPIC#N' for bag frames (``bag_io.camera_frames``).
+Names are the file name, or 'TOPIC#N' for bag frames (``bag_reader.camera_frames``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from __future__ import annotations
 from itertools import islice
 from pathlib import Path
 
-from . import bag_io, image_io
+from . import image_io
+from .bags import reader as bag_reader
 from .image_io import DataError, IMAGE_EXTS
-from .. import geometry
+from ..ground import geometry
 from ..optional import MissingDependency
 
 
@@ -59,13 +60,13 @@ def _once(warn):
     return say
 
 
-def bag_frames(path: Path, image_topic: str = "", warn=bag_io.warn_stderr):
+def bag_frames(path: Path, image_topic: str = "", warn=bag_reader.warn_stderr):
     """
-    Return the bag's camera (bag_io.camera_frames): one image topic and the camera_info next to it.
+    Return the bag's camera (bag_reader.camera_frames): one image topic and the camera_info next to it.
 
     A damaged bag plays up to its last whole message; ``warn`` says so once.
     """
-    frames = bag_io.camera_frames(path, image_topic, needed_for=f"playing the bag {path}", warn=_once(warn))
+    frames = bag_reader.camera_frames(path, image_topic, needed_for=f"playing the bag {path}", warn=_once(warn))
     try:
         for name, msg, info in frames:
             yield name, "bag", msg, info
@@ -77,9 +78,9 @@ def bag_frames(path: Path, image_topic: str = "", warn=bag_io.warn_stderr):
         frames.close()  # closes the bag reader now when play stops early
 
 
-def source_frames(source: Path, image_topic: str = "", calib_file: str = "", warn=bag_io.warn_stderr):
+def source_frames(source: Path, image_topic: str = "", calib_file: str = "", warn=bag_reader.warn_stderr):
     """Return the frames of ``source``: a bag (.bag, .mcap, .db3 or a ROS 2 bag folder) or a folder."""
-    if bag_io.is_bag(source):
+    if bag_reader.is_bag(source):
         return bag_frames(source, image_topic, warn)
     if source.is_dir():
         return folder_frames(source, calib_file)

@@ -23,19 +23,14 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-import numpy as np
-from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from . import diagnostics, params, tf_pose
-from .camera import Camera, NO_INFO
-from .conversions import ConversionError, frame_from_msg
-from .. import node_config
-from ..inference.checkpoint import check_frame_size, FrameSizeError
-from ..node_config import ConfigError, NodeConfig, PARAMS  # noqa: F401  (PARAMS: tests import it here)
+from .camera import Camera
+from ..node_config import ConfigError, load_engine, NodeConfig, PARAMS  # noqa: F401  (PARAMS: tests import it here)
 
 _OK = TransitionCallbackReturn.SUCCESS
 # The state each transition callback leads to: (on SUCCESS, on FAILURE).  ERROR goes on to
@@ -51,12 +46,8 @@ class SegmentationNode(LifecycleNode):
     def __init__(self, node_name: str = "icnet", **kwargs):
         super().__init__(node_name, **kwargs)
         self.config: NodeConfig | None = None     # from configure to cleanup; live changes replace it
-        self._config_lock = threading.Lock()      # configure and live changes, one at a time
-        self._rejected: dict = {}                 # name -> bad value given at start, fails configure
         self._lifecycle_state = "unconfigured"
-        for p in PARAMS:
-            params.declare(self, p, self._rejected)
-        params.watch(self, self._check_change, self._apply_change)  # check (may refuse), then apply
+        self._params = params.LiveParameters(self)   # declares them; checks and applies live changes
         self.engine = None
         self.cameras: list[Camera] = []
         self.last_error = ""
@@ -72,37 +63,6 @@ class SegmentationNode(LifecycleNode):
     def p(self, name: str):
         return self.get_parameter(name).value
 
-    def _values(self) -> dict:
-        return {p.name: self.get_parameter(p.name).value for p in PARAMS}
-
-    @staticmethod
-    def _changes(parameters) -> dict:
-        names = {p.name for p in PARAMS}
-        return {p.name: p.value for p in parameters if p.name in names}   # not rclpy's use_sim_time
-
-    def _check_change(self, parameters) -> SetParametersResult:
-        # Ranges and read-only are the descriptors' (rclpy checks them first); the rest, and
-        # the grid or calib file a change touches, is node_config's, as at configure.
-        changes = self._changes(parameters)
-        try:
-            if changes:
-                node_config.with_changes(self.config or node_config.build(self._values()), changes)
-        except ConfigError as e:
-            return SetParametersResult(successful=False, reason=str(e))
-        return SetParametersResult(successful=True)
-
-    def _apply_change(self, parameters) -> None:
-        changes = self._changes(parameters)
-        with self._config_lock:
-            for name in changes:
-                self._rejected.pop(name, None)    # a good value replaces a refused one
-            if self.config is None or not changes:
-                return
-            try:
-                self.config = node_config.with_changes(self.config, changes)  # the worker takes it per batch
-            except ConfigError as e:   # only if the calib file went away since the check just now
-                self.get_logger().error(f"{e}; the previous values stay in use")
-
     # --- lifecycle --------------------------------------------------------------------
 
     @property
@@ -116,16 +76,18 @@ class SegmentationNode(LifecycleNode):
         return ret
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        with self._config_lock:    # a live change waits: not lost between reading and keeping values
+        with self._params.lock:    # a live change waits: not lost between reading and keeping values
             try:
-                config = node_config.from_params({**self._values(), **self._rejected})
-                engine = self._load_engine(config)
+                config = self._params.build()
+                engine = load_engine(config)
                 self._poses = tf_pose.PoseSource(self, config)
             except ConfigError as e:
                 self.last_error = str(e)
                 self.get_logger().error(self.last_error)
                 return self._entered("configure", TransitionCallbackReturn.FAILURE)
             self.config, self.engine = config, engine
+        if engine.device_note:
+            self.get_logger().info(engine.device_note)
         self.cameras = [Camera(n, config.input_transport, ego) for n, ego in zip(config.cameras, config.ego_masks)]
         qout = self._qos("reliable")    # reliable writers match every reader, rviz included
         for cam in self.cameras:
@@ -136,37 +98,6 @@ class SegmentationNode(LifecycleNode):
             f"configured: model {engine.meta.classes.name} {engine.meta.variant} on {engine.device} "
             f"({engine.precision}, {engine.backend}), cameras {[c.name or '(unnamed)' for c in self.cameras]}")
         return self._entered("configure", super().on_configure(state))
-
-    def _load_engine(self, config: NodeConfig):
-        from ..inference.checkpoint import CheckpointError, load_checkpoint
-        from ..inference.engine import CalibrationError, Engine, EngineError
-
-        path, step = config.model_path, "model_path"
-        try:
-            if not path:
-                from ..paths import default_model_path
-
-                path = str(default_model_path())
-            model, meta, _ = load_checkpoint(path)
-            step = "device"
-            engine = Engine(model, meta, config.device, config.precision, config.warmup, config.backend,
-                            threads=config.num_threads, calibration=config.calibration_images or None)
-        except (FileNotFoundError, CheckpointError) as e:
-            raise ConfigError(f"parameter 'model_path': {e}") from None
-        except OSError as e:  # ament_index without AMENT_PREFIX_PATH (a plain venv) says so this way
-            raise ConfigError(f"parameter 'model_path': empty, and the shipped model could not be "
-                              f"looked up ({e}); pass a checkpoint path") from None
-        except CalibrationError as e:
-            raise ConfigError(f"parameter 'calibration_images': {e}") from None
-        except EngineError as e:
-            raise ConfigError(f"parameter 'device': {e}") from None
-        except Exception as e:  # anything else (a CUDA error in the warm-up, ...): one line, never a silent exit
-            first = (str(e).strip().splitlines() or [""])[0]
-            doing = f"loading {path}" if step == "model_path" else f"running the model on device {config.device!r}"
-            raise ConfigError(f"parameter {step!r}: {doing} failed ({type(e).__name__}: {first})") from None
-        if engine.device_note:
-            self.get_logger().info(engine.device_note)
-        return engine
 
     def _qos(self, reliability: str) -> QoSProfile:
         return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=self.config.qos_depth,
@@ -182,7 +113,7 @@ class SegmentationNode(LifecycleNode):
         msg_type = CompressedImage if self.config.input_transport == "compressed" else Image
         now = time.monotonic()
         for cam in self.cameras:
-            cam.open_inputs(self, msg_type, qin, self._on_image, self._on_info)
+            cam.open_inputs(self, msg_type, qin, self._on_image, lambda c, m: c.on_info(m, self._cond))
             with self._cond:
                 cam.stats.start_window(now)
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
@@ -228,7 +159,7 @@ class SegmentationNode(LifecycleNode):
 
                 torch.cuda.empty_cache()
         self.cameras = []
-        with self._config_lock:
+        with self._params.lock:
             self.config = None
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -260,12 +191,6 @@ class SegmentationNode(LifecycleNode):
             cam.pending = (msg, time.monotonic())
             self._cond.notify()
 
-    def _on_info(self, cam: Camera, msg: CameraInfo) -> None:
-        K = np.array(msg.k, np.float64).reshape(3, 3)
-        if K[0, 0] > 0 and K[1, 1] > 0:
-            with self._cond:
-                cam.info = (K, (msg.height, msg.width))
-
     # --- the worker -------------------------------------------------------------------
 
     def _gather(self) -> list:
@@ -294,20 +219,6 @@ class SegmentationNode(LifecycleNode):
                 self.get_logger().error(f"processing failed: {type(e).__name__}: {e}",
                                         throttle_duration_sec=5.0)
 
-    def _convert(self, cam: Camera, msg):
-        """(frame, channel order), or None for a bad message (counted and logged)."""
-        try:
-            frame, order = frame_from_msg(msg)
-            check_frame_size(*frame.shape[:2])       # what the engine would refuse, said here in one line
-            return frame, order
-        except (ConversionError, FrameSizeError) as e:
-            with self._cond:
-                cam.stats.bad += 1
-                cam.stats.last_error = str(e)
-            self.get_logger().warning(f"{self.resolve_topic_name(cam.image_topic)}: {e}; skipped",
-                                      throttle_duration_sec=2.0)
-            return None
-
     def _process(self, batch, config: NodeConfig) -> None:
         start = time.perf_counter()
         jobs = []
@@ -316,7 +227,7 @@ class SegmentationNode(LifecycleNode):
             if not wanted:
                 cam.stats.skipped += 1
                 continue
-            converted = self._convert(cam, msg)
+            converted = cam.convert(msg, self._cond, self)
             if converted is not None:
                 jobs.append((cam, msg, *converted, wanted))
         if not jobs:
@@ -335,7 +246,8 @@ class SegmentationNode(LifecycleNode):
                                    f"{seconds * 1000:.0f} ms (once per size)")
         for (cam, msg, frame, order, wanted), rgb_or_bgr, res, ego in zip(jobs, frames, results, egos):
             rgb = rgb_or_bgr if color == "rgb" else rgb_or_bgr[..., ::-1]
-            self._publish(cam, msg, rgb, res, wanted, config, ego)
+            pose = self._poses.pose(msg.header.frame_id, msg.header.stamp, config)
+            cam.publish_frame(self, msg, rgb, res, wanted, config, pose, ego, self._cond)
             now = self.get_clock().now().nanoseconds
             stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
             with self._cond:
@@ -344,19 +256,6 @@ class SegmentationNode(LifecycleNode):
         with self._cond:
             for cam in {j[0] for j in jobs}:
                 cam.stats.process_ms.append(process_ms)
-
-    def _publish(self, cam: Camera, msg, rgb, res, wanted: dict, config: NodeConfig, ego) -> None:
-        """One camera's outputs, with its pose for this frame; says why when the grid is withheld."""
-        pose = self._poses.pose(msg.header.frame_id, msg.header.stamp, config)
-        problem = cam.publish(msg.header, rgb, res, wanted, config, self.engine.classes.colors, pose, ego)
-        if problem == NO_INFO:
-            problem = f"no CameraInfo on {self.resolve_topic_name(cam.info_topic)} and no calib_file"
-        with self._cond:
-            cam.stats.pose = pose[0] + (f" ({pose[2]})" if pose[2] and pose[1] is not None else "")
-            cam.stats.grid_problem = problem
-        if problem:
-            self.get_logger().warning(f"{problem}: drivable_area, obstacles and free_space are not published",
-                                      throttle_duration_sec=10.0)
 
     # --- diagnostics ------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ Publishes `image` (sensor_msgs/Image) or, with transport 'compressed', `image/co
 (JPEG/PNG files are sent as they are on disk), and `camera_info` when it is known: from
 a KITTI calib file (the data_road layout image_2/ + calib/ is recognised) or from the
 bag's camera_info topic next to the image topic.  Bags: ROS 1 `.bag`, ROS 2 sqlite3 or
-MCAP folders, read with rosbags by ``bag_io.py`` (shared with training's bag: data).
+MCAP folders, read with rosbags by ``data/bags/reader.py`` (shared with training's bag: data).
 Stamps are publish time.  With `encoding`, raw images go out as that camera driver would
 send them (bayer_rggb8, yuv422_yuy2, nv21, rgb16 ...), so the node's conversions can be
 exercised over DDS without the camera.
@@ -28,10 +28,10 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from .conversions import ConversionError, frame_from_msg, frame_to_image, numpy_to_compressed, numpy_to_image
 from .conversions import uint8_array
-from .. import geometry
 from ..data import image_io
 # the sources (folder, bag) and PlayError are ROS-free, shared with the demo; named here too
 from ..data.play_source import bag_frames, folder_frames, PlayError, source_frames  # noqa: F401
+from ..ground import geometry
 
 
 def kitti_camera_info(calib, width: int, height: int) -> CameraInfo:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import importlib
 import time
 
-from .. import geometry
-from ..geometry import CameraPose
+from ..ground import geometry
+from ..ground.geometry import CameraPose
 from ..node_config import ConfigError, NodeConfig
 
 

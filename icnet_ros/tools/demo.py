@@ -136,7 +136,7 @@ def write_pngs(frames, names: dict[int, str], out: Path, colors) -> None:
     import cv2
     import numpy as np
 
-    from ..geometry import grid_to_png
+    from ..ground.geometry import grid_to_png
     from ..visualize import colorize
 
     for f in frames:

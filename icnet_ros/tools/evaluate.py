@@ -35,7 +35,7 @@ from ..data.damaged import Damaged, DamagedSample, DamagedSamples, prescan
 from ..data.datasets import DataError, kitti_base
 from ..data.perturb import parse_perturbation, Perturbation
 from ..data.sources import open_source, parse_source, split_held
-from ..drivable import connected_to_vehicle
+from ..ground.drivable import connected_to_vehicle
 from ..inference.checkpoint import CheckpointError
 from ..inference.engine import Engine, EngineError
 from ..metrics import CalledDrivable, ConfusionMatrix, RoadEval
@@ -74,7 +74,7 @@ class BevView:
     """KITTI's bird's-eye view of a frame, from its calib file (geometry.py's projector)."""
 
     def __init__(self, calib_dir: Path):
-        from .. import geometry
+        from ..ground import geometry
 
         self.geometry, self.calib_dir = geometry, calib_dir
         if not calib_dir.is_dir():

@@ -18,9 +18,9 @@ import sys
 import cv2
 import numpy as np
 
-from .. import geometry
 from ..data.image_io import DataError, list_images, read_image
 from ..data.play_source import folder_frames
+from ..ground import geometry
 from ..inference.checkpoint import CheckpointError
 from ..inference.engine import Engine, EngineError
 from ..visualize import overlay

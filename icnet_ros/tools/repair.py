@@ -4,7 +4,7 @@
     repair run.bag                  # writes run.repaired.bag
     repair rosbag2_2026_12_03/      # writes rosbag2_2026_12_03_repaired/ (same storage, with metadata.yaml)
 
-Reads the bag as ``train`` and ``play`` do (data/bag_recover.py: up to the last whole
+Reads the bag as ``train`` and ``play`` do (data/bags/recover.py: up to the last whole
 message) and writes every message read, byte for byte, into a new bag with an index
 (ROS 1) or metadata.yaml and summary (ROS 2).  The damaged bag is never written to; a bag
 that is whole is left as it is.
@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 import sys
 
-from ..data import bag_io
+from ..data.bags import reader as bag_reader
 from ..data.image_io import DataError
 from ..optional import MissingDependency
 
@@ -46,17 +46,17 @@ def _writer(out: Path, ros1: bool, storage: str):
     return Writer(out, version=9, storage_plugin=StoragePlugin.SQLITE3 if storage == ".db3" else StoragePlugin.MCAP)
 
 
-def repair(bag: Path, out: Path, warn=bag_io.warn_stderr) -> int:
+def repair(bag: Path, out: Path, warn=bag_reader.warn_stderr) -> int:
     """Write the readable messages of a damaged ``bag`` into a new bag at ``out``; return how many."""
     said = []
-    reader = bag_io.open_bag(bag, "repair", warn=lambda line: (said.append(line), warn(line)))
+    reader = bag_reader.open_bag(bag, "repair", warn=lambda line: (said.append(line), warn(line)))
     try:
         if not said:
             return 0
         if out.exists():
             raise DataError(f"--out {out} exists already; remove it or give another --out")
         ros1 = not getattr(reader, "is2", True)
-        storage = next((p.suffix for p in bag_io.bag_recover.storage_files(bag)), ".mcap") if not ros1 else ""
+        storage = next((p.suffix for p in bag_reader.recover.storage_files(bag)), ".mcap") if not ros1 else ""
         count, conns = 0, {}
         with _writer(out, ros1, storage) as w:
             for conn in reader.connections:
@@ -76,7 +76,7 @@ def repair(bag: Path, out: Path, warn=bag_io.warn_stderr) -> int:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     bag = Path(args.bag)
-    out = Path(args.out) if args.out else default_out(bag_io.bag_root(bag))
+    out = Path(args.out) if args.out else default_out(bag_reader.bag_root(bag))
     try:
         count = repair(bag, out)
     except (DataError, MissingDependency) as e:

@@ -4,12 +4,12 @@ Camera bags read with ``rosbags``, no ROS install needed.
 A ROS 1 ``.bag`` file or a ROS 2 bag directory (sqlite3 or MCAP storage; one of its
 storage files means the directory).
 
-Shared by training's ``bag:PATH`` data (``bags.py``) and the replay player
+Shared by training's ``bag:PATH`` data (``dataset.py``) and the replay player
 (``ros/player.py``): opening a bag, naming its topics in errors, header stamps, and the
 camera stream ``play`` replays (one image topic and the camera_info next to it).  A
 missing ``rosbags`` is a MissingDependency naming it.  A bag rosbags refuses (cut off by a
 crash: no index, no metadata.yaml, a half-written last chunk) is read record by record up
-to its last whole message by ``bag_recover.py``, with one warning line saying so; one with
+to its last whole message by ``recover.py``, with one warning line saying so; one with
 no whole message is a DataError.
 """
 
@@ -18,15 +18,15 @@ from __future__ import annotations
 from pathlib import Path
 import sys
 
-from . import bag_recover
-from .image_io import DataError
-from ..optional import missing, MissingDependency
+from . import recover
+from ..image_io import DataError
+from ...optional import missing, MissingDependency
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 IMAGE_TYPES = (IMAGE, COMPRESSED)
-STORAGE_SUFFIXES = bag_recover.STORAGE_SUFFIXES
+STORAGE_SUFFIXES = recover.STORAGE_SUFFIXES
 
 
 def is_bag(path: Path) -> bool:
@@ -50,7 +50,7 @@ def bag_root(path: Path) -> Path:
 
 def open_bag(path: Path, needed_for: str, fallback_types: bool = True, warn=warn_stderr):
     """
-    Return an open rosbags AnyReader, or a bag_recover reader for a damaged bag (the caller closes it).
+    Return an open rosbags AnyReader, or a recover reader for a damaged bag (the caller closes it).
 
     ``fallback_types``: read ROS 2 bags that hold no message definitions with ROS 2
     kilted's (play does; training's bag: data has not so far).  ``warn`` gets the one line
@@ -70,11 +70,11 @@ def open_bag(path: Path, needed_for: str, fallback_types: bool = True, warn=warn
         reader = AnyReader([bag_root(path)], default_typestore=types)
         reader.open()
     except Exception as e:  # rosbags raises several unrelated error types for damaged bags
-        return bag_recover.open_damaged(bag_root(path), e, types, warn)
-    damage = bag_recover.looks_damaged(bag_root(path))   # what rosbags opens without noticing
+        return recover.open_damaged(bag_root(path), e, types, warn)
+    damage = recover.looks_damaged(bag_root(path))   # what rosbags opens without noticing
     if damage:
         reader.close()
-        return bag_recover.open_damaged(bag_root(path), ValueError(damage), types, warn, why=damage)
+        return recover.open_damaged(bag_root(path), ValueError(damage), types, warn, why=damage)
     return reader
 
 

@@ -135,7 +135,7 @@ def _connections(db):
 
 
 def scan(path: Path, state):
-    """Yield ('conn', id, Connection) and ('msg', id, log time, raw) in recording order (bag_recover.py)."""
+    """Yield ('conn', id, Connection) and ('msg', id, log time, raw) in recording order (recover.py)."""
     import apsw
 
     size = _whole_pages(path)

@@ -1,7 +1,7 @@
 """
 Training pairs from ROS bags (``bag:PATH``).
 
-Opened by ``bag_io.py`` (``rosbags``): a ROS 1 ``.bag`` file or a ROS 2 bag directory
+Opened by ``reader.py`` (``rosbags``): a ROS 1 ``.bag`` file or a ROS 2 bag directory
 (sqlite3 or MCAP storage).  No ROS install is needed.
 
 An image topic (sensor_msgs Image or CompressedImage) is paired with a mask topic (mono8
@@ -21,11 +21,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import bag_io, image_io
-from .bag_io import COMPRESSED, IMAGE
-from .image_io import DataError, decode_kitti_gt, Encoded, read_id_mask, read_image
-from ..classes import ClassSet, KITTI_ROAD
-from ..optional import MissingDependency
+from . import reader as bag_reader
+from .reader import COMPRESSED, IMAGE
+from .. import image_io
+from ..image_io import DataError, decode_kitti_gt, Encoded, read_id_mask, read_image
+from ...classes import ClassSet, KITTI_ROAD
+from ...optional import MissingDependency
 
 
 def _raw_array(msg, name: str, mask: bool = False) -> np.ndarray:
@@ -74,7 +75,7 @@ def read_bag_mask(src: Encoded) -> np.ndarray:
 
 def _open(path: Path):
     try:
-        return bag_io.open_bag(path, f"reading the bag {path}", fallback_types=False)
+        return bag_reader.open_bag(path, f"reading the bag {path}", fallback_types=False)
     except MissingDependency as e:
         raise DataError(str(e)) from None
     except DataError:
@@ -86,26 +87,27 @@ def _open(path: Path):
 def _read_frames(path: Path, image_topic: str | None, mask_topic: str | None):
     """Return (the bag's path, {topic: [(stamp, Encoded, channels)]}) for its image and mask topics."""
     reader = _open(path)
-    path = bag_io.bag_root(path)  # errors name the bag, not one of its storage files
+    path = bag_reader.bag_root(path)  # errors name the bag, not one of its storage files
     try:
         if not reader.connections or reader.message_count == 0:
             raise DataError(f"bag {path} is empty (it holds no messages)")
         if not image_topic or not mask_topic:
             raise DataError(f"bag {path} needs --image-topic and --mask-topic; its topics are: "
-                            f"{bag_io.topic_list(reader)}")
+                            f"{bag_reader.topic_list(reader)}")
         wanted = []
         for role, topic in (("image", image_topic), ("mask", mask_topic)):
             found = [c for c in reader.connections if c.topic == topic]
             if not found:
-                raise DataError(f"bag {path} has no {role} topic {topic}; its topics are: {bag_io.topic_list(reader)}")
-            bad = [c.msgtype for c in found if c.msgtype not in bag_io.IMAGE_TYPES]
+                raise DataError(f"bag {path} has no {role} topic {topic}; "
+                                f"its topics are: {bag_reader.topic_list(reader)}")
+            bad = [c.msgtype for c in found if c.msgtype not in bag_reader.IMAGE_TYPES]
             if bad:
                 raise DataError(f"topic {topic} in bag {path} carries {bad[0]}, not {IMAGE} or {COMPRESSED}")
             wanted += found
         frames: dict[str, list[tuple[float, Encoded, int]]] = {image_topic: [], mask_topic: []}
         for conn, _, raw in reader.messages(connections=wanted):
             msg = reader.deserialize(raw, conn.msgtype)
-            t = bag_io.stamp(msg)
+            t = bag_reader.stamp(msg)
             enc, ch = _encode(msg, conn.msgtype, f"{conn.topic} message stamped {t:.3f} s in {path}",
                               mask=conn.topic == mask_topic)
             frames[conn.topic].append((t, enc, ch))

@@ -10,10 +10,10 @@ reads what is on disk instead, never writing to the bag:
 * a ROS 2 folder without ``metadata.yaml`` whose storage files are whole: rosbags reads
   the storage files themselves;
 * otherwise each file is scanned from its start by the format's own scanner
-  (``bag_ros1.py``, ``bag_mcap.py``, ``bag_sqlite.py``), which stops at the first record
+  (``ros1_scan.py``, ``mcap_scan.py``, ``sqlite_scan.py``), which stops at the first record
   that is cut off or does not parse.
 
-The result has rosbags' AnyReader interface as ``bags.py`` and the player use it
+The result has rosbags' AnyReader interface as ``dataset.py`` and the player use it
 (``connections``, ``message_count``, ``messages(connections=...)``, ``deserialize``,
 ``close``) and a one-line ``summary`` of what was recovered.  Messages come in file order
 (the order they were recorded in).  A bag with no whole message is a DataError.
@@ -24,7 +24,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .image_io import DataError
+from ..image_io import DataError
 
 STORAGE_SUFFIXES = (".mcap", ".db3")
 
@@ -56,7 +56,7 @@ def looks_damaged(path: Path) -> str:
     zeros), or storage files that metadata.yaml does not list (a recorder that rewrites it
     at each split, killed while it filled the next file: rosbags would leave that file out).
     """
-    from .bag_sqlite import cut_short
+    from .sqlite_scan import cut_short
 
     if path.suffix == ".bag" or not path.exists():
         return ""
@@ -88,7 +88,7 @@ def _unpacked(raw: bytes) -> bytes:
     """Return a ROS 2 message as CDR, undoing rosbag2's per-message compression (compression_mode: message)."""
     if not raw.startswith(ZSTD_MAGIC):   # CDR starts with its encapsulation header, 00 01 00 00 or so
         return raw
-    from .bag_mcap import zstd_decompress
+    from .mcap_scan import zstd_decompress
 
     return zstd_decompress(raw)
 
@@ -194,14 +194,14 @@ class RecoveredBag:
 
 def _scanners(path: Path):
     """(scanners, is2, what is missing) for a bag path rosbags refused."""
-    from . import bag_mcap, bag_ros1, bag_sqlite
+    from . import mcap_scan, ros1_scan, sqlite_scan
 
     if path.suffix == ".bag":
-        return [(path, bag_ros1.scan)], False, "its index is missing or damaged"
+        return [(path, ros1_scan.scan)], False, "its index is missing or damaged"
     files = storage_files(path)
     if not files:
         raise DataError(f"bag {path} has neither metadata.yaml nor a .mcap or .db3 storage file")
-    scan = {".mcap": bag_mcap.scan, ".db3": bag_sqlite.scan}
+    scan = {".mcap": mcap_scan.scan, ".db3": sqlite_scan.scan}
     why = "its index is missing or damaged"
     if path.is_dir() and not (path / "metadata.yaml").is_file():
         why = "metadata.yaml is missing"

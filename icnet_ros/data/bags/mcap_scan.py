@@ -139,7 +139,7 @@ def _chunk(body: bytes, schemas: dict, state, pos: int, whole: bool):
 
 
 def scan(path: Path, state):
-    """Yield ('conn', id, Connection) and ('msg', id, log time, raw) in file order (bag_recover.py)."""
+    """Yield ('conn', id, Connection) and ('msg', id, log time, raw) in file order (recover.py)."""
     schemas: dict = {}
     with path.open("rb") as f:
         end = os.fstat(f.fileno()).st_size

@@ -146,7 +146,7 @@ def _record(f, end: int):
 
 
 def scan(path: Path, state):
-    """Yield ('conn', id, Connection) and ('msg', id, log time, raw) in file order (bag_recover.py)."""
+    """Yield ('conn', id, Connection) and ('msg', id, log time, raw) in file order (recover.py)."""
     with path.open("rb") as f:
         end = os.fstat(f.fileno()).st_size
         if f.readline() != VERSION:
