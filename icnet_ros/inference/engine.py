@@ -161,15 +161,16 @@ class Engine:
         """
         Return (h, w, seconds) of the first call at each new network size that made the backend prepare.
 
-        To prepare, ONNX Runtime traces the graph and cuDNN autotunes its convolutions
-        (CUDA; once per network input shape).  Explains a one-off slow frame.
+        To prepare, ONNX Runtime traces the graph (once per network size, and once more
+        with the drivable probability when a call first asks for it) and cuDNN autotunes
+        its convolutions (CUDA; once per network input shape).  Explains a one-off slow frame.
         """
         return self._onnx.traced if self._onnx is not None else self._traced
 
     @property
     def prepare_note(self) -> str:
         """Say what `traced` entries stand for, for a log line."""
-        return "network traced for onnxruntime" if self._onnx is not None else "cuDNN autotuned"
+        return "graph traced for onnxruntime" if self._onnx is not None else "cuDNN autotuned"
 
     def _check(self, frames) -> list[np.ndarray]:
         if isinstance(frames, np.ndarray):
