@@ -47,9 +47,8 @@ def test_network_maps_at_frame_pixel_centres_are_the_full_resolution_maps(engine
     prob = sample_bilinear(r.net_prob, xn, yn).reshape(H, W)
     np.testing.assert_allclose(prob, r.drivable_prob, atol=1e-6)
     x8 = np.ascontiguousarray(resize_frames([sample_frames(1, H, W, seed=2)[0]], (h, w)))
-    logits = engine._onnx.run(x8, logits=True)[1][0]                      # h x w x C, the engine's own
-    at = np.stack([sample_bilinear(np.ascontiguousarray(logits[..., c]), xn, yn)
-                   for c in range(logits.shape[-1])])
+    logits = engine._onnx.run(x8, logits=True)[1][0]                      # C x h x w, the engine's own
+    at = np.stack([sample_bilinear(plane, xn, yn) for plane in logits])
     assert (at.argmax(0).reshape(H, W) == r.classes).mean() > 0.9999      # ties aside, the same
 
 

@@ -57,7 +57,7 @@ def _own_logits(engine, frames) -> np.ndarray:
         return small.permute(0, 2, 3, 1).float().numpy()
     x = np.ascontiguousarray(resize_frames(frames, engine.meta.network_size(*frames[0].shape[:2])))
     if engine._onnx is not None:
-        return engine._onnx.run(x, logits=True)[1]
+        return engine._onnx.run(x, logits=True)[1].transpose(0, 2, 3, 1)
     return engine.logits(torch.from_numpy(x), at_frame_size=False).permute(0, 2, 3, 1).float().numpy()
 
 

@@ -95,9 +95,9 @@ def class_map(classes: np.ndarray, logits: np.ndarray | None, size: tuple[int, i
     """
     Return the H x W uint8 class map of ``argmax(bilinear(logits, size))``.
 
-    classes: h x w uint8, the argmax of logits (h x w x C float32, channels last: one
-    pixel's logits side by side) at the network size; logits may be None when the size
-    is the frame's (the classes are then the answer).
+    classes: h x w uint8, the argmax of logits (C x h x w float32, as the network gives
+    them) at the network size; logits may be None when the size is the frame's (the
+    classes are then the answer).
     """
     h, w = classes.shape
     out_h, out_w = size
@@ -127,8 +127,8 @@ def class_map(classes: np.ndarray, logits: np.ndarray | None, size: tuple[int, i
     r0, r1 = np.maximum(ei - 1, 0) * w, np.minimum(ei, h - 1) * w
     c0, c1 = np.maximum(ej - 1, 0), np.minimum(ej, w - 1)
     corners = np.stack([r0 + c0, r0 + c1, r1 + c0, r1 + c1])       # 4 x M network pixels
-    n_cls = logits.shape[-1]
-    logits4 = logits.reshape(h * w, n_cls).take(corners.ravel(), axis=0).T.copy()   # C x 4M
+    n_cls = logits.shape[0]
+    logits4 = logits.reshape(n_cls, h * w).take(corners.ravel(), axis=1)         # C x 4M
     p, q, d, two = _two_class(classes.reshape(-1).take(corners), logits4)
     buf[at] = np.where(_lerp(d, fy, fx) >= 0, p, q)                # ties to the lower class, as argmax
     rest = np.flatnonzero(~two)                                    # a few percent: every class, in full

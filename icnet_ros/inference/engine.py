@@ -280,12 +280,12 @@ class Engine:
                                _DTYPES.get(self.precision), channels_last=True)
             small = out.argmax(1).to(torch.uint8).numpy()
             prob = drivable_prob(out, self._is_drivable.ids).numpy() if probability else None
-            logits = out.float().permute(0, 2, 3, 1).contiguous().numpy() if up else None
+            logits = out.float().contiguous().numpy() if up else None     # N x C x h x w
         if not full_size:
             return assemble(self._is_drivable, small, prob, (h, w), threshold)
         return assemble(self._is_drivable, small, prob, (h, w), threshold,
                         lambda i: class_map(small[i], logits[i] if up else None, (h, w)),
-                        None if prob is None else lambda i: probability_map(prob[i].copy(), (h, w)))
+                        None if prob is None else lambda i: probability_map(prob[i], (h, w)))
 
     @torch.inference_mode()
     def _run(self, frames: list[np.ndarray], color: str, probability: bool, threshold: float,

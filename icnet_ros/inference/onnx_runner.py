@@ -38,7 +38,7 @@ class OnnxRunner:
 
     def __init__(self, model: nn.Module, meta: ModelMeta, threads: int, int8_frames: list | None = None):
         """int8_frames: calibration frames; each traced graph is then quantised (int8.py) before use."""
-        self._net = Deployable(model.float(), meta, channels_last_logits=True)
+        self._net = Deployable(model.float(), meta)
         self._drivable_ids = sorted(meta.classes.drivable_ids)
         self._threads = max(1, int(threads))
         self._int8_frames = int8_frames
@@ -89,7 +89,7 @@ class OnnxRunner:
         """
         images: N x H x W x 3 uint8 RGB, C-contiguous.
 
-        Returns (class maps N x H x W uint8, logits N x H x W x C float32 or None,
+        Returns (class maps N x H x W uint8, logits N x C x H x W float32 or None,
         drivable probability N x H x W float32 or None).
         """
         sess = self.session(images.shape[1], images.shape[2], probability)
@@ -108,7 +108,7 @@ def run_graph(sess, images: np.ndarray, logits: bool, probability: bool, drivabl
 
     A graph without ``drivable_prob`` (one exported before it had that output) still
     runs: its probability comes from its logits (``upsample.drivable_probability``, the
-    reference definition; N x C x H x W or channels last, told by the class count).
+    reference definition).
     """
     has_prob = PROB in {o.name for o in sess.get_outputs()}
     names = ["classes"] + (["logits"] if logits or (probability and not has_prob) else []) \
@@ -116,8 +116,6 @@ def run_graph(sess, images: np.ndarray, logits: bool, probability: bool, drivabl
     out = dict(zip(names, sess.run(names, {"image": images})))
     prob = out.get(PROB)
     if probability and prob is None:
-        lg = out["logits"]
-        if lg.shape[1:3] != out["classes"].shape[1:3]:      # N x C x H x W, as export writes it
-            lg = lg.transpose(0, 2, 3, 1)
-        prob = np.stack([drivable_probability(np.array(x, np.float32), drivable_ids, x.shape[:2]) for x in lg])
+        hwc = out["logits"].transpose(0, 2, 3, 1)             # N x C x H x W, as export writes it
+        prob = np.stack([drivable_probability(np.array(x, np.float32), drivable_ids, x.shape[:2]) for x in hwc])
     return out["classes"], out.get("logits") if logits else None, prob
