@@ -96,3 +96,15 @@ def test_sizes_in_turns_times_every_block(tmp_path):
     d = out["fp32+ort"]["48x64"]
     assert d["net_size"] == "24x32" and all(positive(v) for k, v in d.items() if k != "net_size")
     assert out["fp32+ort"]["24x32"]["planner"] == out["fp32+ort"]["24x32"]["argmax"]   # at the network size already
+
+
+def test_the_camera_frames_are_taken_in_turns_by_both_models():
+    from icnet_ros.bench.turns import plan as turns_plan
+
+    blocks = turns_plan(["fp32+ort", "int8+ort"], [FHD])
+    assert ("fp32+ort", "peer", "1080x1920") in blocks and ("int8+ort", "shipped", "1080x1920") in blocks
+    assert ("int8+ort", "peer", "1080x1920") not in blocks and len(blocks) == len(set(blocks)) == 9
+    turns = {"fp32+ort": {"shipped_full": 40.0, "shipped_net": 44.0, "peer_full": 12.0, "peer_net": 40.0,
+                          "shipped_1080x1920": 30.0, "peer_1080x1920": 5.0}}
+    table = bench.markdown({"device": "cpu: test", "_notes": "", "models": [], "node": None, "turns": turns})
+    assert "| ONNX Runtime | 1080x1920 | 30.00 | 5.00 | 6.00x |" in table

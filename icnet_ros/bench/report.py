@@ -93,6 +93,13 @@ def _turns_lines(report: dict) -> list[str]:
     for p, t in turns.items():
         lines.append(f"| {BACKENDS.get(p, p)} | {_f(t.get('shipped_full'), 2)} | {_f(t.get('shipped_net'), 2)} | "
                      f"{_f(t.get('peer_full'), 2)} | {_f(t.get('peer_net'), 2)} |")
+    cameras = [(p, k[len("shipped_"):]) for p, t in turns.items() for k in t if k.startswith("shipped_")
+               and k not in ("shipped_full", "shipped_net") and f"peer_{k[len('shipped_'):]}" in t]
+    if cameras:
+        lines += ["", "| backend | frames | shipped | LR-ASPP | shipped / LR-ASPP |", "|---|---|---:|---:|---:|"]
+        for p, size in cameras:
+            a, b = turns[p][f"shipped_{size}"], turns[p][f"peer_{size}"]
+            lines.append(f"| {BACKENDS.get(p, p)} | {size} | {_f(a, 2)} | {_f(b, 2)} | {_f(a / b, 2)}x |")
     return lines
 
 

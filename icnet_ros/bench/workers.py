@@ -141,7 +141,8 @@ def bench_turns(cfg: BenchConfig, shipped: str | None, rows: list[dict]) -> dict
     if not precisions:
         return None
     spec = {"checkpoint": shipped, "net": list(net), "precisions": precisions, "quick": cfg.quick,
-            "calibration": calibration_dir(cfg), "schedule": cfg.schedule}
+            "calibration": calibration_dir(cfg), "schedule": cfg.schedule,
+            "cameras": [list(s) for s in cfg.camera_shapes or []]}
     if not cfg.isolate:
         return compare_in_turns(spec)
     proc = subprocess.run(_bench_command(TURNS_WORKER, spec), stdout=subprocess.PIPE, text=True)
