@@ -125,8 +125,7 @@ def bench_node(cfg: BenchConfig, checkpoint: str, domain_id: int, rounds: int = 
         log(f"bench: bare engine {first_fps:.2f} fps on {shape[0]}x{shape[1]}; node and engine windows in turn")
         from ..ros.bench_harness import EVERY, NodeHarness, PLANNER   # ROS only here: the models need none
 
-        h = NodeHarness(checkpoint, cfg.device, sample_frames(shape), domain_id, outputs=EVERY,
-                        calib_file=_calib_file())
+        h = NodeHarness(checkpoint, cfg.device, sample_frames(shape), domain_id, outputs=EVERY)
         h.wait_ready(timeout=180)
         settle = max(3.0 / first_fps, 0.5)
         warm = cfg.rate or cfg.rate_factor * first_fps
@@ -151,17 +150,6 @@ def bench_node(cfg: BenchConfig, checkpoint: str, domain_id: int, rounds: int = 
     details["node_exit_code"] = code
     planner_details["engine_shape"] = list(net)
     return node, planner, soak_out, details, planner_details
-
-
-def _calib_file() -> str:
-    """Return the sample KITTI calib file (the camera pose and intrinsics the ground outputs need), or ''."""
-    from ..paths import sample_frames_dir
-
-    try:
-        calib = sample_frames_dir() / "calib" / "um_000000.txt"
-    except FileNotFoundError:
-        return ""
-    return str(calib) if calib.is_file() else ""
 
 
 def _windows(cfg: BenchConfig, h, engine, rounds: int, settle: float, first_fps: float) -> tuple[dict, dict]:

@@ -25,7 +25,7 @@ import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
-from sensor_msgs.msg import Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from .conversions import numpy_to_image
 from ..bench.timing import status_mb
@@ -43,12 +43,14 @@ class NodeHarness:
     ``segment`` in a subprocess, and its publisher and subscribers in this process.
 
     The publisher, a subscriber per output asked for (the first timed) and a /diagnostics
-    subscriber run on a private context and ROS domain.  calib_file: the node's camera
-    pose and intrinsics for the ground outputs (a KITTI calib file).
+    subscriber run on a private context and ROS domain.  The ground outputs need a camera:
+    a CameraInfo for the frames' size (focal length 0.6 x their width, the centre as
+    principal point) and the pose from parameters (camera_height's default, pitched down
+    0.1 rad), so every frame size sees the ground.
     """
 
     def __init__(self, checkpoint: str, device: str, frames: list[np.ndarray], domain_id: int,
-                 num_threads: int = 0, outputs: tuple = ("mask",), calib_file: str = ""):
+                 num_threads: int = 0, outputs: tuple = ("mask",)):
         unknown = [o for o in outputs if o not in TYPES]
         if unknown or not outputs:
             raise ValueError(f"outputs {list(outputs)}: each one of {', '.join(TYPES)}")
@@ -59,8 +61,7 @@ class NodeHarness:
         cmd = [sys.executable, "-m", "icnet_ros.ros.node", "--ros-args", "-r", f"__ns:={self.ns}",
                "-p", f"model_path:={checkpoint}", "-p", f"device:={device}",
                "-p", f"num_threads:={num_threads}", "-p", "qos_reliability:=reliable", "--log-level", "warn"]
-        if calib_file:
-            cmd[-2:-2] = ["-p", f"calib_file:={calib_file}"]
+        cmd[-2:-2] = ["-p", "camera_pose_source:=parameters", "-p", "camera_pitch:=0.1"]
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
         self.context = rclpy.Context()
         rclpy.init(args=[], context=self.context, domain_id=domain_id)
@@ -74,6 +75,9 @@ class NodeHarness:
         # so the bench measures the node and not the transport.
         camera_qos = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
         self.image_pub = self.probe.create_publisher(Image, f"{self.ns}/image", camera_qos)
+        self.info_pub = self.probe.create_publisher(CameraInfo, f"{self.ns}/camera_info", camera_qos)
+        h, w = frames[0].shape[:2]
+        self.info = CameraInfo(height=h, width=w, k=[0.6 * w, 0.0, w / 2, 0.0, 0.6 * w, h / 2, 0.0, 0.0, 1.0])
         self._lock = threading.Lock()
         self.received: dict[str, list[tuple[int, int]]] = {o: [] for o in self.outputs}   # (stamp, receive) ns
         self.timed = self.outputs[0]
@@ -126,7 +130,9 @@ class NodeHarness:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the node exited with code {self.proc.returncode} before it was ready:\n"
                                    f"{self.node_output()}")
-            if self.image_pub.get_subscription_count() > 0 and self._mask_publishers() > 0:
+            if (self.image_pub.get_subscription_count() > 0 and self.info_pub.get_subscription_count() > 0
+                    and self._mask_publishers() > 0):
+                self.info_pub.publish(self.info)       # reliable, and the node keeps the latest
                 return
             time.sleep(0.05)
         raise RuntimeError(f"the node did not subscribe to {self.ns}/image within {timeout:.0f} s:\n"
