@@ -102,7 +102,7 @@ def bench_node(cfg: BenchConfig, checkpoint: str, domain_id: int, rounds: int = 
         log(f"bench: bare engine {first_fps:.2f} fps on {shape[0]}x{shape[1]}; node and engine windows in turn")
         from ..ros.bench_harness import NodeHarness   # ROS only here: the models need none
 
-        h = NodeHarness(checkpoint, cfg.device, frames, domain_id)
+        h = NodeHarness(checkpoint, cfg.device, frames, domain_id, drivable_map=cfg.node_map)
         h.wait_ready(timeout=180)
         settle = max(3.0 / first_fps, 0.5)
         warm = cfg.rate or cfg.rate_factor * first_fps
@@ -120,6 +120,7 @@ def bench_node(cfg: BenchConfig, checkpoint: str, domain_id: int, rounds: int = 
         if code not in (0, None) and soak_out.get("crashes", 0) == 0:
             soak_out["crashes"] = 1
     details["node_exit_code"] = code
+    details["drivable_map"] = cfg.node_map
     return node, soak_out, details
 
 
@@ -145,7 +146,7 @@ def _windows(cfg: BenchConfig, h, engine, rounds: int, settle: float, first_fps:
                "engine_windows_fps": e_list, "rounds": rows, "nominal_frames": nominal["frames"],
                "overload_rate_hz": over_rate, "overload_fps": over["fps"], "overload_p50_ms": over["p50_ms"],
                "overload_frames": over["frames"], "overload_published": int(over_rate * seconds),
-               "overload_received": received}
+               "overload_received": received, "maps_received": h.maps_received()}
     node = {"fps": nominal["fps"], "engine_fps": e_fps, "ratio": nominal["fps"] / e_fps,
             "p50_ms": nominal["p50_ms"], "p99_ms": nominal["p99_ms"],
             "overload_p99_ms": over["p99_ms"], "dropped": dropped, **inside}
