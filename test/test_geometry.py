@@ -114,12 +114,43 @@ def test_projector_samples_any_map_and_checks_size():
     X, Y = spec.cell_centers()
     u, v, _ = G.project(G.ground_homography(K, 1.0), X, Y)
     inside = proj.visible
-    np.testing.assert_array_equal(out[inside], (np.floor(v) * 128 + np.floor(u))[inside])
+    np.testing.assert_array_equal(out[inside], (np.floor(v + 0.5) * 128 + np.floor(u + 0.5))[inside])
     assert (out[~inside] == -7).all()
     colour = proj.sample(np.zeros((96, 128, 3), np.uint8))
     assert colour.shape == (spec.height, spec.width, 3)
     with pytest.raises(G.GeometryError, match="built for 128x96"):
         proj.sample(np.zeros((10, 10)))
+
+
+def test_projector_samples_the_pixel_that_holds_the_point():
+    # CameraInfo's K puts pixel centres at integers: pixel (r, c) spans [c - 0.5, c + 0.5) x [r - 0.5, r + 0.5).
+    # A level camera 1 m up with f = 100, cy = 48: v = 48 + 100 / X.  X = 100 / 9.4 gives v = 57.4 (row 57),
+    # X = 100 / 9.6 gives v = 57.6 (row 58); the old floor(v) put both in row 57.
+    img = np.repeat(np.arange(96, dtype=np.int32)[:, None], 128, 1)            # each pixel holds its row
+    for x, row in ((100 / 9.4, 57), (100 / 9.6, 58), (100 / 9.5 + 1e-6, 57), (100 / 9.5 - 1e-6, 58)):
+        spec = G.GridSpec(x - 0.0005, x + 0.0005, -0.0005, 0.0005, 0.001)     # one cell centred on (x, 0)
+        assert G.GroundProjector(G.ground_homography(K, 1.0), spec, img.shape).sample(img)[0, 0] == row
+    # u likewise: u = 64 - 100 Y / X; Y = -0.45 X / 100 gives u = 64.45 (column 64), -0.55 X / 100 column 65
+    img = np.repeat(np.arange(128, dtype=np.int32)[None], 96, 0)
+    for y, col in ((-0.0045 * 10, 64), (-0.0055 * 10, 65)):
+        spec = G.GridSpec(10 - 0.0005, 10 + 0.0005, y - 0.0005, y + 0.0005, 0.001)
+        assert G.GroundProjector(G.ground_homography(K, 1.0), spec, img.shape).sample(img)[0, 0] == col
+    # the bottom row holds v up to H - 0.5: a point at v = 95.4 is seen, at v = 95.6 not
+    for v, seen in ((95.4, True), (95.6, False)):
+        x = 100 / (v - 48)
+        spec = G.GridSpec(x - 0.0005, x + 0.0005, -0.0005, 0.0005, 0.001)
+        assert bool(G.GroundProjector(G.ground_homography(K, 1.0), spec, (96, 128)).visible[0, 0]) is seen
+
+
+def test_kitti_camera_pose_gives_kittis_homography():
+    calib = G.read_kitti_calib(CALIB)
+    pose = G.kitti_camera_pose(calib, 0.5, -0.2)
+    H = G.pose_homography(G.kitti_intrinsics(calib), pose)
+    expected = G.kitti_ground_homography(calib, 0.5, -0.2)
+    np.testing.assert_allclose(H / H[2, 2], expected / expected[2, 2], rtol=0, atol=2e-4)
+    assert 1.5 < pose.position[2] < 1.7                   # KITTI's camera is about 1.6 m up
+    np.testing.assert_allclose(pose.rotation.T @ pose.rotation, np.eye(3), atol=1e-6)
+    assert abs(pose.heading()) < 0.01                     # it looks along X
 
 
 def test_bev_image_orientation_and_kitti_spec():

@@ -226,6 +226,25 @@ def kitti_ground_homography(calib, x: float = 0.0, y: float = 0.0) -> np.ndarray
     return kitti_road_homography(calib) @ base_to_road
 
 
+def kitti_camera_pose(calib, x: float = 0.0, y: float = 0.0) -> CameraPose:
+    """
+    Return the colour camera's (P2's) pose in base_frame from a KITTI calib, as kitti_ground_homography places it.
+
+    The chain road -> inv(Tr_cam_to_road) -> R0_rect -> P2 is split into P2's intrinsics
+    and the rigid part [I | K2^-1 p2] R0_rect inv(Tr_cam_to_road); road x right, y down,
+    z forward becomes base X forward, Y left, Z up, the road origin at (x, y).
+    """
+    if not isinstance(calib, dict):
+        calib = read_kitti_calib(calib)
+    P2 = calib["P2"]
+    rigid = np.column_stack([np.eye(3), np.linalg.solve(P2[:, :3], P2[:, 3])]) @ _h4(calib["R0_rect"]) \
+        @ np.linalg.inv(_h4(calib["Tr_cam_to_road"]))            # road -> camera 2's optical frame
+    R, t = rigid[:, :3], rigid[:, 3]
+    road_to_base = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+    centre = road_to_base @ np.linalg.solve(R, -t) + np.array([x, y, 0.0])
+    return CameraPose(road_to_base @ np.linalg.inv(R), centre)
+
+
 def kitti_intrinsics(calib) -> np.ndarray:
     if not isinstance(calib, dict):
         calib = read_kitti_calib(calib)
@@ -270,7 +289,8 @@ class GroundProjector:
         self.spec, self.image_size = spec, (h, w)
         X, Y = spec.cell_centers()
         u, v, front = project(H, X, Y)
-        col, row = np.floor(u), np.floor(v)
+        # CameraInfo's K puts pixel centres at integers: pixel c spans [c - 0.5, c + 0.5)
+        col, row = np.floor(u + 0.5), np.floor(v + 0.5)
         self.visible = front & (col >= 0) & (col < w) & (row >= 0) & (row < h)
         # flat pixel index of each visible cell; 0 (ignored) elsewhere
         self._index = np.where(self.visible, row.clip(0, h - 1) * w + col.clip(0, w - 1), 0).astype(np.int64)

@@ -18,7 +18,9 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from . import diagnostics
 from .conversions import ConversionError, frame_from_msg, numpy_to_image
 from .pointcloud import points_msg
+from .view_watch import ViewWatch
 from ..ground import geometry
+from ..ground.blind_zone import no_ground_message
 from ..ground.obstacles import BoundaryScanner
 from ..inference.checkpoint import check_frame_size, FrameSizeError
 from ..node_config import NodeConfig
@@ -53,6 +55,7 @@ class Camera:
         self.projector_key = None
         self.scanner = None
         self.scanner_key = None
+        self.view = ViewWatch()      # the blind zone, or that the camera sees no ground (worker only)
 
     def open_outputs(self, node, qos) -> None:
         """Lifecycle publishers under ~/<camera>/: made at configure, silent while inactive."""
@@ -117,12 +120,18 @@ class Camera:
 
     def publish_frame(self, node, msg, rgb, res, wanted: dict, config: NodeConfig, pose, ego, lock) -> None:
         """Publish one frame's outputs with its pose; record the pose and say why the grid is withheld."""
-        problem = self.publish(msg.header, rgb, res, wanted, config, node.engine.classes.colors, pose, ego)
+        K, camera = self.camera_model(res.drivable.shape, config, pose)
+        blind = self.view.update(node.get_logger(), config.camera_frame or msg.header.frame_id, K, camera,
+                                 res.drivable.shape, ego)
+        if blind:                    # the grid would be all unknown and the clouds empty
+            wanted = {name: pub for name, pub in wanted.items() if name not in GROUND}
+        problem = self.publish(msg.header, rgb, res, wanted, config, node.engine.classes.colors, pose, ego) or blind
         if problem == NO_INFO:
             problem = f"no CameraInfo on {node.resolve_topic_name(self.info_topic)} and no calib_file"
         with lock:
             self.stats.pose = pose[0] + (f" ({pose[2]})" if pose[2] and pose[1] is not None else "")
             self.stats.grid_problem = problem
+            self.stats.blind_zone = self.view.value
         if problem:
             node.get_logger().warning(f"{problem}: drivable_area, obstacles and free_space are not published",
                                       throttle_duration_sec=10.0)
@@ -158,6 +167,8 @@ class Camera:
         if H is None:
             return pose[2] if pose[1] is None and pose[0] != "calib_file" else NO_INFO
         grid = self.occupancy(res.drivable, config, H, ego)
+        if not self.projector.visible.any():
+            return no_ground_message(config.camera_frame or header.frame_id, pose[1])
         if "drivable_area" in wanted:
             wanted["drivable_area"].publish(grid_msg(grid, config.grid, header, config.base_frame))
         if "obstacles" in wanted:
@@ -177,17 +188,29 @@ class Camera:
         """
         if source == "calib_file":
             return geometry.kitti_ground_homography(config.calib, config.camera_x, config.camera_y)
-        if pose is None:
+        K = self.intrinsics(size, config)
+        if pose is None or K is None:
             return None
-        if config.calib is not None:
-            K = geometry.kitti_intrinsics(config.calib)
-        elif self.info is None:
-            return None
-        else:
-            K, info_size = self.info
-            if info_size[0] > 0 and info_size[1] > 0 and tuple(info_size) != tuple(size):
-                K = geometry.scale_intrinsics(K, info_size, size)
         return geometry.pose_homography(K, pose)
+
+    def intrinsics(self, size: tuple[int, int], config: NodeConfig):
+        """K for frames of this size: the calib file's, else the latest CameraInfo's (scaled); None without."""
+        if config.calib is not None:
+            return geometry.kitti_intrinsics(config.calib)
+        if self.info is None:
+            return None
+        K, info_size = self.info
+        if info_size[0] > 0 and info_size[1] > 0 and tuple(info_size) != tuple(size):
+            K = geometry.scale_intrinsics(K, info_size, size)
+        return K
+
+    def camera_model(self, size: tuple[int, int], config: NodeConfig, pose) -> tuple:
+        """(K, CameraPose) of this frame's camera, or (None, None) without intrinsics or pose."""
+        if pose[0] == "calib_file":
+            return (geometry.kitti_intrinsics(config.calib),
+                    geometry.kitti_camera_pose(config.calib, config.camera_x, config.camera_y))
+        K = self.intrinsics(size, config)
+        return (K, pose[1]) if K is not None and pose[1] is not None else (None, None)
 
     def occupancy(self, drivable: np.ndarray, config: NodeConfig, H, ego=None) -> np.ndarray:
         spec = config.grid

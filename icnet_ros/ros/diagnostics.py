@@ -29,6 +29,7 @@ class Stats:
     last_batch: int = 0
     pose: str = ""          # where the latest frame's camera pose came from (tf, parameters, calib_file)
     grid_problem: str = ""  # why the latest frame's grid and obstacles were withheld ("" = published)
+    blind_zone: str = ""    # m from the camera's ground point to the nearest ground it sees ("" = unknown)
     window: tuple = field(default_factory=lambda: (time.monotonic(), 0, 0))  # (start, received, processed)
 
     def snapshot(self) -> dict:
@@ -81,7 +82,8 @@ def camera_status(name: str, stats: Stats, now: float, engine) -> DiagnosticStat
     """One camera's status for this window (ends it); the caller holds the lock."""
     values, in_rate, out_rate = stats.take_window(now)
     values.update({"device": str(engine.device), "precision": engine.precision, "backend": engine.backend,
-                   "camera pose": stats.pose, "drivable_area withheld": stats.grid_problem})
+                   "camera pose": stats.pose, "drivable_area withheld": stats.grid_problem,
+                   "blind zone (m)": stats.blind_zone})
     status = DiagnosticStatus()
     status.name = name
     status.hardware_id = str(engine.device)
