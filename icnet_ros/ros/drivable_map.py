@@ -37,6 +37,16 @@ def _seconds(stamp) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
 
+def evidence(res, ego) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """
+    Return what the map samples of one result: (probability map, frame pixels -> its pixels, blind pixels).
+
+    The frame-size drivable probability for now; the engine's network-size map
+    (``net_prob``, with ``frame_to_network``) samples the same through that 3 x 3.
+    """
+    return res.drivable_prob, np.eye(3), ego
+
+
 class OdometryPoses:
     """The robot's planar pose from a nav_msgs/Odometry topic (subscribed configure to cleanup)."""
 
@@ -168,7 +178,7 @@ class MapOutput:
         self._batch.append((header, robot))
         self._centre(header, robot)
         try:
-            H = cam.homography(res.drivable_prob.shape, config, pose[0], pose[1])
+            H = cam.homography(res.drivable.shape, config, pose[0], pose[1])      # ground -> frame pixels
         except geometry.GeometryError as e:
             H, why = None, f"camera pose or intrinsics unusable: {e}"
         if H is None:
@@ -178,7 +188,8 @@ class MapOutput:
                 self.idle[cam.name or "camera"] = why
             return
         self.map.decay_s = config.map_decay_s
-        self.map.fuse(res.drivable_prob, map_homography(H, *robot), _seconds(header.stamp), ego)
+        prob, to_prob, blind = evidence(res, ego)
+        self.map.fuse(prob, to_prob @ map_homography(H, *robot), _seconds(header.stamp), blind)
         with self._lock:
             self.idle.pop(cam.name or "camera", None)
             self.fuse_ms.append((time.perf_counter() - start) * 1000.0)
