@@ -20,9 +20,11 @@ planar pose (x, y, yaw): a 2-D costmap's view, unaffected by drift of odometry's
 Fast and bounded.  A cell's pixel comes straight from the map plane -> image homography
 (the camera's ground homography times the robot's inverse planar pose), for the cells of
 the bounding box of the camera's view footprint only (the window clipped by the five
-half-planes "in front of the camera" and "inside the image", exact).  The arrays are a
-ring buffer of fixed size: moving the window clears the rows and columns that enter it
-and copies nothing, so memory does not grow with the distance driven.
+half-planes "in front of the camera" and "inside the image", exact): one OpenCV
+perspective warp of the probability into that box reads each cell's pixel (the pixel
+containing the projection, centres at integers) in one pass, with no intermediate grid.
+The arrays are a ring buffer of fixed size: moving the window clears the rows and columns
+that enter it and copies nothing, so memory does not grow with the distance driven.
 
 Layout as geometry.GridSpec and nav_msgs/OccupancyGrid: ``grid[i, j]`` is the cell at
 ``Y = y_min + (i + 0.5) * res``, ``X = x_min + (j + 0.5) * res`` (rows along Y).
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 
 FREE, OCCUPIED, UNKNOWN = 0, 100, -1
@@ -228,14 +231,11 @@ class RollingMap:
         self.check_time(stamp)
         t = self._relative(stamp)
         self._newest = max(self._newest, t)
-        found = self._footprint_pixels(np.asarray(H, np.float64), prob.shape[:2])
+        found = self._sample(np.asarray(prob), np.asarray(H, np.float64), blind)
         if found is None:
             return 0
-        (r0, c0), ok, pixels = found
-        flat = np.asarray(prob).reshape(-1)
-        if blind is not None:
-            ok &= ~np.asarray(blind, bool).reshape(-1).take(pixels)
-        p = np.clip(flat.take(pixels).astype(np.float32, copy=False), P_MIN, P_MAX)
+        (r0, c0), p, ok = found
+        np.clip(p, P_MIN, P_MAX, out=p)
         evidence = np.log(p / (np.float32(1.0) - p))
         t32 = np.float32(t)
         i0, j0 = self._origin
@@ -254,39 +254,48 @@ class RollingMap:
         np.clip(weight, 0.0, 1.0, out=weight)
         return logodds * weight
 
-    def _footprint_pixels(self, H: np.ndarray, image_size: tuple[int, int]):
-        """
-        Return ((r0, c0), ok, pixel) over the window's box around the camera's view footprint, or None.
-
-        ok: the box's cells whose centre lands on a pixel (in front of the camera);
-        pixel: each cell's flat pixel index (0 where not ok).  Dense over the box: a few
-        vectorised passes beat gathering the visible cells one by one.
-        """
+    def _box(self, H_local: np.ndarray, image_size: tuple[int, int]):
+        """Return (r0, r1, c0, c1): the window's cells around the camera's view footprint, or None."""
         res, n = self.resolution, self.n
-        x0, y0 = self.origin
-        H_local = H @ np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])   # small numbers in float32
         poly = view_footprint(H_local, image_size, n * res)
         if len(poly) < 3:
             return None
         xs, ys = np.array([q[0] for q in poly]), np.array([q[1] for q in poly])
         c0, c1 = max(int(np.floor(xs.min() / res - 0.5)), 0), min(int(np.ceil(xs.max() / res - 0.5)) + 1, n)
         r0, r1 = max(int(np.floor(ys.min() / res - 0.5)), 0), min(int(np.ceil(ys.max() / res - 0.5)) + 1, n)
-        if c0 >= c1 or r0 >= r1:
+        return (r0, r1, c0, c1) if c0 < c1 and r0 < r1 else None
+
+    def _sample(self, prob: np.ndarray, H: np.ndarray, blind: np.ndarray | None):
+        """
+        Return ((r0, c0), p, ok) over the box around the camera's view footprint, or None.
+
+        p: each box cell's probability, read at the pixel containing its centre's
+        projection (OpenCV's nearest warp rounds u to the nearest integer: floor(u + 0.5)
+        but at exact halves); ok: cells in front of the camera whose pixel is in the image
+        and not blind.  One perspective warp of the probability into the box, through the
+        box cell -> pixel homography: each cell's pixel computed directly.
+        """
+        res = self.resolution
+        x0, y0 = self.origin
+        H_local = H @ np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])   # window metres -> pixels
+        box = self._box(H_local, prob.shape[:2])
+        if box is None:
             return None
-        h, w = image_size
-        # the pixel containing the projection, centres at integers: floor(u + 0.5), folded into H
-        Hf = (np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]]) @ H_local).astype(np.float32)
-        X = ((np.arange(c0, c1) + 0.5) * res).astype(np.float32)
-        Y = ((np.arange(r0, r1) + 0.5) * res).astype(np.float32)[:, None]
-        d = (Hf[2, 0] * X + Hf[2, 2]) + Hf[2, 1] * Y
-        u = (Hf[0, 0] * X + Hf[0, 2]) + Hf[0, 1] * Y
-        v = (Hf[1, 0] * X + Hf[1, 2]) + Hf[1, 1] * Y
-        ok = d > np.float32(1e-6 * max(float(np.abs(Hf[2]).max()), 1e-30))
-        np.divide(u, d, out=u, where=ok)
-        np.divide(v, d, out=v, where=ok)
-        ok &= (u >= 0) & (u < w) & (v >= 0) & (v < h)
-        pixels = np.where(ok, v.astype(np.int32) * np.int32(w) + u.astype(np.int32), 0)
-        return (r0, c0), ok, pixels
+        r0, r1, c0, c1 = box
+        M = H_local @ np.array([[res, 0.0, (c0 + 0.5) * res], [0.0, res, (r0 + 0.5) * res], [0.0, 0.0, 1.0]])
+        size, how = (c1 - c0, r1 - r0), cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+        p = cv2.warpPerspective(np.asarray(prob, np.float32), M, size, flags=how,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+        # behind the camera a cell's projection flips through the centre: keep w > 0 only
+        w = (M[2, 0] * np.arange(c1 - c0, dtype=np.float32) + np.float32(M[2, 2])) + \
+            np.float32(M[2, 1]) * np.arange(r1 - r0, dtype=np.float32)[:, None]
+        ok = w > np.float32(1e-6 * max(float(np.abs(M[2]).max()), 1e-30))
+        ok &= ~np.isnan(p)
+        if blind is not None:
+            ok &= cv2.warpPerspective(np.ascontiguousarray(blind, bool).view(np.uint8), M, size, flags=how,
+                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0) == 0
+        np.copyto(p, np.float32(0.5), where=~ok)           # defined values everywhere: no NaN warnings
+        return (r0, c0), p, ok
 
     # --- output -------------------------------------------------------------------------------
 
