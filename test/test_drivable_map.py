@@ -36,8 +36,8 @@ def brute_force(m: RollingMap, H: np.ndarray, size: tuple[int, int]):
     return row.astype(int), col.astype(int), seen, margin
 
 
-@pytest.mark.parametrize("robot", [(0.0, 0.0, 0.0), (100.0, -3.0, 0.3), (-2520.4, 7713.9, -2.5)],
-                         ids=["origin", "odom_100", "far_turned"])
+@pytest.mark.parametrize("robot", [(0.0, 0.0, 0.0), (100.0, -3.0, 0.3), (-2520.4, 7713.9, -2.5), (5.0, 5.0, 0.785)],
+                         ids=["origin", "odom_100", "far_turned", "diagonal"])
 def test_one_frame_gives_each_seen_cell_its_pixel_and_leaves_the_rest_unknown(robot):
     m = RollingMap(40.0, 0.1, 10.0)
     m.move_to(robot[0], robot[1])
@@ -54,6 +54,29 @@ def test_one_frame_gives_each_seen_cell_its_pixel_and_leaves_the_rest_unknown(ro
     expected = np.rint(100.0 * (1.0 - p))
     assert np.abs(got[seen & sure] - expected).max() <= 1
     assert (got[~seen & sure] == UNKNOWN).all()
+
+
+def test_a_wide_camera_looking_diagonally_marks_no_cell_behind_it():
+    # 150 degrees across, heading 45 degrees: the box around the footprint reaches behind the
+    # camera, where projections flip through the centre and may land on the image
+    K = np.array([[80 / math.tan(math.radians(75)), 0.0, 80.0], [0.0, 80 / math.tan(math.radians(75)), 60.0],
+                  [0.0, 0.0, 1.0]])
+    H = map_homography(geometry.ground_homography(K, 1.5, 0.3), 0.0, 0.0, 0.785)
+    m = RollingMap(20.0, 0.1, 10.0)
+    m.move_to(0.0, 0.0)
+    x0, y0 = m.origin
+    r0, r1, c0, c1 = m._box(H @ np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]]), SIZE)
+    corners_x = x0 + (np.array([c0, c1 - 1]) + 0.5) * m.resolution
+    corners_y = y0 + (np.array([r0, r1 - 1]) + 0.5) * m.resolution
+    assert not geometry.project(H, *np.meshgrid(corners_x, corners_y))[2].all()   # a corner behind the camera
+    m.fuse(np.full(SIZE, 0.9, np.float32), H, 0.0)
+    got = m.render(0.0) != UNKNOWN
+    _, _, seen, margin = brute_force(m, H, SIZE)
+    cx, cy = x0 + (np.arange(m.n) + 0.5) * 0.1, y0 + (np.arange(m.n) + 0.5) * 0.1
+    u, v, front = geometry.project(H, *np.meshgrid(cx, cy))
+    flipped = ~front & (u >= -0.5) & (u < SIZE[1] - 0.5) & (v >= -0.5) & (v < SIZE[0] - 0.5)
+    assert flipped.sum() > 100 and not got[flipped].any()          # such cells exist, and none is marked
+    np.testing.assert_array_equal(got[~margin], seen[~margin])
 
 
 def test_the_view_footprint_is_exact():

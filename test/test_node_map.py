@@ -210,6 +210,17 @@ def test_without_a_pose_the_map_is_withheld_and_diagnostics_say_which(graph_fact
     assert not d2.maps
 
 
+def test_a_transform_that_is_not_finite_withholds_the_map(graph_factory, green, standin):
+    g = graph_factory(green, qos_reliability="reliable", **CAMERA, **MAP)
+    d = Drive(g, odom=False)
+    tf = tf2_standin.transform("odom", "base_link", (float("nan"), 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
+    set_stamp(tf.header, 5.0)
+    standin.BUFFERS[-1].set_transform(tf, "test")
+    d.frame(5.0, driving.rgb_frame(driving.road(), 0.0, 0.0, 0.0, (H, W)), wait=False)
+    assert d.status(lambda s: s.level == DiagnosticStatus.WARN).message == (
+        "drivable_map withheld: transform odom <- base_link is not finite or has no rotation") and not d.maps
+
+
 def test_without_tf2_ros_and_odometry_the_map_says_what_to_set(graph_factory, green, monkeypatch):
     monkeypatch.setitem(sys.modules, "tf2_ros", None)
     g = graph_factory(green, qos_reliability="reliable", **CAMERA, **MAP)

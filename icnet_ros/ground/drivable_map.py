@@ -271,9 +271,10 @@ class RollingMap:
 
         p: each box cell's probability, read at the pixel containing its centre's
         projection (OpenCV's nearest warp rounds u to the nearest integer: floor(u + 0.5)
-        but at exact halves); ok: cells in front of the camera whose pixel is in the image
-        and not blind.  One perspective warp of the probability into the box, through the
-        box cell -> pixel homography: each cell's pixel computed directly.
+        but at exact halves), -1 off the image; ok: cells in front of the camera whose
+        pixel is in the image and not blind (the caller writes those only).  One
+        perspective warp of the probability into the box, through the box cell -> pixel
+        homography: each cell's pixel computed directly.
         """
         res = self.resolution
         x0, y0 = self.origin
@@ -285,16 +286,18 @@ class RollingMap:
         M = H_local @ np.array([[res, 0.0, (c0 + 0.5) * res], [0.0, res, (r0 + 0.5) * res], [0.0, 0.0, 1.0]])
         size, how = (c1 - c0, r1 - r0), cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
         p = cv2.warpPerspective(np.asarray(prob, np.float32), M, size, flags=how,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
-        # behind the camera a cell's projection flips through the centre: keep w > 0 only
-        w = (M[2, 0] * np.arange(c1 - c0, dtype=np.float32) + np.float32(M[2, 2])) + \
-            np.float32(M[2, 1]) * np.arange(r1 - r0, dtype=np.float32)[:, None]
-        ok = w > np.float32(1e-6 * max(float(np.abs(M[2]).max()), 1e-30))
-        ok &= ~np.isnan(p)
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=-1.0)     # -1: off the image
+        ok = p >= 0
+        # behind the camera a cell's projection flips through the centre: keep w > 0 (w is affine
+        # in the cell, so when the box's four corners are in front, every cell is)
+        eps = 1e-6 * max(float(np.abs(M[2]).max()), 1e-30)
+        cols, rows = np.array([0, c1 - c0 - 1, 0, c1 - c0 - 1]), np.array([0, 0, r1 - r0 - 1, r1 - r0 - 1])
+        if (M[2, 0] * cols + M[2, 1] * rows + M[2, 2]).min() <= eps:
+            ok &= (M[2, 0] * np.arange(c1 - c0, dtype=np.float32) + np.float32(M[2, 2])) + \
+                np.float32(M[2, 1]) * np.arange(r1 - r0, dtype=np.float32)[:, None] > np.float32(eps)
         if blind is not None:
             ok &= cv2.warpPerspective(np.ascontiguousarray(blind, bool).view(np.uint8), M, size, flags=how,
                                       borderMode=cv2.BORDER_CONSTANT, borderValue=0) == 0
-        np.copyto(p, np.float32(0.5), where=~ok)           # defined values everywhere: no NaN warnings
         return (r0, c0), p, ok
 
     # --- output -------------------------------------------------------------------------------
