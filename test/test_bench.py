@@ -90,8 +90,10 @@ def test_cli_writes_the_issue_json_with_the_node_and_a_soak(tmp_path, tiny_check
     assert "3 node windows" in printed and "4 bare-engine windows" in printed
     assert "1.2x the engine's fps" in printed
     assert "Inside the node (its diagnostics, same windows): network" in printed
-    maps = re.search(r"~/drivable_map subscribed too \((\d+) maps received\)", printed)   # --node-map
-    assert maps and int(maps.group(1)) > 0 and out["map"] is None                            # --no-map
+    maps = re.search(r"~/drivable_map subscribed too \((\d+) maps received; in the node ([\d.]+) ms a frame to "
+                     r"fuse, ([\d.]+) ms a map to render and publish\)", printed)       # --node-map
+    assert maps and int(maps.group(1)) > 0 and float(maps.group(2)) > 0 and float(maps.group(3)) > 0
+    assert out["map"] is None                                                              # --no-map
 
 
 def test_in_node_times_average_the_diagnostics_windows_and_skip_empty_ones():

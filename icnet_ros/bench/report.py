@@ -99,8 +99,9 @@ def _node_lines(report: dict) -> list[str]:
         rounds = d.get("rounds", [])
         rate = (f"{d['rate_hz']:.2f} Hz" if d.get("fixed_rate") else
                 f"{d.get('rate_factor', 1):g}x the engine's fps of the window before (mean {d['rate_hz']:.2f} Hz)")
-        with_map = (f", ~/drivable_map subscribed too ({d.get('maps_received', 0)} maps received)"
-                    if d.get("drivable_map") else "")
+        with_map = (f", ~/drivable_map subscribed too ({d.get('maps_received', 0)} maps received; in the node "
+                    f"{_f(d.get('map_fuse_ms'), 2)} ms a frame to fuse, {_f(d.get('map_render_ms'), 2)} ms a map to "
+                    f"render and publish)" if d.get("drivable_map") else "")
         lines += ["", f"Node end to end over DDS ({d['shape'][0]}x{d['shape'][1]}{with_map}, the node a separate "
                       f"process; "
                       f"{len(rounds)} node windows with the publisher at {rate}, taken in turn with "

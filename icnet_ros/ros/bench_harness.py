@@ -63,6 +63,7 @@ class NodeHarness:
         self._lock = threading.Lock()
         self.masks: list[tuple[int, int]] = []          # (stamp ns, receive ns)
         self.diag: list[tuple[int, dict]] = []          # (receive ns, values)
+        self.map_diag: list[tuple[int, dict]] = []      # the same of the node's drivable_map status
         self.mask_sub = self.probe.create_subscription(
             Image, f"{self.ns}/icnet/mask", self._on_mask,
             QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE))
@@ -83,9 +84,10 @@ class NodeHarness:
     def _on_diag(self, msg) -> None:
         now = time.time_ns()
         for status in msg.status:
-            if status.name == "icnet: camera":
+            box = {"icnet: camera": self.diag, "icnet: drivable_map": self.map_diag}.get(status.name)
+            if box is not None:
                 with self._lock:
-                    self.diag.append((now, {kv.key: kv.value for kv in status.values}))
+                    box.append((now, {kv.key: kv.value for kv in status.values}))
 
     def node_output(self) -> str:
         self.log_file.flush()
@@ -148,10 +150,10 @@ class NodeHarness:
         with self._lock:
             return [m for m in self.masks if first <= m[0] <= last]
 
-    def diags_between(self, first: int, last: int) -> list[dict]:
-        """Return the node's diagnostics received between two times (ns)."""
+    def diags_between(self, first: int, last: int, drivable_map: bool = False) -> list[dict]:
+        """Return the node's camera (or drivable_map) diagnostics received between two times (ns)."""
         with self._lock:
-            return [d for t, d in self.diag if first <= t <= last]
+            return [d for t, d in (self.map_diag if drivable_map else self.diag) if first <= t <= last]
 
     def diag_after(self, t_ns: int, timeout: float = 5.0) -> dict:
         """Return the first diagnostics the node sent after t_ns (it sends them once a second)."""
