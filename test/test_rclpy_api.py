@@ -1,13 +1,13 @@
 """
-The package calls only rclpy API that Humble's rclpy has.
+The package calls only rclpy API that every supported distro's rclpy has.
 
-This machine runs Kilted's rclpy, which has methods (Node.add_post_set_parameters_callback,
-Subscription.get_publisher_count ...) and keyword arguments that Humble's lacks; calling
-one runs here and breaks on Humble.  test/data/rclpy_humble_api.txt is Humble's surface,
-read from rclpy's humble branch by test/rclpy_api.py (its header says how).  Every rclpy
-import of the package and its tests must exist there; every method called by a name that
-the installed rclpy defines must be defined in Humble's too, and take the keywords given.
-A call that checks for a method first (``hasattr(x, "name")`` or ``getattr(x, "name",
+Each distro's rclpy surface is a list under test/data/ (test/rclpy_api.py writes them):
+Kilted's and Jazzy's by introspection of the installed rclpy (.venv runs Kilted, .venv-floor
+Jazzy: in each, test_the_installed_rclpy_is_its_list checks the list is still the truth),
+Humble's read from rclpy's humble branch (it cannot be installed here).  Every rclpy import
+of the package and its tests must exist in each; every method called by a name that some
+distro's rclpy defines must be defined in every one, and take the keywords given there.  A
+call that checks for a method first (``hasattr(x, "name")`` or ``getattr(x, "name",
 None)``) is a feature check and may name newer API.
 """
 
@@ -22,7 +22,8 @@ import pytest
 import rclpy_api
 
 ROOT = Path(__file__).resolve().parent.parent
-HUMBLE = Path(__file__).resolve().parent / "data" / "rclpy_humble_api.txt"
+DATA = Path(__file__).resolve().parent / "data"
+LISTS = {distro: DATA / f"rclpy_{distro}_api.txt" for distro in ("humble", "jazzy", "kilted")}
 SKIP = {"rclpy_api.py", Path(__file__).name}
 
 
@@ -31,11 +32,24 @@ def _sources() -> list[Path]:
     return [f for f in files if f.name not in SKIP]
 
 
-def _installed() -> tuple[dict, dict]:
-    spec = importlib.util.find_spec("rclpy")
-    if spec is None or not spec.submodule_search_locations:
+def _installed_distro() -> str:
+    """The distro whose committed list was written from the installed rclpy's version."""
+    if importlib.util.find_spec("rclpy") is None:
         pytest.skip("rclpy is not installed")
-    return rclpy_api.surface(Path(list(spec.submodule_search_locations)[0]))
+    version = rclpy_api.installed_version()
+    for distro, path in LISTS.items():
+        if rclpy_api.read_version(path) == version:
+            return distro
+    pytest.fail(f"no list under test/data/ was written from the installed rclpy {version}: "
+                f"write one with python test/rclpy_api.py --installed > test/data/rclpy_<distro>_api.txt")
+
+
+def _surfaces() -> dict:
+    """Every distro's surface: the committed lists, the installed distro's by introspection."""
+    surfaces = {distro: rclpy_api.read(path) for distro, path in LISTS.items()}
+    if importlib.util.find_spec("rclpy") is not None:
+        surfaces[_installed_distro()] = rclpy_api.introspect()
+    return surfaces
 
 
 def _checked_names(tree: ast.AST) -> set[str]:
@@ -59,76 +73,102 @@ def _imports(tree: ast.AST) -> dict:
     return found
 
 
-def _problems(path: Path, humble: tuple[dict, dict], installed: tuple[dict, dict]) -> list[str]:
-    modules, defs = humble
-    _, now = installed
+def _methods(surfaces: dict) -> dict:
+    """Method or function name -> {distro: [keyword lists of every def of that name]}."""
     methods = {}
-    for table, which in ((defs, "humble"), (now, "now")):
-        for qual, kws in table.items():
-            methods.setdefault(qual.rsplit(".", 1)[-1], {}).setdefault(which, []).append(kws)
+    for distro, (_, defs) in surfaces.items():
+        for qual, kws in defs.items():
+            methods.setdefault(qual.rsplit(".", 1)[-1], {}).setdefault(distro, []).append(kws)
+    return methods
+
+
+def _called_name(node: ast.Call, imported: dict) -> str | None:
+    if isinstance(node.func, ast.Attribute):
+        return node.func.attr
+    if isinstance(node.func, ast.Name) and node.func.id in imported:
+        return imported[node.func.id][1]
+    return None
+
+
+def _problems(path: Path, surfaces: dict) -> list[str]:
+    methods = _methods(surfaces)
     tree = ast.parse(path.read_text(), str(path))
-    guarded = _checked_names(tree)
-    imported = _imports(tree)
+    guarded, imported = _checked_names(tree), _imports(tree)
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-    where = lambda node: f"{shown}:{node.lineno}"  # noqa: E731
     out = []
     for node in ast.walk(tree):
+        where = f"{shown}:{getattr(node, 'lineno', 0)}"
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "rclpy":
             for a in node.names:
-                if node.module not in modules or a.name not in modules[node.module]:
-                    out.append(f"{where(node)}: from {node.module} import {a.name}: not in Humble's rclpy")
+                out += [f"{where}: from {node.module} import {a.name}: not in {distro}'s rclpy"
+                        for distro, (modules, _) in surfaces.items()
+                        if a.name not in modules.get(node.module, ())]
         if not isinstance(node, ast.Call):
             continue
-        if isinstance(node.func, ast.Attribute):
-            name = node.func.attr
-        elif isinstance(node.func, ast.Name) and node.func.id in imported:
-            name = imported[node.func.id][1]
-        else:
-            continue
+        name = _called_name(node, imported)
         known = methods.get(name, {})
-        if "now" not in known or name in guarded:
+        if not known or name in guarded:
             continue       # not an rclpy name, or called only where present
-        if "humble" not in known:
-            out.append(f"{where(node)}: calls rclpy's {name}(), which Humble's rclpy lacks")
-            continue
+        out += [f"{where}: calls rclpy's {name}(), which {distro}'s rclpy lacks"
+                for distro in surfaces if distro not in known]
         for kw in (k.arg for k in node.keywords if k.arg):
-            ok = lambda sets: any(kw in kws or rclpy_api.ANY in kws for kws in sets)  # noqa: E731
-            if ok(known["now"]) and not ok(known["humble"]):
-                out.append(f"{where(node)}: {name}({kw}=...): Humble's rclpy takes no {kw!r}")
+            takes = {d: any(kw in kws or rclpy_api.ANY in kws for kws in known[d]) for d in known}
+            if any(takes.values()):   # an rclpy keyword: every distro must take it
+                out += [f"{where}: {name}({kw}=...): {d}'s rclpy takes no {kw!r}" for d, ok in takes.items() if not ok]
     return out
 
 
-def test_humble_list_is_read():
-    modules, defs = rclpy_api.read(HUMBLE)
-    assert "add_on_set_parameters_callback" in modules["rclpy.node"] or "Node.add_on_set_parameters_callback" in defs
-    assert "Node.add_post_set_parameters_callback" not in defs          # newer than Humble
-    assert "try_shutdown" in modules["rclpy"] and "init" in modules["rclpy"]
+def test_the_lists_are_read():
+    humble, jazzy, kilted = (rclpy_api.read(LISTS[d]) for d in ("humble", "jazzy", "kilted"))
+    assert "Node.add_on_set_parameters_callback" in humble[1]
+    assert "Node.add_post_set_parameters_callback" not in humble[1]          # Iron and newer
+    assert "Node.add_post_set_parameters_callback" in jazzy[1] and "Node.add_post_set_parameters_callback" in kilted[1]
+    for modules, _ in (humble, jazzy, kilted):
+        assert {"try_shutdown", "init"} <= modules["rclpy"]
+    assert rclpy_api.read_version(LISTS["humble"]) is None                    # read from sources
+    assert rclpy_api.read_version(LISTS["jazzy"]).startswith("7.")
+    assert rclpy_api.read_version(LISTS["kilted"]).startswith("9.")
 
 
-def test_the_package_calls_only_humble_rclpy_api():
-    humble, installed = rclpy_api.read(HUMBLE), _installed()
-    problems = [p for f in _sources() for p in _problems(f, humble, installed)]
+def test_the_installed_rclpy_is_its_list():
+    """The list of the installed distro is what introspection of its rclpy gives now, line for line."""
+    distro = _installed_distro()
+    modules, defs = rclpy_api.read(LISTS[distro])
+    live_modules, live_defs = rclpy_api.introspect()
+    assert modules == live_modules, f"{LISTS[distro].name} is stale: python test/rclpy_api.py --installed > it"
+    assert defs == live_defs, f"{LISTS[distro].name} is stale: python test/rclpy_api.py --installed > it"
+
+
+def test_the_package_calls_only_api_every_distro_has():
+    surfaces = _surfaces()
+    assert set(surfaces) == {"humble", "jazzy", "kilted"}
+    problems = [p for f in _sources() for p in _problems(f, surfaces)]
     assert not problems, "\n".join(problems)
 
 
 def test_the_check_finds_newer_api(tmp_path):
-    """The check can fail: a file calling Jazzy-only API is caught, a feature check is not."""
+    """The check can fail: API newer than Humble or Jazzy is caught, a feature check is not."""
     bad = tmp_path / "probe.py"
     bad.write_text("from rclpy.executors import SingleThreadedExecutor\n"
                    "from rclpy.node import NoSuchThing\n"
-                   "def f(node, sub):\n"
+                   "def f(node, sub, context):\n"
                    "    node.add_post_set_parameters_callback(print)\n"
                    "    sub.get_publisher_count()\n"
                    "    SingleThreadedExecutor(context=None, no_such_keyword=1)\n"
+                   "    context.track_node(node)\n"
+                   "    node.create_subscription(int, 't', print, 1, content_filter_options=None)\n"
                    "    if hasattr(node, 'add_pre_set_parameters_callback'):\n"
                    "        node.add_pre_set_parameters_callback(print)\n")
-    problems = _problems(bad, rclpy_api.read(HUMBLE), _installed())
-    text = "\n".join(problems)
-    assert "NoSuchThing" in text
-    assert "add_post_set_parameters_callback(), which Humble's rclpy lacks" in text
-    assert "get_publisher_count()" in text
+    text = "\n".join(_problems(bad, _surfaces()))
+    assert text.count("NoSuchThing: not in") == 3, text                 # in none of the three
+    assert "add_post_set_parameters_callback(), which humble's rclpy lacks" in text
+    assert "get_publisher_count(), which humble's rclpy lacks" in text
+    assert "track_node(), which humble's rclpy lacks" in text and "track_node(), which jazzy's rclpy lacks" in text
+    assert "create_subscription(content_filter_options=...): humble's rclpy takes no" in text
+    assert "create_subscription(content_filter_options=...): jazzy's rclpy takes no" in text
+    assert "no_such_keyword" not in text                 # no distro takes it: not an rclpy keyword
     assert "add_pre_set_parameters_callback" not in text
-    assert len(problems) == 3, text
+    assert len(text.splitlines()) == 9, text
 
 
 # Message constructor keywords that rosidl_generator_py gained after Humble (its humble
