@@ -113,7 +113,7 @@ def fast_dds_major() -> int | None:
 
 
 def profile_variables() -> tuple[str, ...]:
-    """The variable the installed Fast DDS reads its profiles file from; both when that is unknown."""
+    """Return the variable the installed Fast DDS reads its profiles file from; both when that is unknown."""
     major = fast_dds_major()
     if major is None:
         return PROFILE_VARIABLES

@@ -32,14 +32,14 @@ def canonical(name: str) -> str:
 
 
 def _requirement_name(spec: str) -> str | None:
-    """The distribution a Requires-Dist line names, or None for one that only an extra needs."""
+    """Return the distribution a Requires-Dist line names, or None for one that only an extra needs."""
     if "extra ==" in spec:
         return None
     return canonical(re.match(r"[A-Za-z0-9_.-]+", spec).group(0))
 
 
 def closure(dists: dict, roots: tuple[str, ...], own: set[str]) -> list[str]:
-    """roots and everything they require among dists, less what ``own`` (.venv-floor) has."""
+    """Return roots and everything they require among dists, less what ``own`` (.venv-floor) has."""
     seen, todo = set(), [canonical(r) for r in roots]
     while todo:
         name = todo.pop()
@@ -51,7 +51,7 @@ def closure(dists: dict, roots: tuple[str, ...], own: set[str]) -> list[str]:
 
 
 def top_level_entries(dist) -> set[str]:
-    """The site-packages entries a distribution's RECORD lists (packages, modules, .libs folders)."""
+    """Return the site-packages entries a distribution's RECORD lists (packages, modules, .libs folders)."""
     tops = set()
     for f in dist.files or []:
         first = f.parts[0]

@@ -151,7 +151,7 @@ def introspect() -> tuple[dict, dict]:
 
 
 def installed_version() -> str:
-    """The installed rclpy's version (its package.xml's, which its Python metadata carries)."""
+    """Return the installed rclpy's version (its package.xml's, which its Python metadata carries)."""
     return metadata.version("rclpy")
 
 
@@ -177,7 +177,7 @@ VERSION_LINE = "# rclpy version: "
 
 
 def read_version(path: Path) -> str | None:
-    """The rclpy version a list was written from (its header), None for one read from sources."""
+    """Return the rclpy version a list was written from (its header), None for one read from sources."""
     for line in path.read_text().splitlines():
         if line.startswith(VERSION_LINE):
             return line[len(VERSION_LINE):].strip()

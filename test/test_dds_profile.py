@@ -83,7 +83,7 @@ def test_the_users_choice_of_either_variable_stands(monkeypatch):
 
 
 def _loaded_fast_dds_major() -> int | None:
-    """The Fast DDS library this process has loaded (after rclpy.init), from /proc/self/maps."""
+    """Return the major version of the Fast DDS library this process has loaded, from /proc/self/maps."""
     found = set(re.findall(r"/lib(?:fastdds|fastrtps)\.so\.(\d+)", Path("/proc/self/maps").read_text()))
     return int(found.pop()) if len(found) == 1 else None
 
@@ -106,7 +106,7 @@ def _own_segment(pid: int) -> int | None:
 
 
 def _lone_env(**profile) -> dict:
-    """The environment with no profile variable but those given, and no discovery: only the process's own segment."""
+    """Return the environment with no profile variable but those given, and no discovery (no other segment)."""
     env = {k: v for k, v in os.environ.items() if k not in paths.PROFILE_VARIABLES}
     return {**env, "ROS_AUTOMATIC_DISCOVERY_RANGE": "OFF", "OMP_NUM_THREADS": "1", **profile}
 
@@ -152,6 +152,7 @@ PARTICIPANT = textwrap.dedent("""
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
 """)
+
 
 @pytest.mark.ros
 @pytest.mark.skipif(not HAVE_RCLPY, reason="rclpy does not import")

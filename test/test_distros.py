@@ -21,14 +21,14 @@ ROS_FIXTURES = {"ros_context", "graph_factory", "private_graph"}
 
 
 def raw_variable(text: str, name: str) -> str:
-    """A Makefile variable's definition, its continuation lines joined."""
+    """Return a Makefile variable's definition, its continuation lines joined."""
     match = re.search(rf"^{name}\s*:=(.*)$", text.replace("\\\n", " "), re.M)
     assert match, f"the Makefile defines no {name}"
     return match.group(1)
 
 
 def make_variable(text: str, name: str) -> list[str]:
-    """A Makefile variable's words, $(wildcard ...) expanded as make does (from ROOT)."""
+    """Return a Makefile variable's words, $(wildcard ...) expanded as make does (from ROOT)."""
     def wildcard(m):
         return " ".join(sorted(str(Path(p).relative_to(ROOT)) for p in glob.glob(str(ROOT / m.group(1)))))
 
@@ -40,7 +40,7 @@ def _marks_ros(decorators: list[ast.expr]) -> bool:
 
 
 def node_tests(path: Path) -> list[str]:
-    """The test functions of a file that need ROS: marked ros (or in a module so marked), or using rclpy's fixtures."""
+    """Return the tests of a file that need ROS: marked ros (or in a module so marked), or using rclpy's fixtures."""
     tree = ast.parse(path.read_text(), str(path))
     module_marked = any(isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in n.targets)
                         and "mark.ros" in ast.unparse(n.value) for n in tree.body)

@@ -33,7 +33,7 @@ def _sources() -> list[Path]:
 
 
 def _installed_distro() -> str:
-    """The distro whose committed list was written from the installed rclpy's version."""
+    """Return the distro whose committed list was written from the installed rclpy's version."""
     if importlib.util.find_spec("rclpy") is None:
         pytest.skip("rclpy is not installed")
     version = rclpy_api.installed_version()
@@ -74,7 +74,7 @@ def _imports(tree: ast.AST) -> dict:
 
 
 def _methods(surfaces: dict) -> dict:
-    """Method or function name -> {distro: [keyword lists of every def of that name]}."""
+    """Map each method or function name to {distro: [keyword lists of every def of that name]}."""
     methods = {}
     for distro, (_, defs) in surfaces.items():
         for qual, kws in defs.items():
