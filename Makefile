@@ -12,8 +12,8 @@ STAMP := $(VENV)/.stamp
 # when those or .venv change.  ROS 2 Jazzy's rclpy, Fast DDS 2.14 and messages come from
 # the package index, so the node tests run there on a second real middleware; only PyTorch
 # is .venv's, linked in by test/floor_venv.py (none of .venv's Kilted is visible there).
-# FLOOR_TESTS: the core on the old libraries; JAZZY_TESTS: every node test (the Nav2
-# stand-in tests by their glob, when present); test/test_distros.py keeps that list whole.
+# FLOOR_TESTS: the core on the old libraries; JAZZY_TESTS: every node test (test_node*.py
+# and the Nav2 stand-in tests by their globs); test/test_distros.py keeps that list whole.
 FLOOR := .venv-floor
 FLOOR_PY := $(FLOOR)/bin/python
 FLOOR_STAMP := $(FLOOR)/.stamp
@@ -22,10 +22,8 @@ FLOOR_TESTS := test/test_versions.py test/test_opencv_compat.py test/test_conver
 	test/test_datasets.py test/test_geometry.py test/test_metrics.py test/test_model.py \
 	test/test_drivable.py test/test_int8.py test/test_export.py test/test_evaluate.py \
 	test/test_node_config.py test/test_bag_recovery.py test/test_damaged.py
-JAZZY_TESTS := test/test_node.py test/test_node_params.py test/test_node_lifecycle.py \
-	test/test_node_drivable.py test/test_node_diagnostics.py test/test_node_encodings.py \
-	test/test_node_bad_messages.py test/test_node_robot.py test/test_node_cuda.py test/test_player.py \
-	test/test_dds_profile.py test/test_rclpy_api.py test/test_optional.py \
+JAZZY_TESTS := $(wildcard test/test_node*.py) test/test_player.py test/test_dds_profile.py \
+	test/test_rclpy_api.py test/test_optional.py \
 	test/test_bench.py::test_cli_writes_the_issue_json_with_the_node_and_a_soak test/test_demo.py::test_demo_end_to_end \
 	test/test_docs.py::test_the_node_declares_what_the_table_holds_and_creates_only_documented_topics \
 	$(wildcard test/test_nav2*.py)
