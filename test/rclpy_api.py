@@ -25,7 +25,9 @@ import sys
 MODULES = ("__init__", "node", "lifecycle/__init__", "lifecycle/node", "lifecycle/managed_entity",
            "lifecycle/publisher", "publisher", "subscription", "timer", "executors", "context",
            "qos", "parameter", "duration", "time", "clock", "impl/rcutils_logger", "logging",
-           "utilities", "task", "callback_groups", "client", "service", "signals")
+           "utilities", "task", "callback_groups", "client", "service", "signals",
+           # QoS event callbacks (SubscriptionEventCallbacks): qos_event on Humble, event_handler from Jazzy
+           "qos_event", "event_handler")
 ANY = "**"   # in a def's keywords: it takes any keyword
 
 

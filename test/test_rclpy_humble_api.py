@@ -116,10 +116,12 @@ def test_the_check_finds_newer_api(tmp_path):
     bad = tmp_path / "probe.py"
     bad.write_text("from rclpy.executors import SingleThreadedExecutor\n"
                    "from rclpy.node import NoSuchThing\n"
+                   "from rclpy.subscription import SubscriptionEventCallbacks\n"
                    "def f(node, sub):\n"
                    "    node.add_post_set_parameters_callback(print)\n"
                    "    sub.get_publisher_count()\n"
                    "    SingleThreadedExecutor(context=None, no_such_keyword=1)\n"
+                   "    SubscriptionEventCallbacks(incompatible_qos=print, incompatible_type=print)\n"
                    "    if hasattr(node, 'add_pre_set_parameters_callback'):\n"
                    "        node.add_pre_set_parameters_callback(print)\n")
     problems = _problems(bad, rclpy_api.read(HUMBLE), _installed())
@@ -127,8 +129,9 @@ def test_the_check_finds_newer_api(tmp_path):
     assert "NoSuchThing" in text
     assert "add_post_set_parameters_callback(), which Humble's rclpy lacks" in text
     assert "get_publisher_count()" in text
+    assert "SubscriptionEventCallbacks(incompatible_type=...): Humble's rclpy takes no 'incompatible_type'" in text
     assert "add_pre_set_parameters_callback" not in text
-    assert len(problems) == 3, text
+    assert len(problems) == 4, text
 
 
 # Message constructor keywords that rosidl_generator_py gained after Humble (its humble
