@@ -120,7 +120,9 @@ class InputWatch:
     def __init__(self, node, cameras, lock, period: float = 1.0):
         self.node, self.cameras, self.lock = node, cameras, lock
         now = time.monotonic()
-        self.silence = {(id(c), kind): _Silence(now, 0) for c in cameras for kind in ("images", "CameraInfo")}
+        with lock:     # the counts go on from an earlier activation
+            self.silence = {(id(c), kind): _Silence(now, n) for c in cameras
+                            for kind, n in (("images", c.stats.received), ("CameraInfo", c.stats.camera_infos))}
         self.said: set = set()       # CameraInfo problems logged (once each)
         # A check in flight on another executor thread ends before deactivate destroys the
         # subscriptions and publishers it reads.
@@ -179,7 +181,7 @@ class InputWatch:
 
     def _topic(self, cam, kind: str) -> str:
         i = 0 if kind == "images" else 1
-        return cam.subs[i].topic_name if len(cam.subs) > i else cam.image_topic
+        return cam.subs[i].topic_name if len(cam.subs) > i else (cam.image_topic, cam.info_topic)[i]
 
     def _info_problem(self, cam) -> str:
         problem = cam.info_problem or cam.size_problem
