@@ -34,7 +34,9 @@ import types
 MODULES = ("__init__", "node", "lifecycle/__init__", "lifecycle/node", "lifecycle/managed_entity",
            "lifecycle/publisher", "publisher", "subscription", "timer", "executors", "context",
            "qos", "parameter", "duration", "time", "clock", "impl/rcutils_logger", "logging",
-           "utilities", "task", "callback_groups", "client", "service", "signals")
+           "utilities", "task", "callback_groups", "client", "service", "signals",
+           # QoS event callbacks (SubscriptionEventCallbacks): qos_event on Humble, event_handler from Jazzy
+           "qos_event", "event_handler")
 ANY = "**"   # in a def's keywords: it takes any keyword
 
 
@@ -52,7 +54,7 @@ def _keywords(fn: ast.FunctionDef) -> list[str]:
 def _bound(tree: ast.Module) -> set[str]:
     names = set()
     for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names.update((a.asname or a.name).split(".")[0] for a in node.names)
@@ -79,11 +81,11 @@ def surface(package: Path) -> tuple[dict, dict]:
         tree = ast.parse(path.read_text(), str(path))
         modules[module_name(rel)] = _bound(tree)
         for node in tree.body:
-            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_"):
                 defs[node.name] = _keywords(node)
             elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
                 for item in node.body:
-                    if not isinstance(item, ast.FunctionDef):
+                    if not isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
                         continue
                     if item.name == "__init__":
                         defs[node.name] = _keywords(item)

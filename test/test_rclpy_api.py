@@ -166,12 +166,14 @@ def test_the_check_finds_newer_api(tmp_path):
     bad = tmp_path / "probe.py"
     bad.write_text("from rclpy.executors import SingleThreadedExecutor\n"
                    "from rclpy.node import NoSuchThing\n"
+                   "from rclpy.subscription import SubscriptionEventCallbacks\n"
                    "def f(node, sub, context):\n"
                    "    node.add_post_set_parameters_callback(print)\n"
                    "    sub.get_publisher_count()\n"
                    "    SingleThreadedExecutor(context=None, no_such_keyword=1)\n"
                    "    context.track_node(node)\n"
                    "    node.create_subscription(int, 't', print, 1, content_filter_options=None)\n"
+                   "    SubscriptionEventCallbacks(incompatible_qos=print, incompatible_type=print)\n"
                    "    if hasattr(node, 'add_pre_set_parameters_callback'):\n"
                    "        node.add_pre_set_parameters_callback(print)\n")
     text = "\n".join(_problems(bad, _surfaces()))
@@ -183,7 +185,8 @@ def test_the_check_finds_newer_api(tmp_path):
     assert "create_subscription(content_filter_options=...): jazzy's rclpy takes no" in text
     assert "no_such_keyword" not in text                 # no distro takes it: not an rclpy keyword
     assert "add_pre_set_parameters_callback" not in text
-    assert len(text.splitlines()) == 9, text
+    assert "SubscriptionEventCallbacks(incompatible_type=...): humble's rclpy takes no 'incompatible_type'" in text
+    assert len(text.splitlines()) == 10, text
 
 
 # Message constructor keywords that rosidl_generator_py gained after Humble (its humble

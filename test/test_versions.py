@@ -11,6 +11,7 @@ import ast
 import os
 from pathlib import Path
 import re
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -69,6 +70,7 @@ def test_commands_refuse_an_old_library_in_one_line(command, monkeypatch, capsys
     monkeypatch.setattr(versions, "installed", lambda m: "1.8.1" if m == "torch" else real(m))
     if command in ("segment", "play"):
         pytest.importorskip("rclpy")
+    monkeypatch.setattr(sys, "argv", [command])     # not pytest's: segment and play refuse stray arguments
     assert getattr(scripts, command)() == 2
     err = capsys.readouterr().err
     assert err == f"{command}: error: PyTorch 1.8.1 is installed; icnet_ros needs 1.13 or newer " \
@@ -77,7 +79,7 @@ def test_commands_refuse_an_old_library_in_one_line(command, monkeypatch, capsys
 
 def test_setup_py_runs_the_commands_through_the_check():
     text = (ROOT / "setup.py").read_text()
-    for command in ("segment", "play", "demo", "train", "evaluate", "export", "repair", "bench"):
+    for command in ("segment", "play", "demo", "train", "evaluate", "export", "repair", "bench", "param"):
         assert f'"{command} = icnet_ros.tools.scripts:{command}"' in text
 
 
