@@ -54,6 +54,9 @@ class NodeConfig:
     qos_depth: int = _param(1, "Input and output QoS history depth.", bounds=(1, 100))
     batch_wait_ms: float = _param(5.0, "With several cameras, how long to wait for the others once "
                                        "one frame is in, so that they share a batch.", bounds=(0.0, 1000.0))
+    input_timeout_s: float = _param(5.0, "Warn when a camera's image (or, for the grid, CameraInfo) topic has "
+                                         "been silent this long while active, naming the topics that do carry "
+                                         "images (s); 0: never.", True, (0.0, 3600.0))
     base_frame: str = _param("base_link", "Frame of the drivable_area grid.")
     calib_file: str = _param("", "KITTI calib file: intrinsics and camera-to-road pose from it "
                                  "instead of camera_info and camera_height/pitch/roll.", live=True)

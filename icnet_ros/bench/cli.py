@@ -44,7 +44,9 @@ def _shape(text: str) -> tuple[int, int]:
 
 def parser() -> argparse.ArgumentParser:
     # --help's description: the docstring's paragraph after the summary line
-    ap = argparse.ArgumentParser(prog="bench", description=__doc__.strip().split("\n\n")[1])
+    ap = argparse.ArgumentParser(prog="bench", description=__doc__.strip().split("\n\n")[1],
+                                 epilog="Docs: the icnet_ros sources' docs/benchmarks.md (what it measures, "
+                                        "every option, the results).")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     ap.add_argument("--json", default="", help="write the results to this JSON file")
     ap.add_argument("--quick", action="store_true",

@@ -28,7 +28,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-from . import diagnostics, params, tf_pose
+from . import diagnostics, inputs, params, tf_pose
 from .camera import Camera
 from .drivable_map import MapOutput
 from ..node_config import ConfigError, load_engine, NodeConfig, PARAMS  # noqa: F401  (PARAMS: tests import it here)
@@ -59,6 +59,7 @@ class SegmentationNode(LifecycleNode):
         self._diag_timer = None
         self._poses: tf_pose.PoseSource | None = None    # camera poses (TF listener), configure to cleanup
         self._map: MapOutput | None = None                 # ~/drivable_map, configure to cleanup
+        self._inputs: inputs.InputWatch | None = None     # silent topics, bad CameraInfo: activate to deactivate
 
     # --- parameters -------------------------------------------------------------------
 
@@ -115,8 +116,9 @@ class SegmentationNode(LifecycleNode):
         qin = self._qos(self.config.qos_reliability)
         msg_type = CompressedImage if self.config.input_transport == "compressed" else Image
         now = time.monotonic()
+        self._inputs = inputs.InputWatch(self, self.cameras, self._cond)
         for cam in self.cameras:
-            cam.open_inputs(self, msg_type, qin, self._on_image, lambda c, m: c.on_info(m, self._cond))
+            cam.open_inputs(self, msg_type, qin, self._on_image, lambda c, m: c.on_info(m, self._cond), self._inputs)
             with self._cond:
                 cam.stats.start_window(now)
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
@@ -138,6 +140,9 @@ class SegmentationNode(LifecycleNode):
     def _stop_inputs(self) -> None:
         """Worker, subscriptions and the diagnostics timer: what activate started."""
         self._stop_worker()
+        if self._inputs is not None:
+            self._inputs.close()
+            self._inputs = None
         for cam in self.cameras:
             cam.close_inputs(self)
         if self._diag_timer is not None:
