@@ -540,3 +540,9 @@ def test_the_map_phase_times_each_phase_and_shows_memory_fixed(monkeypatch):
     assert len(target) == 1 and target[0].startswith("drivable map 40 x 40 m at 0.1 m: ")
     assert target[0].endswith(": met" if row["total_ms"] <= map_cost.TARGET_MS else ": MISSED")
     json.dumps(bench.public({**report, "_notes": ""}), allow_nan=False)
+
+
+def test_the_map_phase_alone_refuses_too_few_frames():
+    run = subprocess.run([sys.executable, "-m", "icnet_ros.bench.map_cost", "--frames", "5"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.strip().splitlines()[-1].endswith("--frames must be 20 or more, got 5")

@@ -285,6 +285,25 @@ def test_trinary_and_graded_values_and_live_switch(graph_factory, green):
     assert not bad.successful and "'binary' is not one of trinary, graded" in bad.reason
 
 
+def test_a_planner_that_reads_only_the_map_gets_it(graph_factory, green):
+    # no image output subscribed: the engine may leave out everything at the frame's size
+    g = graph_factory(green, qos_reliability="reliable", odom_topic="odom", **CAMERA, **MAP)
+    maps = g.collect(OccupancyGrid, g.output("drivable_map"))
+    image = g.publisher(Image, g.topic("image"))
+    info, odom = g.publisher(CameraInfo, g.topic("camera_info")), g.publisher(Odometry, g.topic("odom"))
+    g.wait_matched(image, info, odom)
+    info.publish(CameraInfo(height=H, width=W, k=driving.intrinsics(W, H).ravel().tolist()))
+    assert wait_for(lambda: g.node.cameras[0].info is not None, 5.0)
+    odom.publish(odometry(3.0, 0.0))
+    assert wait_for(lambda: len(g.node._map.robot._history) == 1, 5.0)
+    msg = numpy_to_image(driving.rgb_frame(driving.road(), 0.0, 0.0, 0.0, (H, W)))
+    set_stamp(msg.header, 3.0)
+    image.publish(msg)
+    assert wait_for(lambda: maps, 10.0), "no map"
+    grid = grid_of(maps[-1])
+    assert cell(maps[-1], 8.0, 0.0) == FREE and cell(maps[-1], 12.0, 4.5) == OCCUPIED and (grid == UNKNOWN).any()
+
+
 def test_a_late_transient_local_subscriber_gets_the_last_map(graph_factory, green):
     g = graph_factory(green, qos_reliability="reliable", odom_topic="odom", **CAMERA, **MAP)
     d = Drive(g)

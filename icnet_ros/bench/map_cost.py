@@ -76,9 +76,9 @@ def drive(size: float, resolution: float, frames: int, shape: tuple[int, int] = 
             "map_mb": m.nbytes / 2**20, "rss_start_mb": rss_start, "rss_end_mb": status_mb("VmRSS")}
 
 
-def map_report(quick: bool) -> dict:
-    """Return the report's 'map' key: one row per map size."""
-    frames = 600 if quick else 3000
+def map_report(quick: bool, frames: int | None = None) -> dict:
+    """Return the report's 'map' key: one row per map size (frames: for the 40 m map; the 80 m one a third)."""
+    frames = frames or (600 if quick else 3000)
     rows = []
     for size, resolution in SIZES:
         row = drive(size, resolution, frames if size <= 40.0 else frames // 3)
@@ -117,7 +117,13 @@ def map_targets(report: dict) -> list[str]:
             f"{'met' if r['total_ms'] <= TARGET_MS else 'MISSED'}" for r in rows]
 
 
-if __name__ == "__main__":          # python -m icnet_ros.bench.map_cost [--quick]: this phase alone
-    import sys
+if __name__ == "__main__":          # python -m icnet_ros.bench.map_cost [--quick] [--frames N]: this phase alone
+    import argparse
 
-    print("\n".join(map_lines(map_report("--quick" in sys.argv))))
+    ap = argparse.ArgumentParser(prog="python -m icnet_ros.bench.map_cost", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="600 frames (0.6 km) instead of 3000")
+    ap.add_argument("--frames", type=int, help="frames into the 40 m map (a third into the 80 m one)")
+    args = ap.parse_args()
+    if args.frames is not None and args.frames < 20:
+        ap.error(f"--frames must be 20 or more, got {args.frames}")
+    print("\n".join(map_lines(map_report(args.quick, args.frames))))
