@@ -49,8 +49,10 @@ def drive(size: float, resolution: float, frames: int, shape: tuple[int, int] = 
     Hb, prob = _camera(shape), _probability(shape)
     m = RollingMap(size, resolution, 10.0)
     names = ("homography", "move", "fuse", "render")
-    ms = np.zeros((frames, len(names)))                # preallocated: the drive's RSS is the map's
-    cells, rss_start = np.zeros(frames, np.int64), None
+    # written through now (np.zeros' pages would be committed as the drive fills them): the RSS
+    # from frame 10 to the end is the map's, not this loop's bookkeeping
+    ms = np.full((frames, len(names)), np.nan)
+    cells, rss_start = np.full(frames, -1, np.int64), None
     x = y = yaw = 0.0
     for k in range(frames):
         t = k * 0.1
@@ -68,12 +70,13 @@ def drive(size: float, resolution: float, frames: int, shape: tuple[int, int] = 
         ms[k] = np.diff([t0, t1, t2, t3, t4]) * 1000.0
         if k == 10:
             rss_start = status_mb("VmRSS")            # after the first frames' lazy allocations
+    rss_end = status_mb("VmRSS")                      # before the statistics' own temporaries
     total = ms.sum(1)
     return {"size_m": size, "resolution_m": resolution, "cells": m.n * m.n, "frames": frames,
             "km": frames / 1000.0, "ms": dict(zip(names, map(float, np.median(ms, 0)))),
             "total_ms": float(np.median(total)),
             "p99_ms": float(np.percentile(total, 99)), "cells_fused": int(np.median(cells)),
-            "map_mb": m.nbytes / 2**20, "rss_start_mb": rss_start, "rss_end_mb": status_mb("VmRSS")}
+            "map_mb": m.nbytes / 2**20, "rss_start_mb": rss_start, "rss_end_mb": rss_end}
 
 
 def map_report(quick: bool, frames: int | None = None) -> dict:
@@ -105,7 +108,7 @@ def map_lines(report: dict) -> list[str]:
         lines.append(f"| {r['size_m']:g} m at {r['resolution_m']:g} m | {r['cells']} | {r['cells_fused']} | "
                      f"{ms['homography']:.2f} | {ms['move']:.2f} | {ms['fuse']:.2f} | {ms['render']:.2f} | "
                      f"{r['total_ms']:.2f} | {r['p99_ms']:.2f} | {r['map_mb']:.1f} | "
-                     f"{r['rss_start_mb']:.0f} -> {r['rss_end_mb']:.0f} | {r['km']:.1f} |")
+                     f"{r['rss_start_mb']:.1f} -> {r['rss_end_mb']:.1f} | {r['km']:.1f} |")
     return lines
 
 
