@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.skipif(not HAVE_RCLPY, reason="rclpy 
 if HAVE_RCLPY:
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
     from nav_msgs.msg import OccupancyGrid, Odometry
+    from rclpy.lifecycle import TransitionCallbackReturn as R
     from rclpy.parameter import Parameter
     from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image
@@ -330,6 +331,18 @@ def test_the_map_is_lazy_and_off_with_an_empty_map_frame(graph_factory, green):
     off = graph_factory(green, qos_reliability="reliable", odom_topic="odom", map_frame="", **CAMERA)
     topics = {e.topic_name for e in [*off.node.publishers, *off.node.subscriptions]}
     assert off.node._map is None and not any(t.endswith("drivable_map") or t.endswith("/odom") for t in topics)
+
+
+def test_cleanup_drops_the_map_and_its_odometry_subscription(graph_factory, green):
+    g = graph_factory(green, qos_reliability="reliable", odom_topic="odom", **CAMERA, **MAP)
+    odom = g.topic("odom")
+    count = lambda: g.probe.count_subscribers(odom)      # noqa: E731
+    assert wait_for(lambda: count() == 1, 5.0)
+    assert g.node.trigger_deactivate() == R.SUCCESS and g.node._map is not None and count() == 1
+    assert g.node.trigger_cleanup() == R.SUCCESS and g.node._map is None
+    assert wait_for(lambda: count() == 0, 5.0)
+    assert g.configure() and g.node._map is not None and g.node._map.published == 0   # a fresh map
+    assert wait_for(lambda: count() == 1, 5.0)
 
 
 @pytest.mark.parametrize("params, message", [
