@@ -23,7 +23,7 @@ FLOOR_TESTS := test/test_versions.py test/test_opencv_compat.py test/test_conver
 	test/test_drivable.py test/test_int8.py test/test_export.py test/test_evaluate.py \
 	test/test_node_config.py test/test_bag_recovery.py test/test_damaged.py
 JAZZY_TESTS := $(wildcard test/test_node*.py) test/test_player.py test/test_dds_profile.py \
-	test/test_rclpy_api.py test/test_optional.py \
+	test/test_rclpy_api.py test/test_optional.py test/test_param_client.py \
 	test/test_bench.py::test_cli_writes_the_issue_json_with_the_node_and_a_soak test/test_demo.py::test_demo_end_to_end \
 	test/test_docs.py::test_the_node_declares_what_the_table_holds_and_creates_only_documented_topics \
 	$(wildcard test/test_nav2*.py)
