@@ -119,6 +119,11 @@ def test_a_settled_cell_needs_two_contrary_frames_to_flip_and_comes_back():
         grid = m.render(t * 0.1)
         states.append(set(np.unique(grid[grid != UNKNOWN]).tolist()))
     assert states == [{FREE}] * 4 + [{OCCUPIED}] * 5 + [{FREE}]
+    for frame, settled in ((road, 3), (car, 97)):     # the graded extremes: the clamp at 0.97
+        for t in (2.0, 2.1, 2.2, 2.3):
+            m.fuse(frame, H, t)
+        grid = m.render(2.3, "graded")
+        assert set(np.unique(grid[grid != UNKNOWN]).tolist()) == {settled}
     assert m._logodds.max() <= L_MAX + 1e-6 and m._logodds.min() >= -L_MAX - 1e-6
 
 
