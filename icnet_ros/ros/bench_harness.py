@@ -38,13 +38,15 @@ class NodeHarness:
     """
 
     def __init__(self, checkpoint: str, device: str, frames: list[np.ndarray], domain_id: int,
-                 num_threads: int = 0):
+                 num_threads: int = 0, drivable_map: bool = False):
         self.ns = f"/bench{os.getpid()}"
         env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED="1")
         self.log_file = tempfile.NamedTemporaryFile("w+", prefix="icnet_bench_node_", suffix=".log", delete=False)
         cmd = [sys.executable, "-m", "icnet_ros.ros.node", "--ros-args", "-r", f"__ns:={self.ns}",
                "-p", f"model_path:={checkpoint}", "-p", f"device:={device}",
                "-p", f"num_threads:={num_threads}", "-p", "qos_reliability:=reliable", "--log-level", "warn"]
+        if drivable_map:
+            cmd[-2:-2] = ["-p", "odom_topic:=odom"]
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
         self.context = rclpy.Context()
         rclpy.init(args=[], context=self.context, domain_id=domain_id)
@@ -61,10 +63,12 @@ class NodeHarness:
         self._lock = threading.Lock()
         self.masks: list[tuple[int, int]] = []          # (stamp ns, receive ns)
         self.diag: list[tuple[int, dict]] = []          # (receive ns, values)
+        self.map_diag: list[tuple[int, dict]] = []      # the same of the node's drivable_map status
         self.mask_sub = self.probe.create_subscription(
             Image, f"{self.ns}/icnet/mask", self._on_mask,
             QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE))
         self.probe.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
+        self.drivable_map = MapFeed(self.probe, self.ns, frames[0].shape[:2], self._lock) if drivable_map else None
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.probe)
         self._spin = threading.Thread(target=self.executor.spin, daemon=True)
@@ -80,9 +84,10 @@ class NodeHarness:
     def _on_diag(self, msg) -> None:
         now = time.time_ns()
         for status in msg.status:
-            if status.name == "icnet: camera":
+            box = {"icnet: camera": self.diag, "icnet: drivable_map": self.map_diag}.get(status.name)
+            if box is not None:
                 with self._lock:
-                    self.diag.append((now, {kv.key: kv.value for kv in status.values}))
+                    box.append((now, {kv.key: kv.value for kv in status.values}))
 
     def node_output(self) -> str:
         self.log_file.flush()
@@ -128,6 +133,8 @@ class NodeHarness:
             msg = self.msgs[i % len(self.msgs)]
             stamp = time.time_ns()
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+            if self.drivable_map is not None:
+                self.drivable_map.before(msg.header.stamp)
             self.image_pub.publish(msg)
             if i == 0:
                 first = stamp
@@ -143,10 +150,10 @@ class NodeHarness:
         with self._lock:
             return [m for m in self.masks if first <= m[0] <= last]
 
-    def diags_between(self, first: int, last: int) -> list[dict]:
-        """Return the node's diagnostics received between two times (ns)."""
+    def diags_between(self, first: int, last: int, drivable_map: bool = False) -> list[dict]:
+        """Return the node's camera (or drivable_map) diagnostics received between two times (ns)."""
         with self._lock:
-            return [d for t, d in self.diag if first <= t <= last]
+            return [d for t, d in (self.map_diag if drivable_map else self.diag) if first <= t <= last]
 
     def diag_after(self, t_ns: int, timeout: float = 5.0) -> dict:
         """Return the first diagnostics the node sent after t_ns (it sends them once a second)."""
@@ -158,6 +165,11 @@ class NodeHarness:
                 return later[0]
             time.sleep(0.05)
         raise RuntimeError(f"no /diagnostics from the node within {timeout:.0f} s")
+
+    def maps_received(self) -> int:
+        """Return how many ~/drivable_map messages arrived (0 without the map)."""
+        with self._lock:
+            return self.drivable_map.received if self.drivable_map is not None else 0
 
     def running(self) -> bool:
         """Whether the node process is still running."""
@@ -185,3 +197,46 @@ class NodeHarness:
         self.log_file.close()
         os.unlink(self.log_file.name)
         return code
+
+
+class MapFeed:
+    """
+    What the node's ~/drivable_map needs and a subscriber to it, for the node phases with the map.
+
+    Before each frame: the camera's CameraInfo (as a driver sends it with every image) and
+    the robot's odometry at the frame's stamp, driving along X at 10 m/s.  The map is
+    subscribed as Nav2's StaticLayer does (reliable, transient local).
+    """
+
+    def __init__(self, probe, ns: str, shape: tuple[int, int], lock):
+        from nav_msgs.msg import OccupancyGrid, Odometry
+        from rclpy.qos import QoSDurabilityPolicy
+        from sensor_msgs.msg import CameraInfo
+
+        h, w = shape
+        f = 721.5 * w / 1242.0                       # KITTI's focal length, for frames of any size
+        self.info = CameraInfo(height=h, width=w, k=[f, 0.0, w / 2, 0.0, f, h / 2, 0.0, 0.0, 1.0])
+        self.info.header.frame_id = "camera"
+        self.odom = Odometry()
+        self.odom.header.frame_id, self.odom.child_frame_id = "odom", "base_link"
+        self.odom.pose.pose.orientation.w, self.odom.twist.twist.linear.x = 1.0, 10.0
+        reliable = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
+        self.info_pub = probe.create_publisher(CameraInfo, f"{ns}/camera_info", reliable)
+        self.odom_pub = probe.create_publisher(Odometry, f"{ns}/odom", QoSProfile(depth=10))
+        self._lock, self.received, self._start = lock, 0, None
+        latched = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
+                             durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+        self.sub = probe.create_subscription(OccupancyGrid, f"{ns}/icnet/drivable_map", self._on_map, latched)
+
+    def _on_map(self, msg) -> None:
+        with self._lock:
+            self.received += 1
+
+    def before(self, stamp) -> None:
+        """Publish the CameraInfo and the odometry of the frame about to go out with this stamp."""
+        t = stamp.sec + stamp.nanosec * 1e-9
+        self._start = t if self._start is None else self._start
+        self.info.header.stamp = self.odom.header.stamp = stamp
+        self.odom.pose.pose.position.x = 10.0 * (t - self._start)
+        self.info_pub.publish(self.info)
+        self.odom_pub.publish(self.odom)
