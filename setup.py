@@ -51,6 +51,7 @@ setup(
             "repair = icnet_ros.tools.scripts:repair",
             "bench = icnet_ros.tools.scripts:bench",
             "demo = icnet_ros.tools.scripts:demo",
+            "param = icnet_ros.tools.scripts:param",   # ros2 param's equivalent in a venv without ros2
         ],
     },
 )

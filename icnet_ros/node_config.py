@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 import math
+import re
 
 from .ground import geometry
 
@@ -53,6 +54,9 @@ class NodeConfig:
     qos_depth: int = _param(1, "Input and output QoS history depth.", bounds=(1, 100))
     batch_wait_ms: float = _param(5.0, "With several cameras, how long to wait for the others once "
                                        "one frame is in, so that they share a batch.", bounds=(0.0, 1000.0))
+    input_timeout_s: float = _param(5.0, "Warn when a camera's image (or, for the grid, CameraInfo) topic has "
+                                         "been silent this long while active, naming the topics that do carry "
+                                         "images (s); 0: never.", True, (0.0, 3600.0))
     base_frame: str = _param("base_link", "Frame of the drivable_area grid.")
     calib_file: str = _param("", "KITTI calib file: intrinsics and camera-to-road pose from it "
                                  "instead of camera_info and camera_height/pitch/roll.", live=True)
@@ -99,6 +103,19 @@ class NodeConfig:
     ego_mask: tuple = _param(("",), "The robot's own body in the image, never drivable: a PNG (non-zero = the "
                                     "robot) or bottom:<fraction>; one for every camera, or one per camera; "
                                     "'' = none.")
+    map_frame: str = _param("odom", "Fixed frame of ~/drivable_map, the rolling map fused over time (odom); "
+                                    "'' turns the map off.")
+    map_size: float = _param(80.0, "Side of ~/drivable_map's square window, centred on the robot (m).",
+                             bounds=(1.0, 1000.0))
+    map_resolution: float = _param(0.1, "~/drivable_map's cell size (m).", bounds=(0.01, 5.0))
+    map_decay_s: float = _param(10.0, "Evidence in ~/drivable_map not renewed fades back to unknown over "
+                                      "this time (s).", True, (0.1, 3600.0))
+    map_values: str = _param("trinary", "~/drivable_map's values: trinary (0 drivable, 100 not, -1 unknown; "
+                                        "drivable from a fused probability of drivable_threshold, or 0.5 when it "
+                                        "is 0) or graded (100 x (1 - fused probability), for Nav2's "
+                                        "trinary_costmap: false).", True)
+    odom_topic: str = _param("", "The robot's pose in map_frame for ~/drivable_map: a nav_msgs/Odometry topic; "
+                                 "'' = TF (map_frame <- base_frame at each image's stamp).")
     # Not a parameter: calib_file read (None without one), so frames never wait on the file.
     calib: dict | None = field(default=None, compare=False, repr=False)
     # Not a parameter: ego_mask loaded, one per camera (None: no mask).
@@ -127,7 +144,8 @@ PARAMS = tuple(Param(f.name, list(f.default) if isinstance(f.default, tuple) els
                for f in fields(NodeConfig) if "description" in f.metadata)
 CHOICES = {"input_transport": ("raw", "compressed"), "qos_reliability": ("best_effort", "reliable"),
            "backend": ("auto", "torch", "onnxruntime"),
-           "camera_pose_source": ("auto", "tf", "parameters", "calib_file")}
+           "camera_pose_source": ("auto", "tf", "parameters", "calib_file"),
+           "map_values": ("trinary", "graded")}
 _BY_NAME = {p.name: p for p in PARAMS}
 _GRID = ("grid_x_min", "grid_x_max", "grid_y_min", "grid_y_max", "grid_resolution")
 _REL_TOL = 1e-6             # as rclpy's range check: values this close to an edge are in
@@ -200,6 +218,26 @@ def _check_camera_frame(frame: str) -> None:
         raise ConfigError(f"parameter 'camera_frame': {frame!r} is not a TF frame id (no leading '/' or spaces)")
 
 
+def _check_map(values: Mapping) -> None:
+    """map_frame, the map's cell count and odom_topic: what the node could not run with, in one line."""
+    frame, base, topic = values["map_frame"], values["base_frame"], values["odom_topic"]
+    if not frame:
+        return                                      # the map is off
+    if frame != frame.strip() or frame.startswith("/"):
+        raise ConfigError(f"parameter 'map_frame': {frame!r} is not a TF frame id (no leading '/' or spaces)")
+    if frame == base:
+        raise ConfigError(f"parameter 'map_frame': {frame!r} is base_frame; the map needs a fixed frame such as "
+                          f"odom, which the robot moves in ('' turns the map off)")
+    from .ground.drivable_map import MapError, RollingMap
+
+    try:
+        RollingMap.check_size(values["map_size"], values["map_resolution"])
+    except MapError as e:
+        raise ConfigError(f"parameter 'map_size' and 'map_resolution': {e}") from None
+    if topic and not re.fullmatch(r"~?/?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*", topic):
+        raise ConfigError(f"parameter 'odom_topic': {topic!r} is not a ROS topic name")
+
+
 def _check_engine_options(device: str, precision: str, backend: str) -> None:
     from .inference.engine import EngineError, resolve_backend, resolve_device, resolve_precision
 
@@ -254,6 +292,7 @@ def from_params(values: Mapping) -> NodeConfig:
     grid_spec(merged)
     _check_pose_source(merged)
     _check_camera_frame(merged["camera_frame"])
+    _check_map(merged)
     return _replace(NodeConfig(), {**merged, "calib": load_calib(merged["calib_file"]),
                                    "ego_masks": load_ego_masks(merged["ego_mask"], merged["cameras"])})
 

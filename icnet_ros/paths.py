@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import re
 import site
 import sys
 
@@ -71,8 +72,52 @@ def default_model_path() -> Path:
     return found
 
 
-PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE",    # Fast DDS 3: Kilted
-                     "FASTRTPS_DEFAULT_PROFILES_FILE")   # Fast DDS 2: Humble, Jazzy
+FAST_DDS_3_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"    # Fast DDS 3: Kilted
+FAST_DDS_2_VARIABLE = "FASTRTPS_DEFAULT_PROFILES_FILE"   # Fast DDS 2: Humble (2.6), Jazzy (2.14)
+PROFILE_VARIABLES = (FAST_DDS_3_VARIABLE, FAST_DDS_2_VARIABLE)
+# The library both Fast DDS middlewares (rmw_fastrtps_cpp, rmw_fastrtps_dynamic_cpp) load,
+# and the Fast DDS library names it can need: libfastdds.so.3.x (Fast DDS 3 renamed its
+# library) or libfastrtps.so.2.x.
+RMW_FASTRTPS_LIBRARY = "librmw_fastrtps_shared_cpp.so"
+_FAST_DDS_SONAME = re.compile(rb"lib(?:fastdds|fastrtps)\.so\.(\d+)")
+
+
+def _library_dirs() -> list[str]:
+    """Where ROS's middleware loader looks (LD_LIBRARY_PATH), then the ROS prefixes and this venv."""
+    dirs = os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep)
+    dirs += [os.path.join(p, "lib") for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    dirs.append(os.path.join(sys.prefix, "lib"))     # ROS from the package index: the venv's lib/
+    return [d for d in dict.fromkeys(dirs) if d]
+
+
+def fast_dds_major() -> int | None:
+    """
+    Return the major version of the Fast DDS that ROS's Fast DDS middleware uses here.
+
+    Read from the Fast DDS library that the first rmw_fastrtps_shared_cpp library on the
+    search path needs (its ELF dynamic section names libfastdds.so.3.2 on Kilted,
+    libfastrtps.so.2.14 on Jazzy, libfastrtps.so.2.6 on Humble): the library that will be
+    loaded, in a /opt/ros install and in a venv alike, whatever the distro is called.
+    None when there is no such library, or it names no Fast DDS library or two.
+    """
+    for d in _library_dirs():
+        lib = os.path.join(d, RMW_FASTRTPS_LIBRARY)
+        if os.path.isfile(lib):
+            try:
+                with open(lib, "rb") as f:
+                    majors = {int(m) for m in _FAST_DDS_SONAME.findall(f.read())}
+            except OSError:
+                return None
+            return majors.pop() if len(majors) == 1 else None
+    return None
+
+
+def profile_variables() -> tuple[str, ...]:
+    """Return the variable the installed Fast DDS reads its profiles file from; both when that is unknown."""
+    major = fast_dds_major()
+    if major is None:
+        return PROFILE_VARIABLES
+    return (FAST_DDS_3_VARIABLE,) if major >= 3 else (FAST_DDS_2_VARIABLE,)
 
 
 def use_large_frame_transport() -> str | None:
@@ -81,9 +126,11 @@ def use_large_frame_transport() -> str | None:
 
     The profile sets up a 32 MB shared-memory segment.  Call before rclpy.init(): the
     participant reads it once.  Without it, frames over 512 KB cross processes as
-    fragmented UDP (more CPU; best-effort QoS then loses whole frames).  Fast DDS 3
-    (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE, Fast DDS 2 (Humble 2.6, Jazzy 2.14)
-    FASTRTPS_DEFAULT_PROFILES_FILE: both are set, and neither when the user set either.
+    fragmented UDP (more CPU; best-effort QoS then loses whole frames).  Only the variable
+    that the installed Fast DDS reads is set (profile_variables): Fast DDS 3 (Kilted)
+    warns at every start that FASTRTPS_DEFAULT_PROFILES_FILE is deprecated when that one
+    is set too, and Fast DDS 2 (Humble, Jazzy) reads only it.  Where no Fast DDS
+    middleware is found, both are set.  Nothing is set when the user set either.
     Returns the file in use.
     """
     for var in PROFILE_VARIABLES:
@@ -91,7 +138,7 @@ def use_large_frame_transport() -> str | None:
             return os.environ[var]
     found = find_share_file("config/fastdds_large_frames.xml")
     if found is not None:
-        for var in PROFILE_VARIABLES:
+        for var in profile_variables():
             os.environ[var] = str(found)
         return str(found)
     return None

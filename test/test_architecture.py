@@ -45,6 +45,7 @@ ALLOWED = {
     ("tools/scripts.py", "rclpy"),
     ("tools/scripts.py", "icnet_ros.ros.node"),      # `segment`
     ("tools/scripts.py", "icnet_ros.ros.player"),    # `play`
+    ("tools/scripts.py", "icnet_ros.ros.param_client"),    # `param`
     # entry points that run ROS in part, importing the ROS side only when they get there:
     ("tools/demo.py", "icnet_ros.ros.demo_collector"),          # the demo's subscriber
     ("bench/node_phases.py", "icnet_ros.ros.bench_harness"),    # the bench's node phases

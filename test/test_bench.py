@@ -11,6 +11,7 @@ import json
 import math
 import os
 from pathlib import Path
+import re
 import subprocess
 import sys
 
@@ -23,7 +24,7 @@ from icnet_ros.optional import ROS
 
 MODEL_KEYS = {"name", "shipped", "height", "width", "net_height", "net_width", "batch", "precision", "fps", "p50_ms",
               "p99_ms", "peak_mb", "error", "gflops", "gflops_per_s"}
-REPORT_KEYS = {"device", "matmul_gflops", "models", "turns", "ratios", "node", "soak", "sizes", "size_ratios",
+REPORT_KEYS = {"device", "matmul_gflops", "models", "turns", "ratios", "map", "node", "soak", "sizes", "size_ratios",
                "node_planner"}
 NODE_KEYS = {"fps", "engine_fps", "ratio", "p50_ms", "p99_ms", "overload_p99_ms", "dropped", "infer_ms", "process_ms"}
 TINY = {"warmup": 1, "min_reps": 2, "min_s": 0.0, "max_s": 1.0, "max_reps": 3}
@@ -50,7 +51,7 @@ def test_models_only_in_subprocesses(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, "shipped_checkpoint", lambda: None)  # as on a machine without the model
     report = bench.run(bench.BenchConfig("cpu", quick=True, models=["icnet_r18_w0.25", "lraspp_mobilenet_v3_large"],
                                          shapes=[(48, 64)], batches=[1, 2], node=False, schedule=TINY,
-                                         checkpoint=None))
+                                         checkpoint=None, map_cost=False))
     out = bench.public(report)
     assert set(out) == REPORT_KEYS
     assert out["device"].startswith("cpu") and positive(out["matmul_gflops"])
@@ -69,7 +70,7 @@ def test_cli_writes_the_issue_json_with_the_node_and_a_soak(tmp_path, tiny_check
     assert bench.main(["--device", "cpu", "--json", str(path), "--models", "icnet_r18_w0.25",
                        "--shapes", "48x64", "--batches", "1", "--model", str(tiny_checkpoint),
                        "--node-shape", "48x64", "--node-seconds", "1.5", "--soak", "2",
-                       "--domain-id", os.environ["ROS_DOMAIN_ID"]]) == 0
+                       "--domain-id", os.environ["ROS_DOMAIN_ID"], "--no-map", "--node-map"]) == 0
     out = json.loads(path.read_text())
     assert set(out) == REPORT_KEYS
     rows = out["models"]
@@ -94,6 +95,10 @@ def test_cli_writes_the_issue_json_with_the_node_and_a_soak(tmp_path, tiny_check
     assert "Inside the node (its diagnostics, same windows): network" in printed
     assert "the planner's outputs only (drivable_area, obstacles, free_space)" in printed
     assert "planner-only node: " in printed
+    maps = re.search(r"~/drivable_map subscribed too \((\d+) maps received; in the node ([\d.]+) ms a frame to "
+                     r"fuse, ([\d.]+) ms a map to render and publish\)", printed)       # --node-map
+    assert maps and int(maps.group(1)) > 0 and float(maps.group(2)) > 0 and float(maps.group(3)) > 0
+    assert out["map"] is None                                                              # --no-map
 
 
 def test_in_node_times_average_the_diagnostics_windows_and_skip_empty_ones():
@@ -316,7 +321,8 @@ def test_a_shipped_network_on_equal_terms_gives_every_ratio(tmp_path, monkeypatc
     monkeypatch.setattr(zoo, "have_onnxruntime", lambda: False)      # PyTorch only: a shorter test
     path = str(wide_checkpoint(tmp_path / "s.pt", input_width=320))
     report = bench.run(bench.BenchConfig("cpu", quick=True, models=["lraspp_mobilenet_v3_large"], node=False,
-                                         schedule=TINY, checkpoint=path, isolate=False, camera_shapes=[]))
+                                         schedule=TINY, checkpoint=path, isolate=False, camera_shapes=[],
+                                         map_cost=False))
     out = bench.public(report)
     rows = {(r["name"], r["height"]): r for r in out["models"]}
     assert [(r["name"], r["height"], r["width"], r["net_height"], r["net_width"]) for r in out["models"]] == [
@@ -529,3 +535,27 @@ def test_int8_rows_are_planned_for_the_shipped_model_and_compared_with_fp32(tmp_
         targets(report)
     report["models"][1]["fps"] = 60.0
     assert any(t.endswith("1.20x (an option worth shipping at >= 1.3x): MISSED") for t in targets(report))
+
+
+def test_the_map_phase_times_each_phase_and_shows_memory_fixed(monkeypatch):
+    from icnet_ros.bench import map_cost
+
+    row = map_cost.drive(40.0, 0.1, 60, shape=(94, 310))
+    assert row["cells"] == 400 * 400 and row["frames"] == 60 and row["map_mb"] == pytest.approx(400 * 400 * 8 / 2**20)
+    assert set(row["ms"]) == {"homography", "move", "fuse", "render"} and all(positive(v) for v in row["ms"].values())
+    assert row["total_ms"] >= row["ms"]["fuse"] and row["cells_fused"] > 1000
+    assert row["rss_end_mb"] - row["rss_start_mb"] < 5.0
+    monkeypatch.setattr(map_cost, "drive", lambda size, res, frames: {**row, "size_m": size, "resolution_m": res})
+    report = {"map": map_cost.map_report(quick=True)["map"], "models": [], "device": "cpu", "turns": None}
+    lines = map_cost.map_lines(report)
+    assert "| 40 m at 0.1 m | 160000 |" in "\n".join(lines) and "| 80 m at 0.1 m |" in "\n".join(lines)
+    target = bench.targets(report)
+    assert len(target) == 1 and target[0].startswith("drivable map 40 x 40 m at 0.1 m: ")
+    assert target[0].endswith(": met" if row["total_ms"] <= map_cost.TARGET_MS else ": MISSED")
+    json.dumps(bench.public({**report, "_notes": ""}), allow_nan=False)
+
+
+def test_the_map_phase_alone_refuses_too_few_frames():
+    run = subprocess.run([sys.executable, "-m", "icnet_ros.bench.map_cost", "--frames", "5"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2 and run.stderr.strip().splitlines()[-1].endswith("--frames must be 20 or more, got 5")

@@ -34,6 +34,13 @@ def test_commands_play_waits_for_the_node_and_the_collector():
     assert f"calib_file:={sorted((KITTI / 'calib').glob('*.txt'))[0]}" in node
 
 
+def test_the_demo_says_it_sets_its_own_domain_id():
+    assert demo.domain_note("71", 65) == (
+        "demo: ROS_DOMAIN_ID=65, in place of your 71, so that the demo never meets other ROS graphs on this host; "
+        "to watch it from another shell, set ROS_DOMAIN_ID=65 there")
+    assert demo.domain_note("", 65).startswith("demo: ROS_DOMAIN_ID=65, a private one, so that")
+
+
 def test_played_frames_are_named_as_play_names_them(tmp_path):
     files = sorted(p.name for p in (KITTI / "image_2").iterdir())
     assert demo.played_names(KITTI, [30, 10, 20]) == {30: files[0], 10: files[1], 20: files[2]}
@@ -104,6 +111,7 @@ def test_demo_end_to_end(tmp_path):
                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert run.returncode == 0, run.stderr[-3000:]
     assert "frames: 2 played, 2 segmented, 0 dropped" in run.stdout, run.stdout
+    assert run.stdout.startswith("demo: ROS_DOMAIN_ID=")
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     stems = sorted(f.stem for f in (src / "image_2").iterdir())
     assert names == sorted(f"{s}_{k}.png" for s in stems for k in ("grid", "mask", "overlay"))

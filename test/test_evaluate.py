@@ -111,6 +111,19 @@ def test_without_checkpoint_uses_the_shipped_model(kitti, tmp_path, capfd):
         assert rc == 0 and s["images"] == 1
 
 
+def test_the_road_metrics_are_named_for_the_data_they_were_computed_on():
+    from icnet_ros.tools.evaluate import table
+
+    k = {"maxf": 0.9, "ap": 0.8, "precision": 0.9, "recall": 0.9, "fpr": 0.1, "fnr": 0.1, "threshold": 0.5}
+    scores = {"class_iou": {}, "miou": 0.5, "pixel_accuracy": 0.9, "kitti": k, "fps": None, "images": 3,
+              "view": "image"}
+    lines = {d: table({**scores, "data": d}).splitlines() for d in ("camvid:/d/camvid:val", "kitti:/d/road")}
+    assert any(ln.startswith("drivable by KITTI road's metric, on CamVid (image): MaxF  90.00") for ln in lines[
+        "camvid:/d/camvid:val"])
+    assert not any("KITTI road (" in ln for ln in lines["camvid:/d/camvid:val"])
+    assert any(ln.startswith("KITTI road (image): MaxF") for ln in lines["kitti:/d/road"])
+
+
 def test_bad_inputs_are_one_line_errors(tmp_path, capfd):
     rc, _, _, err = run_eval(tmp_path, capfd, "--checkpoint", str(tmp_path / "none.pt"), "--data",
                              f"kitti:{tmp_path}")

@@ -45,6 +45,7 @@ def test_onnx_has_dynamic_batch_and_matches_pytorch(checkpoint, tmp_path, capfd)
                       "--height", str(H), "--width", str(W)])
     text = capfd.readouterr().out
     assert rc == 0 and "% equal to PyTorch's" in text
+    assert f"export: input frames {W}x{H} (width x height): --height/--width\n" in text
     graph = onnx.load(str(out))
     meta = json.loads({p.key: p.value for p in graph.metadata_props}["icnet_ros"])
     assert meta["classes"]["names"] == list(CAMVID.names)
@@ -110,6 +111,22 @@ print(json.loads(files["icnet_ros.json"])["classes"]["name"])
     assert p.stdout.strip() == "camvid"
     classes = np.load(tmp_path / "classes.npy")
     assert (classes == engine_classes(checkpoint, frames)).mean() >= 0.999
+
+
+def test_export_says_which_input_size_it_chose_and_why():
+    from types import SimpleNamespace
+
+    from icnet_ros.tools.export import input_size
+
+    none = SimpleNamespace(height=None, width=None)
+    assert input_size(none, ModelMeta(CAMVID, "r18", 0.25, input_width=640)) == (
+        375, 1242, "the default, a KITTI frame, as the model fixes no frame size (trained 640 wide, it runs its "
+                   "network at 640x193 inside); give --height and --width of your camera's frames")
+    assert input_size(none, ModelMeta(CAMVID, "r18", 0.25, input_size=(48, 64))) == (
+        48, 64, "the model's input_size; give --height and --width of your camera's frames")
+    assert input_size(SimpleNamespace(height=480, width=None), ModelMeta(CAMVID, "r18", 0.25))[:2] == (480, 1242)
+    assert input_size(SimpleNamespace(height=480, width=640), ModelMeta(CAMVID, "r18", 0.25)) == (
+        480, 640, "--height/--width")
 
 
 def test_export_errors(tmp_path, capfd):

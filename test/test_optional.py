@@ -86,6 +86,7 @@ def test_play_without_rosbags(monkeypatch, tmp_path):
 @pytest.mark.parametrize("name", ["segment", "play", "demo"])
 def test_ros_executables_without_ros(monkeypatch, capsys, name):
     monkeypatch.setitem(sys.modules, "rclpy", None)
+    monkeypatch.setattr(sys, "argv", [name])     # not pytest's: segment and play refuse stray arguments
     assert getattr(scripts, name)() == 2
     line = one_line(capsys.readouterr().err)
     assert line.startswith(f"{name}: error: {name} needs ROS 2 (rclpy and the message packages): source a ROS 2")

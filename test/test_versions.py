@@ -11,6 +11,7 @@ import ast
 import os
 from pathlib import Path
 import re
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -69,6 +70,7 @@ def test_commands_refuse_an_old_library_in_one_line(command, monkeypatch, capsys
     monkeypatch.setattr(versions, "installed", lambda m: "1.8.1" if m == "torch" else real(m))
     if command in ("segment", "play"):
         pytest.importorskip("rclpy")
+    monkeypatch.setattr(sys, "argv", [command])     # not pytest's: segment and play refuse stray arguments
     assert getattr(scripts, command)() == 2
     err = capsys.readouterr().err
     assert err == f"{command}: error: PyTorch 1.8.1 is installed; icnet_ros needs 1.13 or newer " \
@@ -77,11 +79,16 @@ def test_commands_refuse_an_old_library_in_one_line(command, monkeypatch, capsys
 
 def test_setup_py_runs_the_commands_through_the_check():
     text = (ROOT / "setup.py").read_text()
-    for command in ("segment", "play", "demo", "train", "evaluate", "export", "repair", "bench"):
+    for command in ("segment", "play", "demo", "train", "evaluate", "export", "repair", "bench", "param"):
         assert f'"{command} = icnet_ros.tools.scripts:{command}"' in text
 
 
 FLOOR = os.environ.get("ICNET_FLOOR_REQUIREMENTS")
+
+
+def _floor_pins() -> dict:
+    """requirements-floor.txt's pins: distribution (without extras) -> version."""
+    return dict(re.findall(r"^([A-Za-z0-9_.-]+)(?:\[[a-z,]+\])?==([0-9.]+)", Path(FLOOR).read_text(), re.M))
 
 
 @pytest.mark.skipif(not FLOOR, reason="only under `make test-floor`")
@@ -91,7 +98,7 @@ def test_the_floor_versions_are_the_ones_imported():
 
     modules = {"numpy": "numpy", "opencv-python-headless": "cv2", "onnxruntime": "onnxruntime",
                "rosbags": "rosbags", "onnx": "onnx", "matplotlib": "matplotlib"}
-    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==([0-9.]+)", Path(FLOOR).read_text(), re.M))
+    pins = {pip: v for pip, v in _floor_pins().items() if not pip.startswith("ros-")}
     assert set(pins) == set(modules)
     for pip, module in modules.items():
         loaded = importlib.import_module(module)
@@ -99,6 +106,25 @@ def test_the_floor_versions_are_the_ones_imported():
         where = str(list(loaded.__path__)[0])       # a namespace package (rosbags) has no __file__
         assert pins[pip].startswith(found), f"{module} {found} imported from {where}, not {pins[pip]}"
         assert ".venv-floor" in where, where
+
+
+@pytest.mark.skipif(not FLOOR, reason="only under `make test-floor`")
+def test_the_floor_runs_jazzy_and_sees_nothing_of_kilted():
+    """Under `make test-floor`: Jazzy's pinned ROS packages from .venv-floor; .venv (Kilted) is not on sys.path."""
+    import sys
+    from importlib import metadata
+
+    import rclpy
+
+    ros = {pip: v for pip, v in _floor_pins().items() if pip.startswith("ros-")}
+    assert "ros-jazzy-rclpy" in ros and "ros-jazzy-rmw-fastrtps-cpp" in ros
+    for pip, pinned in ros.items():
+        assert metadata.version(pip) == pinned, f"{pip} {metadata.version(pip)} installed, not {pinned}"
+    assert ".venv-floor" in rclpy.__file__, rclpy.__file__
+    main_venv = str(Path(sys.prefix).resolve().parent / ".venv") + os.sep
+    assert not [p for p in sys.path if str(Path(p).resolve()).startswith(main_venv)], sys.path
+    libraries = os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep)
+    assert not [p for p in libraries if str(Path(p).resolve()).startswith(main_venv)], libraries
 
 
 # --- what newer PyTorch added has a fallback down to the floor --------------------------

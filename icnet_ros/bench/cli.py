@@ -44,7 +44,9 @@ def _shape(text: str) -> tuple[int, int]:
 
 def parser() -> argparse.ArgumentParser:
     # --help's description: the docstring's paragraph after the summary line
-    ap = argparse.ArgumentParser(prog="bench", description=__doc__.strip().split("\n\n")[1])
+    ap = argparse.ArgumentParser(prog="bench", description=__doc__.strip().split("\n\n")[1],
+                                 epilog="Docs: the icnet_ros sources' docs/benchmarks.md (what it measures, "
+                                        "every option, the results).")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     ap.add_argument("--json", default="", help="write the results to this JSON file")
     ap.add_argument("--quick", action="store_true",
@@ -64,6 +66,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--node-shape", type=_shape, default=KITTI, metavar="HxW", help="node frame size (375x1242)")
     ap.add_argument("--node-seconds", type=float, help="seconds per node phase (6 quick, 20 full)")
     ap.add_argument("--no-node", action="store_true", help="models only")
+    ap.add_argument("--no-map", action="store_true", help="without the drivable map's cost per frame")
+    ap.add_argument("--node-map", action="store_true",
+                    help="node phases with ~/drivable_map subscribed too (odometry and CameraInfo fed)")
     ap.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID for the node (default: a random private one)")
     ap.add_argument("--calibration", metavar="DIR",
                     help="images the shipped model's int8+ort rows calibrate on (default: the sample KITTI frames)")

@@ -61,6 +61,8 @@ class BenchConfig:
     #                                          none when shapes are given
     batches: tuple | list | None = None      # default 1 (and 4)
     node: bool = True                        # the node phases (need ROS)
+    map_cost: bool = True                    # the drivable map's cost per frame (map_cost.py)
+    node_map: bool = False                   # the node phases with ~/drivable_map subscribed too
     node_shape: tuple = KITTI
     node_seconds: float | None = None        # per node phase; default 6 (quick) or 20 s
     rate: float | None = None                # publisher rate in Hz; None: rate_factor x engine fps
@@ -75,7 +77,8 @@ class BenchConfig:
     def from_args(cls, args) -> BenchConfig:
         """From ``cli``'s parsed options (--rate gives a (Hz, factor) pair)."""
         return cls(device=args.device, quick=args.quick, soak=args.soak, models=args.models,
-                   shapes=args.shapes, batches=args.batches, node=not args.no_node,
+                   shapes=args.shapes, batches=args.batches, node=not args.no_node, map_cost=not args.no_map,
+                   node_map=args.node_map,
                    node_shape=args.node_shape, node_seconds=args.node_seconds, rate=args.rate[0],
                    domain_id=args.domain_id, checkpoint=args.model or None, rate_factor=args.rate[1],
                    calibration=args.calibration or None)

@@ -125,7 +125,8 @@ def bench_node(cfg: BenchConfig, checkpoint: str, domain_id: int, rounds: int = 
         log(f"bench: bare engine {first_fps:.2f} fps on {shape[0]}x{shape[1]}; node and engine windows in turn")
         from ..ros.bench_harness import EVERY, NodeHarness, PLANNER   # ROS only here: the models need none
 
-        h = NodeHarness(checkpoint, cfg.device, sample_frames(shape), domain_id, outputs=EVERY)
+        h = NodeHarness(checkpoint, cfg.device, sample_frames(shape), domain_id, outputs=EVERY,
+                        drivable_map=cfg.node_map)
         h.wait_ready(timeout=180)
         settle = max(3.0 / first_fps, 0.5)
         warm = cfg.rate or cfg.rate_factor * first_fps
@@ -148,6 +149,7 @@ def bench_node(cfg: BenchConfig, checkpoint: str, domain_id: int, rounds: int = 
         if code not in (0, None) and soak_out.get("crashes", 0) == 0:
             soak_out["crashes"] = 1
     details["node_exit_code"] = code
+    details["drivable_map"] = planner_details["drivable_map"] = cfg.node_map
     planner_details["engine_shape"] = list(net)
     return node, planner, soak_out, details, planner_details
 
@@ -158,6 +160,8 @@ def _windows(cfg: BenchConfig, h, engine, rounds: int, settle: float, first_fps:
     start = time.time_ns()
     nominal, e_list, rows = nominal_windows(h, engine, rate, seconds, rounds, settle, first_fps, factor)
     inside = in_node_ms(h.diags_between(start, time.time_ns()) + [h.diag_after(time.time_ns())])
+    map_ms = in_node_ms(h.diags_between(start, time.time_ns(), drivable_map=True),
+                        ("fusion (ms per frame)", "render and publish (ms per map)"))
     if nominal["frames"] == 0:
         raise RuntimeError(f"no mask came back from the node in {seconds:.0f} s "
                            f"({h.published} frames published):\n{h.node_output()}")
@@ -174,14 +178,16 @@ def _windows(cfg: BenchConfig, h, engine, rounds: int, settle: float, first_fps:
                "engine_windows_fps": e_list, "rounds": rows, "nominal_frames": nominal["frames"],
                "overload_rate_hz": over_rate, "overload_fps": over["fps"], "overload_p50_ms": over["p50_ms"],
                "overload_frames": over["frames"], "overload_published": int(over_rate * seconds),
-               "overload_received": received}
+               "overload_received": received, "maps_received": h.maps_received(),
+               "map_fuse_ms": map_ms["fusion (ms per frame)"],
+               "map_render_ms": map_ms["render and publish (ms per map)"]}
     node = {"fps": nominal["fps"], "engine_fps": e_fps, "ratio": nominal["fps"] / e_fps,
             "p50_ms": nominal["p50_ms"], "p99_ms": nominal["p99_ms"],
             "overload_p99_ms": over["p99_ms"], "dropped": dropped, **inside}
     return node, details
 
 
-def in_node_ms(diags: list[dict]) -> dict:
+def in_node_ms(diags: list[dict], keys: tuple | None = None) -> dict:
     """
     Return the node's own per-frame times in its diagnostics windows: network, and all its work.
 
@@ -193,6 +199,8 @@ def in_node_ms(diags: list[dict]) -> dict:
         vals = [float(d[key]) for d in diags if key in d and d[key] != "nan"]
         return float(np.mean(vals)) if vals else float("nan")
 
+    if keys is not None:                        # other values of the same windows (the map's status)
+        return {k: mean(k) for k in keys}
     return {"infer_ms": mean("inference (ms)"), "process_ms": mean("processing (ms)")}
 
 

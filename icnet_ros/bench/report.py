@@ -15,6 +15,7 @@ import math
 import os
 
 from .config import CITYSCAPES, FHD, KITTI, NODE_DEFAULT, PEER
+from .map_cost import map_lines, map_targets
 from .sizes import size_key, size_ratios
 # CPU backends by precision, as the targets name them; any other precision (a later
 # quantised one, say) is compared and named as it is.
@@ -74,6 +75,7 @@ def markdown(report: dict) -> str:
                   "+ort rows can exceed it)."]
     lines += _turns_lines(report)
     lines += _sizes_lines(report)
+    lines += map_lines(report)
     lines += _node_lines(report)
     lines += ["", "Targets:"] + [f"- {t}" for t in targets(report)]
     return "\n".join(lines)
@@ -148,8 +150,11 @@ def _node_run(n: dict | None, d: dict, what: str) -> list[str]:
     rounds = d.get("rounds", [])
     rate = (f"{d['rate_hz']:.2f} Hz" if d.get("fixed_rate") else
             f"{d.get('rate_factor', 1):g}x the engine's fps of the window before (mean {d['rate_hz']:.2f} Hz)")
-    lines = ["", f"Node end to end over DDS ({d['shape'][0]}x{d['shape'][1]}, {what}; the node a separate process; "
-                 f"{len(rounds)} node windows with the publisher at {rate}, taken in turn with "
+    with_map = (f", ~/drivable_map subscribed too ({d.get('maps_received', 0)} maps received; in the node "
+                f"{_f(d.get('map_fuse_ms'), 2)} ms a frame to fuse, {_f(d.get('map_render_ms'), 2)} ms a map to "
+                f"render and publish)" if d.get("drivable_map") else "")
+    lines = ["", f"Node end to end over DDS ({d['shape'][0]}x{d['shape'][1]}, {what}{with_map}; the node a separate "
+                 f"process; {len(rounds)} node windows with the publisher at {rate}, taken in turn with "
                  f"{len(d.get('engine_windows_fps', []))} bare-engine windows "
                  f"({', '.join(_f(v, 2) for v in d.get('engine_windows_fps', []))} fps); node/engine "
                  f"ratio per round {', '.join(_f(r['ratio'], 2) for r in rounds)}; "
@@ -304,6 +309,7 @@ def targets(report: dict) -> list[str]:
     """Return the target lines: CPU ratios per backend, the node's, and on CUDA the GPU's."""
     out = _cpu_targets(report) + _size_targets(report)
     rows = [r for r in report["models"] if not r.get("error")]
+    out += map_targets(report)
     n = report.get("node")
     if n:
         out.append(f"node fps >= 0.9 x engine fps: ratio {n['ratio']:.2f}: {'met' if n['ratio'] >= 0.9 else 'MISSED'}")

@@ -29,9 +29,13 @@ def run(config: BenchConfig) -> dict:
     log(f"bench: matmul {matmul['gflops']:.1f} GFLOP/s")
     rows = bench_models(cfg, shipped)
     report = {"device": describe_device(cfg.device), "matmul_gflops": matmul["gflops"], "models": rows,
-              "turns": bench_turns(cfg, shipped, rows), "sizes": bench_sizes(cfg, shipped, rows),
+              "turns": bench_turns(cfg, shipped, rows), "sizes": bench_sizes(cfg, shipped, rows), "map": None,
               "node": None, "node_planner": None, "soak": {"seconds": 0}, "_notes": notes,
               "_matmul": matmul}
+    if cfg.map_cost:
+        from .map_cost import map_report
+
+        report.update(map_report(cfg.quick))
     if cfg.node:
         from .node_phases import node_report
 

@@ -29,6 +29,24 @@ class PlayError(ValueError):
     """A source that cannot be played; the message names it."""
 
 
+# play's parameters: (name, default, description, (lowest, highest) or None), all read-only.
+# ros/player.py declares them; `play --help` lists them (tools/usage.py, without ROS).
+PLAY_PARAMS = (
+    ("source", "", "Folder of images, KITTI data_road folder or bag.", None),
+    ("rate", 10.0, "Frames per second.", (0.01, 1000.0)),
+    ("loop", False, "Start over at the end.", None),
+    ("count", 0, "Frames to publish in all; 0: one pass (forever with loop).", (0, 10**9)),
+    ("frame_id", "", "Header frame_id; empty: 'camera' (folders) or the bag's.", None),
+    ("image_topic", "", "Bag topic to play; empty: the first image topic.", None),
+    ("calib_file", "", "KITTI calib file for camera_info (folders).", None),
+    ("transport", "raw", "raw (image) or compressed (image/compressed).", None),
+    ("encoding", "", "Raw image encoding to publish, as a camera driver would (bgr8, rgb16, bayer_rggb8, yuv422, "
+                     "nv21 ...); empty: bgr8 for image files, as recorded for bags.", None),
+    ("qos_reliability", "reliable", "reliable or best_effort.", None),
+    ("wait_for_subscribers", 0, "Start once the image topic has this many subscribers.", (0, 1000)),
+)
+
+
 def folder_frames(folder: Path, calib_file: str = ""):
     """Sorted images of a folder; KITTI data_road (image_2/, calib/) recognised."""
     if (folder / "image_2").is_dir():

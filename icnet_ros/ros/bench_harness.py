@@ -44,13 +44,13 @@ class NodeHarness:
 
     The publisher, a subscriber per output asked for (the first timed) and a /diagnostics
     subscriber run on a private context and ROS domain.  The ground outputs need a camera:
-    a CameraInfo for the frames' size (focal length 0.6 x their width, the centre as
-    principal point) and the pose from parameters (camera_height's default, pitched down
-    0.1 rad), so every frame size sees the ground.
+    a CameraInfo for the frames' size (``camera_info``: KITTI's focal length scaled to them)
+    and the pose from parameters (camera_height's default, pitched down 0.1 rad), so every
+    frame size sees the ground.
     """
 
     def __init__(self, checkpoint: str, device: str, frames: list[np.ndarray], domain_id: int,
-                 num_threads: int = 0, outputs: tuple = ("mask",)):
+                 num_threads: int = 0, outputs: tuple = ("mask",), drivable_map: bool = False):
         unknown = [o for o in outputs if o not in TYPES]
         if unknown or not outputs:
             raise ValueError(f"outputs {list(outputs)}: each one of {', '.join(TYPES)}")
@@ -62,6 +62,8 @@ class NodeHarness:
                "-p", f"model_path:={checkpoint}", "-p", f"device:={device}",
                "-p", f"num_threads:={num_threads}", "-p", "qos_reliability:=reliable", "--log-level", "warn"]
         cmd[-2:-2] = ["-p", "camera_pose_source:=parameters", "-p", "camera_pitch:=0.1"]
+        if drivable_map:
+            cmd[-2:-2] = ["-p", "odom_topic:=odom"]
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
         self.context = rclpy.Context()
         rclpy.init(args=[], context=self.context, domain_id=domain_id)
@@ -76,18 +78,19 @@ class NodeHarness:
         camera_qos = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
         self.image_pub = self.probe.create_publisher(Image, f"{self.ns}/image", camera_qos)
         self.info_pub = self.probe.create_publisher(CameraInfo, f"{self.ns}/camera_info", camera_qos)
-        h, w = frames[0].shape[:2]
-        self.info = CameraInfo(height=h, width=w, k=[0.6 * w, 0.0, w / 2, 0.0, 0.6 * w, h / 2, 0.0, 0.0, 1.0])
+        self.info = camera_info(*frames[0].shape[:2])
         self._lock = threading.Lock()
         self.received: dict[str, list[tuple[int, int]]] = {o: [] for o in self.outputs}   # (stamp, receive) ns
         self.timed = self.outputs[0]
         self.diag: list[tuple[int, dict]] = []          # (receive ns, values)
+        self.map_diag: list[tuple[int, dict]] = []      # the same of the node's drivable_map status
         out_qos = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
         self.subs = {o: self.probe.create_subscription(TYPES[o], f"{self.ns}/icnet/{o}",
                                                        lambda msg, o=o: self._on_output(o, msg), out_qos)
                      for o in self.outputs}
         self.mask_sub = self.subs[self.timed]
         self.probe.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
+        self.drivable_map = MapFeed(self.probe, self.ns, frames[0].shape[:2], self._lock) if drivable_map else None
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.probe)
         self._spin = threading.Thread(target=self.executor.spin, daemon=True)
@@ -110,9 +113,10 @@ class NodeHarness:
     def _on_diag(self, msg) -> None:
         now = time.time_ns()
         for status in msg.status:
-            if status.name == "icnet: camera":
+            box = {"icnet: camera": self.diag, "icnet: drivable_map": self.map_diag}.get(status.name)
+            if box is not None:
                 with self._lock:
-                    self.diag.append((now, {kv.key: kv.value for kv in status.values}))
+                    box.append((now, {kv.key: kv.value for kv in status.values}))
 
     def node_output(self) -> str:
         self.log_file.flush()
@@ -160,6 +164,8 @@ class NodeHarness:
             msg = self.msgs[i % len(self.msgs)]
             stamp = time.time_ns()
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+            if self.drivable_map is not None:
+                self.drivable_map.before(msg.header.stamp)
             self.image_pub.publish(msg)
             if i == 0:
                 first = stamp
@@ -176,10 +182,10 @@ class NodeHarness:
         with self._lock:
             return [m for m in self.received[self.timed] if first <= m[0] <= last]
 
-    def diags_between(self, first: int, last: int) -> list[dict]:
-        """Return the node's diagnostics received between two times (ns)."""
+    def diags_between(self, first: int, last: int, drivable_map: bool = False) -> list[dict]:
+        """Return the node's camera (or drivable_map) diagnostics received between two times (ns)."""
         with self._lock:
-            return [d for t, d in self.diag if first <= t <= last]
+            return [d for t, d in (self.map_diag if drivable_map else self.diag) if first <= t <= last]
 
     def diag_after(self, t_ns: int, timeout: float = 5.0) -> dict:
         """Return the first diagnostics the node sent after t_ns (it sends them once a second)."""
@@ -191,6 +197,11 @@ class NodeHarness:
                 return later[0]
             time.sleep(0.05)
         raise RuntimeError(f"no /diagnostics from the node within {timeout:.0f} s")
+
+    def maps_received(self) -> int:
+        """Return how many ~/drivable_map messages arrived (0 without the map)."""
+        with self._lock:
+            return self.drivable_map.received if self.drivable_map is not None else 0
 
     def running(self) -> bool:
         """Whether the node process is still running."""
@@ -218,3 +229,51 @@ class NodeHarness:
         self.log_file.close()
         os.unlink(self.log_file.name)
         return code
+
+
+def camera_info(h: int, w: int):
+    """Return a CameraInfo for frames of h x w: KITTI's focal length scaled to them, the centre as principal point."""
+    f = 721.5 * w / 1242.0
+    info = CameraInfo(height=h, width=w, k=[f, 0.0, w / 2, 0.0, f, h / 2, 0.0, 0.0, 1.0])
+    info.header.frame_id = "camera"
+    return info
+
+
+class MapFeed:
+    """
+    What the node's ~/drivable_map needs and a subscriber to it, for the node phases with the map.
+
+    Before each frame: the camera's CameraInfo (as a driver sends it with every image) and
+    the robot's odometry at the frame's stamp, driving along X at 10 m/s.  The map is
+    subscribed as Nav2's StaticLayer does (reliable, transient local).
+    """
+
+    def __init__(self, probe, ns: str, shape: tuple[int, int], lock):
+        from nav_msgs.msg import OccupancyGrid, Odometry
+        from rclpy.qos import QoSDurabilityPolicy
+        from sensor_msgs.msg import CameraInfo
+
+        self.info = camera_info(*shape)
+        self.odom = Odometry()
+        self.odom.header.frame_id, self.odom.child_frame_id = "odom", "base_link"
+        self.odom.pose.pose.orientation.w, self.odom.twist.twist.linear.x = 1.0, 10.0
+        reliable = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
+        self.info_pub = probe.create_publisher(CameraInfo, f"{ns}/camera_info", reliable)
+        self.odom_pub = probe.create_publisher(Odometry, f"{ns}/odom", QoSProfile(depth=10))
+        self._lock, self.received, self._start = lock, 0, None
+        latched = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
+                             durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+        self.sub = probe.create_subscription(OccupancyGrid, f"{ns}/icnet/drivable_map", self._on_map, latched)
+
+    def _on_map(self, msg) -> None:
+        with self._lock:
+            self.received += 1
+
+    def before(self, stamp) -> None:
+        """Publish the CameraInfo and the odometry of the frame about to go out with this stamp."""
+        t = stamp.sec + stamp.nanosec * 1e-9
+        self._start = t if self._start is None else self._start
+        self.info.header.stamp = self.odom.header.stamp = stamp
+        self.odom.pose.pose.position.x = 10.0 * (t - self._start)
+        self.info_pub.publish(self.info)
+        self.odom_pub.publish(self.odom)

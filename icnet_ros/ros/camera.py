@@ -23,7 +23,7 @@ from nav_msgs.msg import OccupancyGrid
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from . import diagnostics
+from . import diagnostics, inputs
 from .conversions import ConversionError, frame_from_msg, numpy_to_image
 from .pointcloud import points_msg
 from .view_watch import ViewWatch
@@ -57,7 +57,9 @@ class Camera:
         self.info_topic = prefix + "camera_info"
         self.out_prefix = "~/" + prefix
         self.pending = None          # (msg, monotonic receive time)
-        self.info = None             # (K 3x3, (h, w)) from the latest CameraInfo
+        self.info = None             # (K 3x3, (h, w)) from the latest usable CameraInfo
+        self.info_problem = ""       # why the latest CameraInfo's K is unusable (ros/inputs.py), or ""
+        self.size_problem = ""       # why its size does not fit the frames, or ""
         self.pubs: dict = {}         # output name -> lifecycle publisher, configure to cleanup
         self.subs: list = []         # activate to deactivate
         self.stats = diagnostics.Stats()
@@ -77,9 +79,13 @@ class Camera:
             node.destroy_lifecycle_publisher(pub)
         self.pubs = {}
 
-    def open_inputs(self, node, msg_type, qos, on_image, on_info) -> None:
-        self.subs = [node.create_subscription(msg_type, self.image_topic, lambda m: on_image(self, m), qos),
-                     node.create_subscription(CameraInfo, self.info_topic, lambda m: on_info(self, m), qos)]
+    def open_inputs(self, node, msg_type, qos, on_image, on_info, watch=None) -> None:
+        """Subscribe to the image and CameraInfo topics; watch (ros/inputs.py) hears of QoS that cannot match."""
+        events = (lambda kind: watch.qos_events(self, kind)) if watch is not None else (lambda kind: None)
+        self.subs = [inputs.subscribe(node, msg_type, self.image_topic, lambda m: on_image(self, m), qos,
+                                      events("images")),
+                     inputs.subscribe(node, CameraInfo, self.info_topic, lambda m: on_info(self, m), qos,
+                                      events("CameraInfo"))]
 
     def close_inputs(self, node) -> None:
         for sub in self.subs:
@@ -89,11 +95,13 @@ class Camera:
     # --- input: the executor's callbacks store, the worker converts ----------------------
 
     def on_info(self, msg: CameraInfo, lock) -> None:
-        """Keep the intrinsics of a CameraInfo that has them (K's focal lengths positive)."""
-        K = np.array(msg.k, np.float64).reshape(3, 3)
-        if K[0, 0] > 0 and K[1, 1] > 0:
-            with lock:
-                self.info = (K, (msg.height, msg.width))
+        """Keep the intrinsics of a CameraInfo that has usable ones; else say why (ros/inputs.py logs it once)."""
+        problem = inputs.k_problem(msg.k)
+        with lock:
+            self.stats.camera_infos += 1
+            self.info_problem = problem
+            if not problem:
+                self.info = (np.array(msg.k, np.float64).reshape(3, 3), (msg.height, msg.width))
 
     def convert(self, msg, lock, node):
         """(frame, channel order), or None for a bad message (counted, and named in the log)."""
@@ -149,14 +157,25 @@ class Camera:
             wanted = {name: pub for name, pub in wanted.items() if name not in GROUND}
         problem = self.publish(msg.header, rgb, res, wanted, config, node.engine.classes.colors, pose, ego) or blind
         if problem == NO_INFO:
-            problem = f"no CameraInfo on {node.resolve_topic_name(self.info_topic)} and no calib_file"
+            problem = self.no_info_line(node)
         with lock:
             self.stats.pose = pose[0] + (f" ({pose[2]})" if pose[2] and pose[1] is not None else "")
             self.stats.grid_problem = problem
             self.stats.blind_zone = self.view.value
-        if problem:
+        # ros/inputs.py logs an unusable CameraInfo once, and a missing one after input_timeout_s (with
+        # the topics that do carry CameraInfo): not at the first frames, which may beat the first CameraInfo
+        said = problem.startswith("CameraInfo on") or (problem.startswith("no CameraInfo") and config.input_timeout_s)
+        if problem and not said:
             node.get_logger().warning(f"{problem}: drivable_area, obstacles and free_space are not published",
                                       throttle_duration_sec=10.0)
+
+    def no_info_line(self, node) -> str:
+        """Why the grid has no intrinsics: the CameraInfo's problem, or none came."""
+        info_topic = node.resolve_topic_name(self.info_topic)
+        problem = self.info_problem or self.size_problem
+        if problem:
+            return inputs.info_line(info_topic, problem, node.resolve_topic_name(self.image_topic))
+        return f"no CameraInfo on {info_topic} and no calib_file"
 
     def publish(self, header, rgb: np.ndarray, res, wanted: dict, config: NodeConfig, colors,
                 pose=("parameters", None, ""), ego=None) -> str:
@@ -224,6 +243,9 @@ class Camera:
         if self.info is None:
             return None
         K, info_size = self.info
+        self.size_problem = inputs.size_problem(info_size, size)
+        if self.size_problem:            # another camera's CameraInfo, or a cropped stream: no grid
+            return None
         if info_size[0] > 0 and info_size[1] > 0 and tuple(info_size) != tuple(size):
             K = geometry.scale_intrinsics(K, info_size, size)
         return K

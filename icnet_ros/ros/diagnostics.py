@@ -30,6 +30,8 @@ class Stats:
     pose: str = ""          # where the latest frame's camera pose came from (tf, parameters, calib_file)
     grid_problem: str = ""  # why the latest frame's grid and obstacles were withheld ("" = published)
     blind_zone: str = ""    # m from the camera's ground point to the nearest ground it sees ("" = unknown)
+    camera_infos: int = 0   # CameraInfo messages received
+    input_problem: str = ""  # an input silent too long, or an unusable CameraInfo (ros/inputs.py), or ""
     window: tuple = field(default_factory=lambda: (time.monotonic(), 0, 0))  # (start, received, processed)
 
     def snapshot(self) -> dict:
@@ -69,6 +71,7 @@ class Stats:
             "latency mean (ms)": f"{np.mean(lat):.1f}" if lat else "nan",
             "latency max (ms)": f"{np.max(lat):.1f}" if lat else "nan",
             "frames received": str(self.received),
+            "CameraInfo received": str(self.camera_infos),
             "frames processed": str(self.processed),
             "dropped frames": str(self.dropped),
             "bad messages": str(self.bad),
@@ -83,11 +86,14 @@ def camera_status(name: str, stats: Stats, now: float, engine) -> DiagnosticStat
     values, in_rate, out_rate = stats.take_window(now)
     values.update({"device": str(engine.device), "precision": engine.precision, "backend": engine.backend,
                    "camera pose": stats.pose, "drivable_area withheld": stats.grid_problem,
-                   "blind zone (m)": stats.blind_zone})
+                   "blind zone (m)": stats.blind_zone,
+                   "input problem": stats.input_problem})
     status = DiagnosticStatus()
     status.name = name
     status.hardware_id = str(engine.device)
-    if stats.grid_problem:
+    if stats.input_problem:
+        status.level, status.message = DiagnosticStatus.WARN, stats.input_problem
+    elif stats.grid_problem:
         status.level, status.message = DiagnosticStatus.WARN, stats.grid_problem
     elif stats.bad and values["last bad message"]:
         status.level, status.message = DiagnosticStatus.WARN, f"{stats.bad} bad messages so far"

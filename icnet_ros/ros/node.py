@@ -28,8 +28,9 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-from . import diagnostics, params, tf_pose
+from . import diagnostics, inputs, params, tf_pose
 from .camera import Camera, FULL_SIZE
+from .drivable_map import MapOutput
 from ..node_config import ConfigError, load_engine, NodeConfig, PARAMS  # noqa: F401  (PARAMS: tests import it here)
 
 _OK = TransitionCallbackReturn.SUCCESS
@@ -57,6 +58,8 @@ class SegmentationNode(LifecycleNode):
         self._diag_pub = None
         self._diag_timer = None
         self._poses: tf_pose.PoseSource | None = None    # camera poses (TF listener), configure to cleanup
+        self._map: MapOutput | None = None                 # ~/drivable_map, configure to cleanup
+        self._inputs: inputs.InputWatch | None = None     # silent topics, bad CameraInfo: activate to deactivate
 
     # --- parameters -------------------------------------------------------------------
 
@@ -93,6 +96,7 @@ class SegmentationNode(LifecycleNode):
         for cam in self.cameras:
             cam.open_outputs(self, qout)
         self._diag_pub = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._map = MapOutput(self, config, self._poses) if config.map_frame else None
         self.last_error = ""
         self.get_logger().info(
             f"configured: model {engine.meta.classes.name} {engine.meta.variant} on {engine.device} "
@@ -112,8 +116,9 @@ class SegmentationNode(LifecycleNode):
         qin = self._qos(self.config.qos_reliability)
         msg_type = CompressedImage if self.config.input_transport == "compressed" else Image
         now = time.monotonic()
+        self._inputs = inputs.InputWatch(self, self.cameras, self._cond)
         for cam in self.cameras:
-            cam.open_inputs(self, msg_type, qin, self._on_image, lambda c, m: c.on_info(m, self._cond))
+            cam.open_inputs(self, msg_type, qin, self._on_image, lambda c, m: c.on_info(m, self._cond), self._inputs)
             with self._cond:
                 cam.stats.start_window(now)
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
@@ -135,6 +140,9 @@ class SegmentationNode(LifecycleNode):
     def _stop_inputs(self) -> None:
         """Worker, subscriptions and the diagnostics timer: what activate started."""
         self._stop_worker()
+        if self._inputs is not None:
+            self._inputs.close()
+            self._inputs = None
         for cam in self.cameras:
             cam.close_inputs(self)
         if self._diag_timer is not None:
@@ -148,6 +156,9 @@ class SegmentationNode(LifecycleNode):
         if self._diag_pub is not None:
             self.destroy_lifecycle_publisher(self._diag_pub)
             self._diag_pub = None
+        if self._map is not None:
+            self._map.close(self)
+            self._map = None
         if self._poses is not None:
             self._poses.close()
             self._poses = None
@@ -222,9 +233,10 @@ class SegmentationNode(LifecycleNode):
     def _process(self, batch, config: NodeConfig) -> None:
         start = time.perf_counter()
         jobs = []
+        mapping = self._map is not None and self._map.wanted(config)    # all cameras feed it
         for cam, (msg, _) in batch:
             wanted = cam.wanted(config)
-            if not wanted:
+            if not wanted and not mapping:
                 cam.stats.skipped += 1
                 continue
             converted = cam.convert(msg, self._cond, self)
@@ -236,9 +248,10 @@ class SegmentationNode(LifecycleNode):
         color = orders.pop() if len(orders) == 1 else "rgb"
         frames = [f if (o == color) else f[..., ::-1] for _, _, f, o, _ in jobs]
         traced = len(self.engine.traced)
-        confidence = any("drivable_confidence" in j[4] for j in jobs)
-        # the maps at the frame's size only for an output of that size: the ground outputs read
-        # the network-size maps (camera.py), so a planner-only robot pays for no full-resolution work
+        confidence = mapping or any("drivable_confidence" in j[4] for j in jobs)
+        # the maps at the frame's size only for an output of that size: the ground outputs and
+        # the map read the network-size maps (camera.py), so a planner-only robot pays for no
+        # full-resolution work
         full = any(name in j[4] for j in jobs for name in FULL_SIZE)
         results = self.engine.infer(frames, color=color, probabilities=confidence,
                                     drivable_threshold=config.drivable_threshold, full_size=full)
@@ -251,10 +264,14 @@ class SegmentationNode(LifecycleNode):
             rgb = rgb_or_bgr if color == "rgb" else rgb_or_bgr[..., ::-1]
             pose = self._poses.pose(msg.header.frame_id, msg.header.stamp, config)
             cam.publish_frame(self, msg, rgb, res, wanted, config, pose, ego, self._cond)
+            if mapping:
+                self._map.add(cam, msg.header, res, ego, pose, config)
             now = self.get_clock().now().nanoseconds
             stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
             with self._cond:
                 cam.stats.record(len(jobs), infer_ms, (now - stamp) / 1e6 if stamp > 0 else None)
+        if mapping:
+            self._map.publish(config)
         process_ms = (time.perf_counter() - start) * 1000.0
         with self._cond:
             for cam in {j[0] for j in jobs}:
@@ -278,6 +295,9 @@ class SegmentationNode(LifecycleNode):
         with self._cond:
             statuses = [diagnostics.camera_status(f"{self.get_name()}: {cam.name or 'camera'}", cam.stats,
                                                   now, engine) for cam in self.cameras]
+        drivable_map = self._map
+        mapped = drivable_map.status(f"{self.get_name()}: drivable_map") if drivable_map is not None else None
+        statuses += [mapped] if mapped is not None else []
         pub.publish(diagnostics.diagnostic_array(stamp, statuses))
 
 

@@ -30,7 +30,7 @@ from .conversions import ConversionError, frame_from_msg, frame_to_image, numpy_
 from .conversions import uint8_array
 from ..data import image_io
 # the sources (folder, bag) and PlayError are ROS-free, shared with the demo; named here too
-from ..data.play_source import bag_frames, folder_frames, PlayError, source_frames  # noqa: F401
+from ..data.play_source import bag_frames, folder_frames, PLAY_PARAMS, PlayError, source_frames  # noqa: F401
 from ..ground import geometry
 
 
@@ -56,27 +56,20 @@ def _bag_camera_info(msg) -> CameraInfo:
     return info
 
 
+def _descriptor(default, text: str, bounds) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=text, read_only=True)
+    if bounds and isinstance(default, int) and not isinstance(default, bool):
+        d.integer_range = [IntegerRange(from_value=bounds[0], to_value=bounds[1], step=1)]
+    elif bounds:
+        d.floating_point_range = [FloatingPointRange(from_value=bounds[0], to_value=bounds[1])]
+    return d
+
+
 class Player(Node):
     def __init__(self, **kwargs):
         super().__init__("play", **kwargs)
-        d = lambda text, **kw: ParameterDescriptor(description=text, read_only=True, **kw)  # noqa: E731
-        self.declare_parameter("source", "", d("Folder of images, KITTI data_road folder or bag."))
-        self.declare_parameter("rate", 10.0, d("Frames per second.", floating_point_range=[
-            FloatingPointRange(from_value=0.01, to_value=1000.0)]))
-        self.declare_parameter("loop", False, d("Start over at the end."))
-        self.declare_parameter("count", 0, d("Frames to publish in all; 0: one pass (forever with loop).",
-                                             integer_range=[IntegerRange(from_value=0, to_value=10**9, step=1)]))
-        self.declare_parameter("frame_id", "", d("Header frame_id; empty: 'camera' (folders) or the bag's."))
-        self.declare_parameter("image_topic", "", d("Bag topic to play; empty: the first image topic."))
-        self.declare_parameter("calib_file", "", d("KITTI calib file for camera_info (folders)."))
-        self.declare_parameter("transport", "raw", d("raw (image) or compressed (image/compressed)."))
-        self.declare_parameter("encoding", "", d("Raw image encoding to publish, as a camera driver would "
-                                                 "(bgr8, rgb16, bayer_rggb8, yuv422, nv21 ...); empty: bgr8 "
-                                                 "for image files, as recorded for bags."))
-        self.declare_parameter("qos_reliability", "reliable", d("reliable or best_effort."))
-        self.declare_parameter("wait_for_subscribers", 0, d("Start once the image topic has this many "
-                                                            "subscribers.", integer_range=[
-                                                                IntegerRange(from_value=0, to_value=1000, step=1)]))
+        for name, default, text, bounds in PLAY_PARAMS:
+            self.declare_parameter(name, default, _descriptor(default, text, bounds))
         p = lambda n: self.get_parameter(n).value  # noqa: E731
         self.source = Path(p("source")).expanduser()
         self.loop, self.count, self.frame_id = p("loop"), p("count"), p("frame_id")

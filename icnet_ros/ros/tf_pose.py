@@ -24,11 +24,27 @@ from ..ground.geometry import CameraPose
 from ..node_config import ConfigError, NodeConfig
 
 
-def _import_tf2_ros():
+def import_tf2_ros():
+    """Return the tf2_ros module, or None where it does not import."""
     try:
         return importlib.import_module("tf2_ros")
     except ImportError:
         return None
+
+
+def listen(node, tf2) -> tuple:
+    """Return a tf2 (Buffer, TransformListener) on node: /tf and /tf_static subscribed until unlisten."""
+    buffer = tf2.Buffer(node=node)
+    return buffer, tf2.TransformListener(buffer, node)
+
+
+def unlisten(node, buffer, listener) -> None:
+    """Unsubscribe a listen()'s listener from /tf and /tf_static and drop its buffer's service."""
+    if listener is not None:
+        listener.unregister()
+    service = getattr(buffer, "srv", None)      # Buffer(node=...)'s tf2_frames service
+    if service is not None:
+        node.destroy_service(service)
 
 
 def parameters_pose(config: NodeConfig) -> CameraPose:
@@ -50,7 +66,7 @@ class PoseSource:
         self._cache: dict = {}          # (base_frame, camera frame) -> (CameraPose, monotonic time)
         wanted = config.camera_pose_source
         if wanted == "tf" or (wanted == "auto" and not config.calib_file):
-            self._tf2 = _import_tf2_ros()
+            self._tf2 = import_tf2_ros()
             if self._tf2 is None and wanted == "tf":
                 raise ConfigError("parameter 'camera_pose_source': 'tf' needs the tf2_ros Python module, which "
                                   "does not import here (install ros-$ROS_DISTRO-tf2-ros-py, or use 'parameters')")
@@ -58,19 +74,14 @@ class PoseSource:
                 node.get_logger().info("camera pose: tf2_ros does not import here, so camera_pose_source auto "
                                        "uses the camera_* parameters")
                 return
-            self.buffer = self._tf2.Buffer(node=node)
-            self.listener = self._tf2.TransformListener(self.buffer, node)
+            self.buffer, self.listener = listen(node, self._tf2)
             node.get_logger().info(f"camera pose: from TF, {config.base_frame} <- "
                                    f"{config.camera_frame or 'each image frame_id'}"
                                    f"{'' if wanted == 'tf' else ' (the camera_* parameters until it exists)'}")
 
     def close(self) -> None:
         """Unsubscribe from /tf and /tf_static and drop the buffer's service (cleanup)."""
-        if self.listener is not None:
-            self.listener.unregister()
-        service = getattr(self.buffer, "srv", None)      # Buffer(node=...)'s tf2_frames service
-        if service is not None:
-            self._node.destroy_service(service)
+        unlisten(self._node, self.buffer, self.listener)
         self.buffer = self.listener = None
         self._cache = {}
 

@@ -35,6 +35,13 @@ def _share_file(relative: str) -> Path | None:
         return None
 
 
+def domain_note(before: str, domain: int) -> str:
+    """Say that the demo sets its own ROS_DOMAIN_ID, in place of the user's when there was one, and how to watch it."""
+    whose = f"in place of your {before}" if before and before != str(domain) else "a private one"
+    return (f"demo: ROS_DOMAIN_ID={domain}, {whose}, so that the demo never meets other ROS graphs on this host; "
+            f"to watch it from another shell, set ROS_DOMAIN_ID={domain} there")
+
+
 def pick_model(model: str | None, workdir: Path) -> tuple[Path, bool]:
     """(checkpoint, trained?)."""
     from ..paths import default_model_path
@@ -53,7 +60,8 @@ def pick_model(model: str | None, workdir: Path) -> tuple[Path, bool]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    ap = argparse.ArgumentParser(prog="demo", description=__doc__.strip().split("\n\n")[1],
+                                 epilog="Docs: the icnet_ros sources' docs/node.md (make demo).")
     ap.add_argument("--out", default="output", help="folder for the PNGs")
     ap.add_argument("--source", default=None,
                     help="folder or bag to play (default: the bundled KITTI sample frames)")
@@ -252,7 +260,8 @@ def main(argv=None) -> int:
     except FileNotFoundError as e:
         print(f"demo: error: {e}", file=sys.stderr)
         return 2
-    use_private_ros_domain()     # the demo never talks to other ROS graphs on this host
+    before = os.environ.get("ROS_DOMAIN_ID", "")
+    print(domain_note(before, use_private_ros_domain()), flush=True)   # never other ROS graphs on this host
     use_large_frame_transport()  # inherited by play and segment
     from ..inference.checkpoint import read_checkpoint
 
@@ -265,7 +274,7 @@ def main(argv=None) -> int:
             print("WARNING: the shipped model is not installed; this demo runs a "
                   "RANDOMLY INITIALISED, UNTRAINED network: the pipeline is real, the masks are meaningless.",
                   flush=True)
-        print(f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}  model={model}  source={source}", flush=True)
+        print(f"model={model}  source={source}", flush=True)
         return run(args, source, model, colors, trained, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)

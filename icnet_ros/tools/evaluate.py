@@ -42,7 +42,9 @@ from ..metrics import CalledDrivable, ConfusionMatrix, RoadEval
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evaluate", description=__doc__.strip().split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="evaluate", description=__doc__.strip().split("\n\n")[0],
+                                epilog="Docs: the icnet_ros sources' docs/training.md (evaluate, data specs, "
+                                       "the metrics).")
     p.add_argument("--checkpoint", help="model to score (default: the shipped model)")
     p.add_argument("--data", required=True, action="append", nargs="+", metavar="SPEC [labels=YAML val=F|PATTERN]",
                    help=f"{DATA_FORMS}; labels: a label map into the model's classes; val: only the last F "
@@ -160,6 +162,17 @@ def _num(v: float):
     return None if v is None or math.isnan(v) else float(v)
 
 
+DATA_NAMES = {"kitti": "KITTI road", "camvid": "CamVid", "folder": "an image/mask folder", "bag": "a bag"}
+
+
+def road_label(scores: dict) -> str:
+    """Name the road metrics' line for the data they were computed on: KITTI road's, or KITTI's metric on other data."""
+    kind = (scores.get("data") or "").split(":", 1)[0]
+    if kind == "kitti":
+        return f"KITTI road ({scores['view']})"
+    return f"drivable by KITTI road's metric, on {DATA_NAMES.get(kind, kind or 'this data')} ({scores['view']})"
+
+
 def table(scores: dict) -> str:
     def f(v):
         return "   n/a" if v is None else f"{100 * v:6.2f}"
@@ -173,7 +186,7 @@ def table(scores: dict) -> str:
         lines.append("called drivable, % of each ground-truth class: " + ", ".join(shares))
     k = scores["kitti"]
     if k:
-        lines.append(f"KITTI road ({scores['view']}): MaxF {f(k['maxf'])}  AP {f(k['ap'])}  PRE {f(k['precision'])}  "
+        lines.append(f"{road_label(scores)}: MaxF {f(k['maxf'])}  AP {f(k['ap'])}  PRE {f(k['precision'])}  "
                      f"REC {f(k['recall'])}  FPR {f(k['fpr'])}  FNR {f(k['fnr'])}  at threshold {k['threshold']:.3f}")
     if scores.get("damaged"):
         lines.append(f"skipped {len(scores['damaged'])} damaged: "

@@ -40,6 +40,7 @@ from ..inference.deploy import Deployable, trace_onnx
 from ..optional import missing, require
 
 MIN_AGREEMENT = 0.999
+DEFAULT_SIZE = (375, 1242)    # a KITTI frame: the exported input size when neither options nor model give one
 MIN_AGREEMENT_INT8 = 0.9      # quantisation moves class borders (the shipped model: ~99 % on KITTI frames)
 MAX_PROB_DIFF = 1e-3          # fp32: the drivable probability against PyTorch's (INT8: reported only)
 
@@ -132,12 +133,15 @@ def check(net: Deployable, path: Path, fmt: str, h: int, w: int) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="export", description=__doc__.strip().split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="export", description=__doc__.strip().split("\n\n")[0],
+                                epilog="Docs: the icnet_ros sources' docs/training.md (export).")
     p.add_argument("--checkpoint", help="model to export (default: the shipped model)")
     p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
     p.add_argument("--out", required=True, help="file to write (.onnx, .pt/.ts)")
-    p.add_argument("--height", type=int, help="input height (default: the model's input size, else 375)")
-    p.add_argument("--width", type=int, help="input width (default: the model's input size, else 1242)")
+    p.add_argument("--height", type=int, help="input height: your camera's frames' (default: the model's input "
+                                              "size, else 375; export says which it took)")
+    p.add_argument("--width", type=int, help="input width: your camera's frames' (default: the model's input size, "
+                                             "else 1242)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset")
     p.add_argument("--no-check", action="store_true", help="skip running the exported file against PyTorch")
     p.add_argument("--int8", action="store_true", help="onnx: quantise to INT8 for ONNX Runtime on the CPU")
@@ -178,8 +182,8 @@ def _run(args) -> int:
 
         frames = calibration_frames(args.calibration)      # before the slow part: a bad folder fails at once
     model, meta, _ = load_checkpoint(args.checkpoint)
-    default = meta.input_size or (375, 1242)
-    h, w = args.height or default[0], args.width or default[1]
+    h, w, why = input_size(args, meta)
+    print(f"export: input frames {w}x{h} (width x height): {why}")
     if h < 32 or w < 32:
         raise ExportError(f"--height/--width {h}x{w} is too small; ICNet needs at least 32x32")
     out = Path(args.out)
@@ -206,6 +210,24 @@ def _run(args) -> int:
             raise ExportError(f"{out}: drivable probability up to {r['prob_diff']:.2g} away from PyTorch's "
                               f"(at most {MAX_PROB_DIFF:g} allowed)")
     return 0
+
+
+def input_size(args, meta: ModelMeta) -> tuple[int, int, str]:
+    """Return the exported graph's frame size (h, w) and why that one, in words."""
+    if args.height and args.width:
+        return args.height, args.width, "--height/--width"
+    if meta.input_size:
+        default, source = tuple(meta.input_size), "the model's input_size"
+    else:
+        default, source = DEFAULT_SIZE, "the default, a KITTI frame, as the model fixes no frame size"
+    h, w = args.height or default[0], args.width or default[1]
+    why = source if not (args.height or args.width) else f"--{'height' if args.height else 'width'} and {source}"
+    if meta.input_width and not meta.input_size:
+        nh, nw = meta.network_size(h, w)
+        why += f" (trained {meta.input_width} wide, it runs its network at {nw}x{nh} inside)"
+    if not (args.height or args.width):
+        why += "; give --height and --width of your camera's frames"
+    return h, w, why
 
 
 def _quantize_file(out: Path, frames: list, h: int, w: int) -> None:

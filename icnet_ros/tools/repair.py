@@ -22,7 +22,8 @@ from ..optional import MissingDependency
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="repair", description=__doc__.strip().split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="repair", description=__doc__.strip().split("\n\n")[0],
+                                epilog="Docs: the icnet_ros sources' docs/recordings.md.")
     p.add_argument("bag", help="a ROS 1 .bag, a ROS 2 bag folder, or its .mcap / .db3 file")
     p.add_argument("--out", help="where to write the copy (default: next to the bag, "
                                  "NAME.repaired.bag or NAME_repaired/)")

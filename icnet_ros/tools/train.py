@@ -41,7 +41,9 @@ from ..training.validation import mean_scores, validate
 
 def build_parser() -> argparse.ArgumentParser:
     # --help's description: the docstring's paragraph after the summary line
-    p = argparse.ArgumentParser(prog="train", description=__doc__.strip().split("\n\n")[1])
+    p = argparse.ArgumentParser(prog="train", description=__doc__.strip().split("\n\n")[1],
+                                epilog="Docs: the icnet_ros sources' docs/training.md (data specs, every option, "
+                                       "outputs, the shipped model's recipe).")
     p.add_argument("--data", required=True, action="append", nargs="+",
                    metavar="SPEC [weight=W labels=YAML val=F|PATTERN]",
                    help="kitti:PATH | camvid:PATH:SPLIT | folder:IMAGES:MASKS | bag:PATH, then options: weight "
