@@ -6,7 +6,10 @@ timed in one process, in short blocks taken in turn (the order rotated each roun
 ``turns.py``): frames of that size with the arg-max outputs, with the drivable
 probability too, and with the network-size maps only (``full_size=False``, what the
 planner outputs read), and frames already at its network size, with and without the
-probability.  The ratios of the targets come from these fps (``size_ratios``):
+probability.  The fps are 1000 / the median call (ms) of each block's calls over all
+rounds: a ratio of a few percent is the target here, and a median does not move with the
+odd call another process slowed (two quick runs' ratios differed by up to 0.3 with the
+mean).  The ratios of the targets come from these fps (``size_ratios``):
 
 - probabilities_vs_argmax: time with probabilities / time without (frames of that size);
 - full_vs_network: fps on frames of that size / fps on frames at the network size;
@@ -19,12 +22,14 @@ No ROS.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .config import FHD, KITTI, log, SCHEDULES
 from .models import build
 from .threads import in_thread
 from .timing import sample_frames, time_calls
 
-ROUNDS = 5
+ROUNDS = 7
 MODES = {"argmax": {}, "probabilities": {"probabilities": True}, "planner": {"full_size": False}}
 EVERY_BACKEND = (KITTI, FHD)      # the sizes of the targets; others with the node's CPU default only
 DEFAULT_BACKEND = "fp32+ort"
@@ -79,7 +84,7 @@ def sizes_in_turns(spec: dict) -> dict:
         for p, key, mode in blocks[k:] + blocks[:k]:        # rotated: each block opens a round in turn
             engine, x, kw = engines[p], frames[key], MODES[mode]
             times[(p, key, mode)] += in_thread(lambda: time_calls(lambda: engine.infer(x, **kw), **sched))
-    fps = {b: len(t) / (sum(t) / 1000.0) for b, t in times.items()}
+    fps = {b: 1000.0 / float(np.median(t)) for b, t in times.items()}
     out: dict = {}
     for p in engines:
         for size, net in sizes.items():
