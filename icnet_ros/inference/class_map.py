@@ -96,8 +96,9 @@ def class_map(classes: np.ndarray, logits: np.ndarray | None, size: tuple[int, i
     Return the H x W uint8 class map of ``argmax(bilinear(logits, size))``.
 
     classes: h x w uint8, the argmax of logits (C x h x w float32, as the network gives
-    them) at the network size; logits may be None when the size is the frame's (the
-    classes are then the answer).
+    them: C-contiguous, or a channels-last view such as PyTorch's channels_last memory,
+    read as it lies) at the network size; logits may be None when the size is the
+    frame's (the classes are then the answer).
     """
     h, w = classes.shape
     out_h, out_w = size
@@ -128,7 +129,10 @@ def class_map(classes: np.ndarray, logits: np.ndarray | None, size: tuple[int, i
     c0, c1 = np.maximum(ej - 1, 0), np.minimum(ej, w - 1)
     corners = np.stack([r0 + c0, r0 + c1, r1 + c0, r1 + c1])       # 4 x M network pixels
     n_cls = logits.shape[0]
-    logits4 = logits.reshape(n_cls, h * w).take(corners.ravel(), axis=1)         # C x 4M
+    if logits.flags.c_contiguous:
+        logits4 = logits.reshape(n_cls, h * w).take(corners.ravel(), axis=1)     # C x 4M
+    else:                                # channels last: each pixel's logits side by side, no copy
+        logits4 = logits.transpose(1, 2, 0).reshape(h * w, n_cls).take(corners.ravel(), axis=0).T.copy()
     p, q, d, two = _two_class(classes.reshape(-1).take(corners), logits4)
     buf[at] = np.where(_lerp(d, fy, fx) >= 0, p, q)                # ties to the lower class, as argmax
     rest = np.flatnonzero(~two)                                    # a few percent: every class, in full

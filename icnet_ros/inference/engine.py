@@ -280,7 +280,8 @@ class Engine:
                                _DTYPES.get(self.precision), channels_last=True)
             small = out.argmax(1).to(torch.uint8).numpy()
             prob = drivable_prob(out, self._is_drivable.ids).numpy() if probability else None
-            logits = out.float().contiguous().numpy() if up else None     # N x C x h x w
+            # N x C x h x w, channels_last in memory as the network gave them: read as they lie
+            logits = out.float().numpy() if up else None
         if not full_size:
             return assemble(self._is_drivable, small, prob, (h, w), threshold)
         return assemble(self._is_drivable, small, prob, (h, w), threshold,
