@@ -21,7 +21,8 @@ FLOOR_TESTS := test/test_versions.py test/test_opencv_compat.py test/test_conver
 	test/test_message_arrays.py test/test_engine.py test/test_checkpoint.py test/test_bags.py \
 	test/test_datasets.py test/test_geometry.py test/test_metrics.py test/test_model.py \
 	test/test_drivable.py test/test_int8.py test/test_export.py test/test_evaluate.py \
-	test/test_node_config.py test/test_bag_recovery.py test/test_damaged.py
+	test/test_node_config.py test/test_bag_recovery.py test/test_damaged.py test/test_probability.py \
+	test/test_network_maps.py
 JAZZY_TESTS := $(wildcard test/test_node*.py) test/test_player.py test/test_dds_profile.py \
 	test/test_rclpy_api.py test/test_optional.py test/test_param_client.py \
 	test/test_bench.py::test_cli_writes_the_issue_json_with_the_node_and_a_soak test/test_demo.py::test_demo_end_to_end \

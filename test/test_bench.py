@@ -24,7 +24,8 @@ from icnet_ros.optional import ROS
 
 MODEL_KEYS = {"name", "shipped", "height", "width", "net_height", "net_width", "batch", "precision", "fps", "p50_ms",
               "p99_ms", "peak_mb", "error", "gflops", "gflops_per_s"}
-REPORT_KEYS = {"device", "matmul_gflops", "models", "turns", "ratios", "map", "node", "soak"}
+REPORT_KEYS = {"device", "matmul_gflops", "models", "turns", "ratios", "map", "node", "soak", "sizes", "size_ratios",
+               "node_planner"}
 NODE_KEYS = {"fps", "engine_fps", "ratio", "p50_ms", "p99_ms", "overload_p99_ms", "dropped", "infer_ms", "process_ms"}
 TINY = {"warmup": 1, "min_reps": 2, "min_s": 0.0, "max_s": 1.0, "max_reps": 3}
 
@@ -82,6 +83,8 @@ def test_cli_writes_the_issue_json_with_the_node_and_a_soak(tmp_path, tiny_check
     assert all(positive(node[k]) for k in NODE_KEYS - {"dropped"}), node
     assert isinstance(node["dropped"], int) and node["dropped"] >= 0
     assert node["infer_ms"] <= node["process_ms"]        # the network is a part of the node's work
+    planner = out["node_planner"]                        # the ground outputs only, timed on ~/drivable_area
+    assert set(planner) == NODE_KEYS and positive(planner["fps"]) and positive(planner["process_ms"])
     soak = out["soak"]
     assert soak["seconds"] == 2 and soak["crashes"] == 0 and soak["exit_code"] == 0
     assert positive(soak["rss_start_mb"]) and positive(soak["rss_end_mb"]) and soak["frames"] > 0
@@ -90,6 +93,8 @@ def test_cli_writes_the_issue_json_with_the_node_and_a_soak(tmp_path, tiny_check
     assert "3 node windows" in printed and "4 bare-engine windows" in printed
     assert "1.2x the engine's fps" in printed
     assert "Inside the node (its diagnostics, same windows): network" in printed
+    assert "the planner's outputs only (drivable_area, obstacles, free_space)" in printed
+    assert "planner-only node: " in printed
     maps = re.search(r"~/drivable_map subscribed too \((\d+) maps received; in the node ([\d.]+) ms a frame to "
                      r"fuse, ([\d.]+) ms a map to render and publish\)", printed)       # --node-map
     assert maps and int(maps.group(1)) > 0 and float(maps.group(2)) > 0 and float(maps.group(3)) > 0
@@ -215,7 +220,7 @@ def test_graphed_step_run_eagerly_matches_engine_infer(tmp_path, precision):
     got = graphed.infer(frames)
     assert got.shape == (2, 60, 80) and got.dtype == np.uint8
     # the engine's CUDA path (run here on the CPU), which the graph stands in for
-    for maps, r in zip(got, engine._run(frames, "rgb", False)):
+    for maps, r in zip(got, engine._run(frames, "rgb", False, 0.0, True)):
         np.testing.assert_array_equal(maps, r.classes)
 
 
@@ -296,7 +301,7 @@ def test_equal_terms_rows_are_planned(tmp_path, monkeypatch):
     path = str(wide_checkpoint(tmp_path / "s.pt", input_width=320))
     assert zoo.equal_terms_shape(path) == (97, 320) and zoo.equal_terms_shape(None) is None
     cfg = bench.BenchConfig("cpu", quick=True, models=["lraspp_mobilenet_v3_large"], batches=[1, 2],
-                            node=False).resolved()
+                            node=False, camera_shapes=[]).resolved()
     kitti = [(375, 1242, 1, "fp32"), (375, 1242, 1, "fp32+ort"), (375, 1242, 2, "fp32")]
     both = [(97, 320, 1, "fp32"), (97, 320, 1, "fp32+ort")] + kitti
     shipped = [(97, 320, 1, "fp32"), (97, 320, 1, "fp32+ort"), (97, 320, 1, "int8+ort"),
@@ -316,7 +321,8 @@ def test_a_shipped_network_on_equal_terms_gives_every_ratio(tmp_path, monkeypatc
     monkeypatch.setattr(zoo, "have_onnxruntime", lambda: False)      # PyTorch only: a shorter test
     path = str(wide_checkpoint(tmp_path / "s.pt", input_width=320))
     report = bench.run(bench.BenchConfig("cpu", quick=True, models=["lraspp_mobilenet_v3_large"], node=False,
-                                         schedule=TINY, checkpoint=path, isolate=False, map_cost=False))
+                                         schedule=TINY, checkpoint=path, isolate=False, camera_shapes=[],
+                                         map_cost=False))
     out = bench.public(report)
     rows = {(r["name"], r["height"]): r for r in out["models"]}
     assert [(r["name"], r["height"], r["width"], r["net_height"], r["net_width"]) for r in out["models"]] == [
@@ -336,13 +342,20 @@ def test_a_shipped_network_on_equal_terms_gives_every_ratio(tmp_path, monkeypatc
     assert r["same_frames"] == pytest.approx(turns["shipped_full"] / turns["peer_full"])
     assert r["same_network_size"] == pytest.approx(turns["shipped_net"] / turns["peer_net"])
     assert r["full_frame_vs_network"] == pytest.approx(turns["shipped_full"] / turns["shipped_net"])
+    # per frame size, in turns: arg-max, probabilities, the planner's maps; frames at the network size
+    sizes = out["sizes"]["fp32"]["375x1242"]
+    assert sizes["net_size"] == "97x320" and all(positive(v) for k, v in sizes.items() if k != "net_size")
+    assert out["size_ratios"]["fp32"]["375x1242"]["probabilities_vs_argmax"] == pytest.approx(
+        sizes["argmax"] / sizes["probabilities"])
     lines = bench.targets(report)
     assert [t.split(":")[0] for t in lines] == ["CPU, PyTorch (in turns), same frames (375x1242)",
                                                 "CPU, PyTorch (in turns), same network size (97x320 frames for both)",
-                                                "CPU, PyTorch (in turns), full frame vs network size"]
+                                                "CPU, PyTorch (in turns), full frame vs network size",
+                                                "CPU, PyTorch (in turns), 375x1242 frames"]
+    assert "| PyTorch | 375x1242 | 97x320 |" in bench.markdown(report)
     # nothing to take in turns without LR-ASPP among the models
     alone = bench.run(bench.BenchConfig("cpu", quick=True, models=["icnet_r18_w0.25"], node=False,
-                                        schedule=TINY, checkpoint=path, isolate=False))
+                                        schedule=TINY, checkpoint=path, isolate=False, camera_shapes=[]))
     assert alone["turns"] is None
 
 

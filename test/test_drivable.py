@@ -46,8 +46,11 @@ def test_class_map_is_argmax_of_bilinear_logits(size):
     logits = F.interpolate(torch.randn(1, 7, 6, 20, generator=gen), size=(48, 64), mode="bilinear")[0] * 4
     ref = F.interpolate(logits[None], size=size, mode="bilinear", align_corners=False)[0]
     small = logits.argmax(0).to(torch.uint8).numpy()
-    hwc = np.ascontiguousarray(logits.permute(1, 2, 0).numpy())     # the engine's layout: channels last
-    got = class_map(small, hwc, size)
+    hwc = np.ascontiguousarray(logits.permute(1, 2, 0).numpy())
+    got = class_map(small, logits.numpy(), size)                    # C x h x w, as the network gives them
+    channels_last = logits[None].contiguous(memory_format=torch.channels_last).numpy()[0]   # PyTorch's engine
+    assert not channels_last.flags.c_contiguous
+    np.testing.assert_array_equal(class_map(small, channels_last, size), got)
     assert got.shape == size and got.dtype == np.uint8
     assert (got == ref.argmax(0).numpy()).mean() > 0.9999          # ties aside, the same
     prob = drivable_probability(hwc.copy(), [3], size)

@@ -96,8 +96,12 @@ def test_onnxruntime_backend_matches_torch(tmp_path, input_size):
     assert sorted((h, w) for h, w, _ in ort.traced) == ([(96, 128), (120, 200)] if input_size is None
                                                         else [input_size])
     assert all(seconds > 0 for _, _, seconds in ort.traced) and ref.traced == []
-    ort.infer(frames)                                                 # sizes seen: nothing new
-    assert len(ort.traced) == (2 if input_size is None else 1)
+    sizes = 2 if input_size is None else 1
+    ort.infer(frames, probabilities=True)                             # sizes seen: nothing new
+    assert len(ort.traced) == sizes
+    ort.infer(frames)                  # the arg-max graph, without the probability's nodes: once per size
+    ort.infer(frames)
+    assert len(ort.traced) == 2 * sizes
 
 
 def test_backend_choice_and_errors(monkeypatch):
@@ -198,7 +202,7 @@ def test_onnxruntime_keeps_a_bounded_number_of_traced_sizes(checkpoint, monkeypa
     eng = Engine.from_checkpoint(checkpoint, device="cpu", warmup=False, backend="onnxruntime")
     for h in (40, 48, 40, 56):          # 40 is used again, so 48 is the one dropped
         eng.infer(frame(h, 64))
-    assert list(eng._onnx._sessions) == [(40, 64), (56, 64)]
+    assert list(eng._onnx._sessions) == [(40, 64, False), (56, 64, False)]     # (size, with probability)
     assert [(h, w) for h, w, _ in eng.traced] == [(40, 64), (48, 64), (56, 64)]
 
 

@@ -52,10 +52,15 @@ def test_onnx_has_dynamic_batch_and_matches_pytorch(checkpoint, tmp_path, capfd)
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert sess.get_inputs()[0].shape[0] == "batch" and sess.get_inputs()[0].shape[1:] == [H, W, 3]
     frames = sample_frames(3, H, W, seed=4)
-    logits, classes = sess.run(None, {"image": frames})
+    logits, classes, prob = sess.run(None, {"image": frames})
+    assert [o.name for o in sess.get_outputs()] == ["logits", "classes", "drivable_prob"]
     assert logits.shape == (3, CAMVID.num_classes, H, W) and classes.dtype == np.uint8
+    assert prob.shape == (3, H, W) and prob.dtype == np.float32
     ref = engine_classes(checkpoint, frames)
     assert (classes == ref).mean() >= 0.999
+    eng = Engine.from_checkpoint(checkpoint, device="cpu", warmup=False, backend="torch")
+    for p, r in zip(prob, eng.infer(list(frames), probabilities=True)):     # the engine's numbers
+        np.testing.assert_allclose(p, r.drivable_prob, atol=1e-5)
     # logits agree too, not only their argmax
     model, _, _ = load_checkpoint(checkpoint)
     x = (torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) \
@@ -97,7 +102,7 @@ sys.modules["icnet_ros"] = None  # importing the package would fail
 import json, numpy as np, torch
 files = {{"icnet_ros.json": ""}}
 m = torch.jit.load({str(out)!r}, _extra_files=files)
-logits, classes = m(torch.from_numpy(np.load({str(tmp_path / 'frames.npy')!r})))
+logits, classes, prob = m(torch.from_numpy(np.load({str(tmp_path / 'frames.npy')!r})))
 np.save({str(tmp_path / 'classes.npy')!r}, classes.numpy())
 print(json.loads(files["icnet_ros.json"])["classes"]["name"])
 """
@@ -130,3 +135,24 @@ def test_export_errors(tmp_path, capfd):
     assert rc == 2 and err == f"export: error: checkpoint {tmp_path / 'none.pt'} does not exist"
     with pytest.raises(SystemExit):
         export_main(["--format", "tflite", "--out", "x"])
+
+
+def test_a_file_exported_before_the_probability_still_runs(checkpoint, tmp_path):
+    """Two outputs, as export wrote before drivable_prob: class maps as before, the probability from its logits."""
+    from icnet_ros.inference.deploy import Deployable, trace_onnx
+    from icnet_ros.inference.upsample import drivable_probability
+    from icnet_ros.tools.export import check, run_exported
+
+    model, meta, _ = load_checkpoint(checkpoint)
+    net = Deployable(model, meta).eval()
+    old = tmp_path / "old.onnx"
+    trace_onnx(net, H, W, str(old), probability=False)
+    frames = sample_frames(2, H, W, seed=6)
+    classes, prob, _ = run_exported(old, "onnx", frames, sorted(CAMVID.drivable_ids))
+    assert (classes == engine_classes(checkpoint, frames)).mean() >= 0.999
+    with torch.no_grad():
+        logits = net(torch.from_numpy(frames))[0].permute(0, 2, 3, 1).numpy()
+    for p, lg in zip(prob, logits):
+        np.testing.assert_allclose(p, drivable_probability(lg.copy(), CAMVID.drivable_ids, (H, W)), atol=1e-6)
+    r = check(net, old, "onnx", H, W)
+    assert r["agreement"] >= 0.999 and r["prob_diff"] < 1e-4

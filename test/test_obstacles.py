@@ -126,3 +126,23 @@ def test_bad_obstacle_parameters_are_refused_naming_them(name, value, expected):
     with pytest.raises(node_config.ConfigError) as e:
         node_config.from_params({"device": "cpu", name: value})
     assert str(e.value) == f"parameter '{name}': {expected}"
+
+
+def test_a_cell_repeated_along_a_ray_is_gathered_once_and_changes_nothing(monkeypatch):
+    """The runs of one cell kept once (obstacles._without_repeats) give what every quarter-cell step gives."""
+    from icnet_ros.ground import obstacles
+
+    index = np.array([[4, 4, 5, 5, 5, 9, 9], [1, 2, 2, 2, 2, 2, 2]])
+    np.testing.assert_array_equal(obstacles._without_repeats(index, 99), [[4, 5, 9], [1, 2, 99]])
+    X, Y = SPEC.cell_centers()
+    seen = (X > 2.0) & (np.abs(Y) < 8.0)
+    fast = BoundaryScanner(SPEC, (-1.0, 0.5), 0.2, seen, 400)
+    monkeypatch.setattr(obstacles, "_without_repeats", lambda index, sentinel: index)
+    every = BoundaryScanner(SPEC, (-1.0, 0.5), 0.2, seen, 400)
+    assert fast._index.shape[1] < every._index.shape[1] / 2
+    rng = np.random.default_rng(5)
+    for share in (0.0, 0.005, 0.05, 0.3):
+        grid = np.where(rng.random(X.shape) < share, G.OCCUPIED, G.FREE).astype(np.int8)
+        grid[~seen | (rng.random(X.shape) < 0.05)] = G.UNKNOWN
+        for method in ("points", "free_ends"):
+            np.testing.assert_array_equal(getattr(fast, method)(grid, 0.1), getattr(every, method)(grid, 0.1))

@@ -50,11 +50,14 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     ap.add_argument("--json", default="", help="write the results to this JSON file")
     ap.add_argument("--quick", action="store_true",
-                    help="375x1242 and batch 1 only, fewer reps, shorter node phases")
+                    help="375x1242 (and 1080x1920 for the shipped model and LR-ASPP) and batch 1 only, fewer "
+                         "reps, shorter node phases")
     ap.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
                     help="then run the node at 2x rate for SECONDS (RSS, latency trend, crashes)")
     ap.add_argument("--models", nargs="+", choices=ALL_MODELS, help="models to compare (default: all)")
-    ap.add_argument("--shapes", nargs="+", type=_shape, metavar="HxW", help="frame sizes (default 375x1242 1024x2048)")
+    ap.add_argument("--shapes", nargs="+", type=_shape, metavar="HxW",
+                    help="frame sizes (default 375x1242 1024x2048, and 1080x1920 720x1280 for the shipped model "
+                         "and LR-ASPP; --quick: 375x1242, 1080x1920)")
     ap.add_argument("--batches", nargs="+", type=int, help="batch sizes (default 1 4; --quick: 1)")
     ap.add_argument("--model", default="", help="checkpoint to bench as the shipped model and run in the node")
     ap.add_argument("--rate", type=_rate, default=(None, RATE_FACTOR), metavar="HZ|FACTORx",

@@ -18,6 +18,7 @@ ALL_MODELS = ICNETS + TORCHVISION
 PEER = "lraspp_mobilenet_v3_large"    # the model the CPU targets compare the shipped one with
 KITTI = (375, 1242)
 CITYSCAPES = (1024, 2048)
+FHD, HD = (1080, 1920), (720, 1280)   # the cameras robots carry (RealSense, ZED, USB): 1920x1080, 1280x720
 NODE_DEFAULT = "icnet_r18_w0.5"       # the node's model when no shipped model is installed
 RATE_FACTOR = 1.2                     # node windows: publisher at this x the engine's fps
 
@@ -56,6 +57,8 @@ class BenchConfig:
     soak: float = 0.0                        # seconds of the node at 2x rate after the windows
     models: tuple | list | None = None       # default ALL_MODELS
     shapes: tuple | list | None = None       # (h, w) frame sizes; default KITTI (and CITYSCAPES)
+    camera_shapes: tuple | list | None = None  # the shipped model and LR-ASPP only; default FHD (and HD),
+    #                                          none when shapes are given
     batches: tuple | list | None = None      # default 1 (and 4)
     node: bool = True                        # the node phases (need ROS)
     map_cost: bool = True                    # the drivable map's cost per frame (map_cost.py)
@@ -103,6 +106,8 @@ class BenchConfig:
             self, device=str(dev) if dev.type == "cuda" else "cpu", rate_factor=factor,
             models=list(self.models or ALL_MODELS),
             shapes=[tuple(s) for s in (self.shapes or ([KITTI] if self.quick else [KITTI, CITYSCAPES]))],
+            camera_shapes=[tuple(s) for s in (self.camera_shapes if self.camera_shapes is not None else
+                                              [] if self.shapes else [FHD] if self.quick else [FHD, HD])],
             batches=list(self.batches or ([1] if self.quick else [1, 4])),
             node_shape=tuple(self.node_shape), node_seconds=self.node_seconds or (6.0 if self.quick else 20.0))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from .config import ALL_MODELS, BenchConfig, BenchError, KITTI, TORCHVISION
+from .config import ALL_MODELS, BenchConfig, BenchError, KITTI, PEER, TORCHVISION
 
 
 def _torchvision_model(name: str, num_classes: int):
@@ -90,7 +90,8 @@ def model_plan(cfg: BenchConfig, models, shipped: str | None = None) -> dict[str
     frames are benched and the shipped network runs them at another size (193x640),
     every model also runs frames of that size, at the smallest batch and the same
     precisions: the peers on the input the shipped network gets, and the shipped model
-    without its resize.
+    without its resize.  The camera shapes (1920x1080, 1280x720 by default) run for the
+    shipped model and LR-ASPP only, at the smallest batch.
     """
     precisions = ["fp32", "fp16", "bf16", "fp16+graph"] if cfg.cuda else ["fp32"]
     if not cfg.cuda and have_onnxruntime():
@@ -102,10 +103,12 @@ def model_plan(cfg: BenchConfig, models, shipped: str | None = None) -> dict[str
     if shipped:
         name = zoo_name(shipped)
         models = list(models) if name in models else [name] + list(models)
+    cameras = [(tuple(s), [min(cfg.batches)]) for s in (cfg.camera_shapes or []) if tuple(s) not in cfg.shapes]
     plan = {}
     for name in models:
         configs = []
-        for (h, w), batches in shapes:
+        mine = cameras if name == PEER or (shipped and name == zoo_name(shipped)) else []
+        for (h, w), batches in shapes + mine:
             for b in batches:
                 # deeplabv3_resnet50 at 1024x2048 costs minutes per call on a small CPU.
                 if (not cfg.cuda and cfg.quick and name == "deeplabv3_resnet50"

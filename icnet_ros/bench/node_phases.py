@@ -4,7 +4,10 @@ The node over DDS: ``segment`` as a separate process, fed and timed by this one.
 A publisher feeds it and a subscriber times its masks
 (``icnet_ros.ros.bench_harness.NodeHarness``, imported only when the node phases run:
 this module imports no ROS).  Node windows alternate with bare-engine windows
-(``workers.EngineWorker``); then twice the engine's fps; then the soak.
+(``workers.EngineWorker``); then twice the engine's fps; then the soak.  Twice, in one
+node process: with every output subscribed (the engine on the same frames), then with
+only the planner's outputs (the ground grid and clouds; the engine on frames already at
+the network size, as the node should then do no full-resolution work).
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ def _pct(values, q: float) -> float:
 
 def node_report(cfg: BenchConfig, shipped: str | None) -> dict:
     """
-    Return the report's node, soak and _node_details keys; cfg: a resolved BenchConfig.
+    Return the report's node, node_planner, soak, _node_details and _node_planner_details keys.
 
-    Without a shipped model the node runs NODE_DEFAULT with random weights.
+    cfg: a resolved BenchConfig.  Without a shipped model the node runs NODE_DEFAULT with
+    random weights.
     """
     from ..paths import use_large_frame_transport
 
@@ -45,11 +49,12 @@ def node_report(cfg: BenchConfig, shipped: str | None) -> dict:
         ckpt = str(save_checkpoint(Path(tmp.name) / "random.pt", model, meta))
     domain = cfg.domain_id if cfg.domain_id is not None else random.Random().randrange(1, 100)
     try:
-        node_out, soak_out, details = bench_node(cfg, ckpt, domain)
+        node_out, planner, soak_out, details, planner_details = bench_node(cfg, ckpt, domain)
     finally:
         if tmp is not None:
             tmp.cleanup()
-    return {"node": node_out, "soak": soak_out, "_node_details": details}
+    return {"node": node_out, "node_planner": planner, "soak": soak_out, "_node_details": details,
+            "_node_planner_details": planner_details}
 
 
 def _phase(h, rate: float, seconds: float, settle: float) -> dict:
@@ -90,28 +95,52 @@ def nominal_windows(h, engine, rate: float | None, seconds: float, rounds: int, 
     return pooled, e_fps, rows
 
 
-def bench_node(cfg: BenchConfig, checkpoint: str, domain_id: int, rounds: int = 3) -> tuple[dict, dict, dict]:
-    """(node, soak, details) dicts; cfg: a resolved BenchConfig."""
+class _Frames:
+    """An EngineWorker's windows on one of its frame sets, as nominal_windows asks for them (``fps(seconds)``)."""
+
+    def __init__(self, engine, which: str):
+        self.engine, self.which = engine, which
+
+    def fps(self, seconds: float) -> float:
+        return self.engine.fps(seconds, self.which)
+
+
+def bench_node(cfg: BenchConfig, checkpoint: str, domain_id: int, rounds: int = 3):
+    """
+    Return (node, node_planner, soak, details, planner details); cfg: a resolved BenchConfig.
+
+    One node process, first with every output subscribed (the engine windows on the same
+    frames; then 2x; then the soak), then with only the planner's (the other
+    subscriptions dropped; the engine windows on frames at the network size; then 2x).
+    """
+    from ..inference.checkpoint import read_checkpoint
+
     shape, seconds = cfg.node_shape, cfg.node_seconds
-    frames = sample_frames(shape)
-    engine = EngineWorker(checkpoint, cfg.device, shape)
+    net = tuple(read_checkpoint(checkpoint)[0].network_size(*shape))
+    engine = EngineWorker(checkpoint, cfg.device, shape, net)
     h = None
     soak_out: dict = {"seconds": 0}
     try:
         first_fps = engine.fps(max(seconds / rounds / 2, 1.0))
         log(f"bench: bare engine {first_fps:.2f} fps on {shape[0]}x{shape[1]}; node and engine windows in turn")
-        from ..ros.bench_harness import NodeHarness   # ROS only here: the models need none
+        from ..ros.bench_harness import EVERY, NodeHarness, PLANNER   # ROS only here: the models need none
 
-        h = NodeHarness(checkpoint, cfg.device, frames, domain_id, drivable_map=cfg.node_map)
+        h = NodeHarness(checkpoint, cfg.device, sample_frames(shape), domain_id, outputs=EVERY,
+                        drivable_map=cfg.node_map)
         h.wait_ready(timeout=180)
         settle = max(3.0 / first_fps, 0.5)
         warm = cfg.rate or cfg.rate_factor * first_fps
         h.publish(warm, max(2.0 / warm, 1.0))             # warm the path, fill caches
         time.sleep(settle)
-        node, details = _windows(cfg, h, engine, rounds, settle, first_fps)
-        engine.close()                                     # its memory is not the soak's
+        node, details = _windows(cfg, h, _Frames(engine, "node"), rounds, settle, first_fps)
         if cfg.soak > 0:
             soak_out = soak(h, details["overload_rate_hz"], cfg.soak, settle)
+        h.keep_only(PLANNER)
+        net_fps = engine.fps(max(seconds / rounds / 2, 1.0), "net")
+        log(f"bench: bare engine {net_fps:.2f} fps on {net[0]}x{net[1]}; node with the planner's outputs only")
+        h.publish(warm, max(2.0 / warm, 1.0))
+        time.sleep(settle)
+        planner, planner_details = _windows(cfg, h, _Frames(engine, "net"), rounds, settle, net_fps)
     finally:
         engine.close()
         code = h.close() if h is not None else None
@@ -120,8 +149,9 @@ def bench_node(cfg: BenchConfig, checkpoint: str, domain_id: int, rounds: int = 
         if code not in (0, None) and soak_out.get("crashes", 0) == 0:
             soak_out["crashes"] = 1
     details["node_exit_code"] = code
-    details["drivable_map"] = cfg.node_map
-    return node, soak_out, details
+    details["drivable_map"] = planner_details["drivable_map"] = cfg.node_map
+    planner_details["engine_shape"] = list(net)
+    return node, planner, soak_out, details, planner_details
 
 
 def _windows(cfg: BenchConfig, h, engine, rounds: int, settle: float, first_fps: float) -> tuple[dict, dict]:

@@ -4,7 +4,9 @@ The report: the device line, the Markdown tables, the targets met and the JSON.
 The tables are those ``bench`` prints; the JSON is the one it writes (the issue's keys
 only, and the targets' ratios).  CPU targets per backend: the shipped model against
 LR-ASPP on the same 375x1242 frames and on frames at the shipped network's size, and
-the shipped model on full frames against frames already at its network size.
+the shipped model on full frames against frames already at its network size; per frame
+size (sizes.py), what the drivable probability and the full resolution cost; the node
+with every output and with the planner's only.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from __future__ import annotations
 import math
 import os
 
-from .config import CITYSCAPES, KITTI, NODE_DEFAULT, PEER
+from .config import CITYSCAPES, FHD, KITTI, NODE_DEFAULT, PEER
 from .map_cost import map_lines, map_targets
+from .sizes import size_key, size_ratios
 # CPU backends by precision, as the targets name them; any other precision (a later
 # quantised one, say) is compared and named as it is.
 BACKENDS = {"fp32": "PyTorch", "fp32+ort": "ONNX Runtime", "int8+ort": "ONNX Runtime INT8"}
@@ -21,6 +24,9 @@ INT8_SPEEDUP = 1.3
 SAME_FRAMES = 1.5       # target: shipped fps / LR-ASPP fps, both on 375x1242 frames
 SAME_NETWORK = 1.0      # aim (reported, not missed, below it): both on frames at the shipped network's size
 FULL_FRAME = 0.9        # target: shipped fps on 375x1242 frames / on frames at its network size
+PROB_COST = 1.10        # target: time with the drivable probability / arg-max only, 375x1242 and 1920x1080 frames
+FULL_HD = 0.85          # target: fps on 1920x1080 frames / on frames at the network size, every output
+PLANNER_NODE = 1.05     # target: planner-only node's time per frame / the bare engine's on network-size frames
 
 
 def describe_device(device: str) -> str:
@@ -68,6 +74,7 @@ def markdown(report: dict) -> str:
                   "GFLOP/s: GFLOP x fps, next to torch.mm's rate above (ONNX Runtime has kernels of its own: "
                   "+ort rows can exceed it)."]
     lines += _turns_lines(report)
+    lines += _sizes_lines(report)
     lines += map_lines(report)
     lines += _node_lines(report)
     lines += ["", "Targets:"] + [f"- {t}" for t in targets(report)]
@@ -88,43 +95,80 @@ def _turns_lines(report: dict) -> list[str]:
     for p, t in turns.items():
         lines.append(f"| {BACKENDS.get(p, p)} | {_f(t.get('shipped_full'), 2)} | {_f(t.get('shipped_net'), 2)} | "
                      f"{_f(t.get('peer_full'), 2)} | {_f(t.get('peer_net'), 2)} |")
+    cameras = [(p, k[len("shipped_"):]) for p, t in turns.items() for k in t if k.startswith("shipped_")
+               and k not in ("shipped_full", "shipped_net") and f"peer_{k[len('shipped_'):]}" in t]
+    if cameras:
+        lines += ["", "| backend | frames | shipped | LR-ASPP | shipped / LR-ASPP |", "|---|---|---:|---:|---:|"]
+        for p, size in cameras:
+            a, b = turns[p][f"shipped_{size}"], turns[p][f"peer_{size}"]
+            lines.append(f"| {BACKENDS.get(p, p)} | {size} | {_f(a, 2)} | {_f(b, 2)} | {_f(a / b, 2)}x |")
+    return lines
+
+
+def _sizes_lines(report: dict) -> list[str]:
+    """Return the per-frame-size table (sizes.py), none when it was not timed."""
+    sizes = report.get("sizes")
+    if not sizes:
+        return []
+    ratios = size_ratios(sizes)
+    lines = ["", "The shipped model per frame size, timed in turns in one process (fps; arg-max: class and drivable "
+                 "masks at the frame's size; + prob: the drivable probability too; planner: the network-size maps "
+                 "only; net: frames already at the network size):", "",
+             "| backend | frames | net size | arg-max | + prob | planner | net | net + prob | prob / arg-max time "
+             "| full / net | full / net, + prob | planner / net |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for p, per in sizes.items():
+        for key, f in per.items():
+            r = ratios[p][key]
+            lines.append(f"| {BACKENDS.get(p, p)} | {key} | {f['net_size']} | {_f(f['argmax'], 2)} | "
+                         f"{_f(f['probabilities'], 2)} | {_f(f['planner'], 2)} | {_f(f['network_argmax'], 2)} | "
+                         f"{_f(f['network_probabilities'], 2)} | {_f(r['probabilities_vs_argmax'], 3)} | "
+                         f"{_f(r['full_vs_network'], 3)} | {_f(r['full_vs_network_all_outputs'], 3)} | "
+                         f"{_f(r['planner_vs_network'], 3)} |")
     return lines
 
 
 def _node_lines(report: dict) -> list[str]:
     """Return the node and soak paragraphs of the Markdown (none when those phases did not run)."""
-    lines = []
-    n, d = report.get("node"), report.get("_node_details", {})
-    if n:
-        rounds = d.get("rounds", [])
-        rate = (f"{d['rate_hz']:.2f} Hz" if d.get("fixed_rate") else
-                f"{d.get('rate_factor', 1):g}x the engine's fps of the window before (mean {d['rate_hz']:.2f} Hz)")
-        with_map = (f", ~/drivable_map subscribed too ({d.get('maps_received', 0)} maps received; in the node "
-                    f"{_f(d.get('map_fuse_ms'), 2)} ms a frame to fuse, {_f(d.get('map_render_ms'), 2)} ms a map to "
-                    f"render and publish)" if d.get("drivable_map") else "")
-        lines += ["", f"Node end to end over DDS ({d['shape'][0]}x{d['shape'][1]}{with_map}, the node a separate "
-                      f"process; "
-                      f"{len(rounds)} node windows with the publisher at {rate}, taken in turn with "
-                      f"{len(d.get('engine_windows_fps', []))} bare-engine windows "
-                      f"({', '.join(_f(v, 2) for v in d.get('engine_windows_fps', []))} fps); node/engine "
-                      f"ratio per round {', '.join(_f(r['ratio'], 2) for r in rounds)}; "
-                      f"then 2x at {_f(d.get('overload_rate_hz'), 2)} Hz):", "",
-                  "| node fps | engine fps | ratio | p50 ms | p99 ms | 2x p99 ms | 2x fps | 2x dropped |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|",
-                  f"| {_f(n['fps'], 2)} | {_f(n['engine_fps'], 2)} | {_f(n['ratio'], 2)} | {_f(n['p50_ms'])} | "
-                  f"{_f(n['p99_ms'])} | {_f(n['overload_p99_ms'])} | {_f(d.get('overload_fps'), 2)} | "
-                  f"{n['dropped']} of {d.get('overload_received')} received |"]
-        if "infer_ms" in n:
-            lines += ["", f"Inside the node (its diagnostics, same windows): network {_f(n['infer_ms'], 2)} ms of "
-                          f"{_f(n['process_ms'], 2)} ms per frame (the rest: conversion and outputs), against "
-                          f"{_f(1000 / n['engine_fps'], 2)} ms for the bare engine (the difference: CPU the "
-                          f"transport and the publisher took from the network)."]
+    lines = _node_run(report.get("node"), report.get("_node_details", {}), "every output subscribed")
+    lines += _node_run(report.get("node_planner"), report.get("_node_planner_details", {}),
+                       "the planner's outputs only (drivable_area, obstacles, free_space); the bare engine on frames "
+                       "at the network size")
     s = report.get("soak") or {}
     if s.get("seconds"):
         lines += ["", f"Soak {s['seconds']:.0f} s at {s['rate_hz']:.2f} Hz: RSS {_f(s['rss_start_mb'], 0)} -> "
                       f"{_f(s['rss_end_mb'], 0)} MB, p50 {_f(s['p50_ms_start'])} -> {_f(s['p50_ms_end'])} ms "
                       f"(trend {_f(s['latency_trend_ms_per_min'], 2)} ms/min), {s['frames']} masks, "
                       f"{s['dropped']} dropped, crashes {s['crashes']}, node exit code {s.get('exit_code')}"]
+    return lines
+
+
+def _node_run(n: dict | None, d: dict, what: str) -> list[str]:
+    """Return one node run's paragraph and table."""
+    if not n:
+        return []
+    rounds = d.get("rounds", [])
+    rate = (f"{d['rate_hz']:.2f} Hz" if d.get("fixed_rate") else
+            f"{d.get('rate_factor', 1):g}x the engine's fps of the window before (mean {d['rate_hz']:.2f} Hz)")
+    with_map = (f", ~/drivable_map subscribed too ({d.get('maps_received', 0)} maps received; in the node "
+                f"{_f(d.get('map_fuse_ms'), 2)} ms a frame to fuse, {_f(d.get('map_render_ms'), 2)} ms a map to "
+                f"render and publish)" if d.get("drivable_map") else "")
+    lines = ["", f"Node end to end over DDS ({d['shape'][0]}x{d['shape'][1]}, {what}{with_map}; the node a separate "
+                 f"process; {len(rounds)} node windows with the publisher at {rate}, taken in turn with "
+                 f"{len(d.get('engine_windows_fps', []))} bare-engine windows "
+                 f"({', '.join(_f(v, 2) for v in d.get('engine_windows_fps', []))} fps); node/engine "
+                 f"ratio per round {', '.join(_f(r['ratio'], 2) for r in rounds)}; "
+                 f"then 2x at {_f(d.get('overload_rate_hz'), 2)} Hz):", "",
+             "| node fps | engine fps | ratio | p50 ms | p99 ms | 2x p99 ms | 2x fps | 2x dropped |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|",
+             f"| {_f(n['fps'], 2)} | {_f(n['engine_fps'], 2)} | {_f(n['ratio'], 2)} | {_f(n['p50_ms'])} | "
+             f"{_f(n['p99_ms'])} | {_f(n['overload_p99_ms'])} | {_f(d.get('overload_fps'), 2)} | "
+             f"{n['dropped']} of {d.get('overload_received')} received |"]
+    if "infer_ms" in n:
+        lines += ["", f"Inside the node (its diagnostics, same windows): network {_f(n['infer_ms'], 2)} ms of "
+                      f"{_f(n['process_ms'], 2)} ms per frame (the rest: conversion and outputs), against "
+                      f"{_f(1000 / n['engine_fps'], 2)} ms for the bare engine (the difference: CPU the "
+                      f"transport and the publisher took from the network)."]
     return lines
 
 
@@ -228,9 +272,42 @@ def _cpu_targets(report: dict) -> list[str]:
     return out
 
 
+def _size_targets(report: dict) -> list[str]:
+    """Return the per-frame-size target lines: the probability's cost at 375x1242 and 1920x1080, and 1080p frames."""
+    out = []
+    for p, per in size_ratios(report.get("sizes")).items():
+        label = f"CPU, {BACKENDS.get(p, p)} (in turns)"
+        for shape in (KITTI, FHD):
+            r = per.get(size_key(shape))
+            if r is None:
+                continue
+            v = r["probabilities_vs_argmax"]
+            out.append(f"{label}, {size_key(shape)} frames: with the drivable probability {v:.3f}x the arg-max "
+                       f"time (target <= {PROB_COST:g}x): {'met' if v <= PROB_COST else 'MISSED'}")
+        r = per.get(size_key(FHD))
+        if r is not None:
+            v = r["full_vs_network_all_outputs"]
+            net = report["sizes"][p][size_key(FHD)]["net_size"]
+            out.append(f"{label}, {size_key(FHD)} frames vs frames at the network size ({net}), every output: "
+                       f"{v:.3f} (target >= {FULL_HD:g}): {'met' if v >= FULL_HD else 'MISSED'}")
+    return out
+
+
+def _planner_node_target(report: dict) -> list[str]:
+    """Return the planner-only node's line: its own time per frame against the bare engine's on network-size frames."""
+    n = report.get("node_planner")
+    if not n or not n.get("engine_fps") or not math.isfinite(n.get("process_ms", float("nan"))):
+        return []
+    engine_ms = 1000.0 / n["engine_fps"]
+    v = n["process_ms"] / engine_ms
+    return [f"planner-only node: {n['process_ms']:.2f} ms of its own per frame vs the bare engine's {engine_ms:.2f} ms "
+            f"on frames at the network size = {v:.3f}x (target <= {PLANNER_NODE:g}x): "
+            f"{'met' if v <= PLANNER_NODE else 'MISSED'}; fps {n['fps']:.2f} vs {n['engine_fps']:.2f}"]
+
+
 def targets(report: dict) -> list[str]:
     """Return the target lines: CPU ratios per backend, the node's, and on CUDA the GPU's."""
-    out = _cpu_targets(report)
+    out = _cpu_targets(report) + _size_targets(report)
     rows = [r for r in report["models"] if not r.get("error")]
     out += map_targets(report)
     n = report.get("node")
@@ -238,6 +315,7 @@ def targets(report: dict) -> list[str]:
         out.append(f"node fps >= 0.9 x engine fps: ratio {n['ratio']:.2f}: {'met' if n['ratio'] >= 0.9 else 'MISSED'}")
         ok = n["p99_ms"] <= 1.5 * n["p50_ms"]
         out.append(f"node p99 <= 1.5 x p50: {n['p99_ms']:.1f} vs {n['p50_ms']:.1f} ms: {'met' if ok else 'MISSED'}")
+    out += _planner_node_target(report)
     if report["device"].startswith("cuda"):
         best = [r for r in rows if (r["height"], r["width"], r["batch"]) == (*CITYSCAPES, 1)
                 and r["precision"].startswith("fp16") and r["name"].startswith("icnet")]
@@ -268,4 +346,5 @@ def public(report: dict) -> dict:
     out = {k: v for k, v in report.items() if not k.startswith("_")}
     out["models"] = [{k: v for k, v in r.items() if k != "reps"} for r in report["models"]]
     out["ratios"] = ratios(report)
+    out["size_ratios"] = size_ratios(report.get("sizes"))
     return _clean(out)

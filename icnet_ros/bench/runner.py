@@ -7,7 +7,7 @@ import os
 from . import models as zoo
 from .config import BenchConfig, log
 from .report import describe_device
-from .workers import bench_matmul, bench_models, bench_turns
+from .workers import bench_matmul, bench_models, bench_sizes, bench_turns
 
 
 def run(config: BenchConfig) -> dict:
@@ -29,8 +29,8 @@ def run(config: BenchConfig) -> dict:
     log(f"bench: matmul {matmul['gflops']:.1f} GFLOP/s")
     rows = bench_models(cfg, shipped)
     report = {"device": describe_device(cfg.device), "matmul_gflops": matmul["gflops"], "models": rows,
-              "turns": bench_turns(cfg, shipped, rows), "map": None, "node": None, "soak": {"seconds": 0},
-              "_notes": notes,
+              "turns": bench_turns(cfg, shipped, rows), "sizes": bench_sizes(cfg, shipped, rows), "map": None,
+              "node": None, "node_planner": None, "soak": {"seconds": 0}, "_notes": notes,
               "_matmul": matmul}
     if cfg.map_cost:
         from .map_cost import map_report

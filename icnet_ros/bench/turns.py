@@ -6,8 +6,9 @@ minutes apart.  On a shared machine whose speed drifts (this project's VM swings
 of percent within a minute), a ratio of two such rows measures the drift as much as the
 models.  Here the shipped model and LR-ASPP, on 375x1242 frames and on frames at the
 shipped network's size, with each CPU backend, are timed in short blocks taken in turn
-(the order rotated each round), so a slow drift falls on all of them alike.  The ratios in
-the targets and the JSON come from these fps.  No ROS.
+(the order rotated each round), so a slow drift falls on all of them alike; and both on
+the run's camera frames (1920x1080 by default: ``shipped_1080x1920``, ``peer_1080x1920``).
+The ratios in the targets and the JSON come from these fps.  No ROS.
 """
 
 from __future__ import annotations
@@ -20,9 +21,14 @@ from .timing import sample_frames, time_calls
 ROUNDS = 5
 
 
-def plan(precisions: list[str]) -> list[tuple[str, str, str]]:
-    """(precision, 'shipped' | 'peer', 'full' | 'net') for every block; INT8 is the shipped model's only."""
-    return [(p, who, size) for p in precisions for who in ("shipped", "peer") for size in ("full", "net")
+def plan(precisions: list[str], cameras=()) -> list[tuple[str, str, str]]:
+    """
+    (precision, 'shipped' | 'peer', 'full' | 'net' | 'HxW') for every block; INT8 is the shipped model's only.
+
+    cameras: further frame sizes both models run (the camera shapes).
+    """
+    sizes = ["full", "net"] + [f"{h}x{w}" for h, w in cameras]
+    return [(p, who, size) for p in precisions for who in ("shipped", "peer") for size in sizes
             if not (p == "int8+ort" and who == "peer")]
 
 
@@ -32,12 +38,15 @@ def compare_in_turns(spec: dict) -> dict[str, dict[str, float]]:
 
     spec: 'checkpoint' (the shipped model), 'net' (its network size for KITTI frames),
     'precisions' (fp32, fp32+ort, int8+ort), 'quick', 'calibration', and optionally
-    'schedule' (tests) and 'rounds'.
+    'cameras' (further frame sizes: 'shipped_HxW' and 'peer_HxW'), 'schedule' (tests) and
+    'rounds'.
     """
     from ..inference.engine import Engine
 
     models = {"shipped": build("", spec["checkpoint"]), "peer": build(PEER)}
-    frames = {"full": sample_frames(KITTI, 1), "net": sample_frames(tuple(spec["net"]), 1)}
+    cameras = [tuple(s) for s in spec.get("cameras") or ()]
+    frames = {"full": sample_frames(KITTI, 1), "net": sample_frames(tuple(spec["net"]), 1),
+              **{f"{h}x{w}": sample_frames((h, w), 1) for h, w in cameras}}
     engines = {}
     for p in spec["precisions"]:
         prec = p.split("+")[0]
@@ -50,7 +59,7 @@ def compare_in_turns(spec: dict) -> dict[str, dict[str, float]]:
                                        calibration=spec.get("calibration") if prec == "int8" else None)
     sched = dict(spec.get("schedule") or SCHEDULES[("cpu", bool(spec["quick"]))])
     sched.update(min_s=sched["min_s"] / 2, max_s=sched["max_s"] / 2)   # five short blocks instead of one
-    blocks = plan(spec["precisions"])
+    blocks = plan(spec["precisions"], cameras)
     times: dict = {b: [] for b in blocks}
     rounds = int(spec.get("rounds", ROUNDS))
     for r in range(rounds):

@@ -7,12 +7,15 @@ spec:
 - ``--worker SPEC``: one model's configurations (``timing.measure_model``); prints the
   rows as one JSON line.  Each model runs in a process of its own so that its peak RSS
   is its own.
-- ``--engine-worker SPEC``: the bare engine on the node's frames; answers each line of
-  stdin (seconds) with the engine's fps over that long, and stays loaded in between.
+- ``--engine-worker SPEC``: the bare engine on the node's frames (or on frames at the
+  network size); answers each line of stdin (seconds, and 'node' or 'net') with the
+  engine's fps over that long, and stays loaded in between.
 - ``--matmul-worker SPEC``: the machine's torch.mm rate (``flops.matmul_rate``) in a
   process started as the model workers are, so with their thread count; one JSON line.
 - ``--turns-worker SPEC``: the CPU targets' engines timed in turns (``turns.py``); one
   JSON line.
+- ``--sizes-worker SPEC``: the shipped model per frame size timed in turns (``sizes.py``);
+  one JSON line.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ import time
 from .config import BenchConfig, KITTI, log, PEER
 from .flops import matmul_rate
 from .models import equal_terms_shape, model_plan, zoo_name
+from .sizes import sizes_in_turns
 from .threads import in_thread
 from .timing import measure_model, sample_frames
 from .turns import compare_in_turns
 
 WORKER, ENGINE_WORKER, MATMUL_WORKER, TURNS_WORKER = "--worker", "--engine-worker", "--matmul-worker", "--turns-worker"
+SIZES_WORKER = "--sizes-worker"
 
 
 def _bench_command(flag: str, spec: dict) -> list[str]:
@@ -47,13 +52,17 @@ def worker_main(argv: list[str]) -> int | None:
         return 0
     if argv[:1] == [ENGINE_WORKER]:                    # the bare engine in a subprocess
         spec = json.loads(argv[1])
-        engine_worker(spec["checkpoint"], spec["device"], sample_frames(tuple(spec["shape"])))
+        frames = {"node": sample_frames(tuple(spec["shape"])), "net": sample_frames(tuple(spec["net"]))}
+        engine_worker(spec["checkpoint"], spec["device"], frames)
         return 0
     if argv[:1] == [MATMUL_WORKER]:                    # the matmul ceiling in a subprocess
         print(json.dumps(matmul_rate(**json.loads(argv[1]))))
         return 0
     if argv[:1] == [TURNS_WORKER]:                     # the targets' engines in turns
         print(json.dumps(compare_in_turns(json.loads(argv[1]))))
+        return 0
+    if argv[:1] == [SIZES_WORKER]:                     # the shipped model per frame size, in turns
+        print(json.dumps(sizes_in_turns(json.loads(argv[1]))))
         return 0
     return None
 
@@ -132,12 +141,37 @@ def bench_turns(cfg: BenchConfig, shipped: str | None, rows: list[dict]) -> dict
     if not precisions:
         return None
     spec = {"checkpoint": shipped, "net": list(net), "precisions": precisions, "quick": cfg.quick,
-            "calibration": calibration_dir(cfg), "schedule": cfg.schedule}
+            "calibration": calibration_dir(cfg), "schedule": cfg.schedule,
+            "cameras": [list(s) for s in cfg.camera_shapes or []]}
     if not cfg.isolate:
         return compare_in_turns(spec)
     proc = subprocess.run(_bench_command(TURNS_WORKER, spec), stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"bench turns worker failed with exit code {proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_sizes(cfg: BenchConfig, shipped: str | None, rows: list[dict]) -> dict | None:
+    """
+    Return the shipped model's fps per frame size in turns (``sizes.sizes_in_turns``); cfg: a resolved BenchConfig.
+
+    The precisions are those the shipped model's rows ran (and did not fail); the sizes
+    the run's frame sizes and camera shapes.  None on CUDA or without a shipped model.
+    """
+    if cfg.cuda or not shipped:
+        return None
+    precisions = list(dict.fromkeys(r["precision"] for r in rows if r["shipped"] and not r.get("error")
+                                    and r["batch"] == 1))
+    sizes = list(dict.fromkeys(tuple(s) for s in list(cfg.shapes) + list(cfg.camera_shapes or [])))
+    if not precisions:
+        return None
+    spec = {"checkpoint": shipped, "sizes": [list(s) for s in sizes], "precisions": precisions, "quick": cfg.quick,
+            "calibration": calibration_dir(cfg), "schedule": cfg.schedule}
+    if not cfg.isolate:
+        return sizes_in_turns(spec)
+    proc = subprocess.run(_bench_command(SIZES_WORKER, spec), stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench sizes worker failed with exit code {proc.returncode}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -149,13 +183,14 @@ class EngineWorker:
     node windows can be taken in turn.
     """
 
-    def __init__(self, checkpoint: str, device: str, shape):
-        spec = {"checkpoint": checkpoint, "device": device, "shape": list(shape)}
+    def __init__(self, checkpoint: str, device: str, shape, net=None):
+        """shape: the node's frames; net: the frames of fps(..., 'net') (the network size), default shape."""
+        spec = {"checkpoint": checkpoint, "device": device, "shape": list(shape), "net": list(net or shape)}
         self.proc = subprocess.Popen(_bench_command(ENGINE_WORKER, spec),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
-    def fps(self, seconds: float) -> float:
-        self.proc.stdin.write(f"{seconds}\n")
+    def fps(self, seconds: float, which: str = "node") -> float:
+        self.proc.stdin.write(f"{seconds} {which}\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
@@ -172,14 +207,14 @@ class EngineWorker:
                 self.proc.wait()
 
 
-def engine_worker(checkpoint: str, device: str, frames: list) -> None:
-    """Answer each line of stdin (seconds) with the engine's fps over that long."""
+def engine_worker(checkpoint: str, device: str, frame_sets: dict) -> None:
+    """Answer each line of stdin (seconds, and 'node' or 'net': which frames) with the engine's fps over that long."""
     from ..inference.engine import Engine
 
     # As in the node: loaded and warmed up on the main thread, run on a worker thread.
     engine = Engine.from_checkpoint(checkpoint, device, "auto", warmup=True)
 
-    def loop(seconds: float) -> float:
+    def loop(seconds: float, frames: list) -> float:
         for f in frames[:2]:
             engine.infer(f)
         n, start = 0, time.perf_counter()
@@ -189,4 +224,5 @@ def engine_worker(checkpoint: str, device: str, frames: list) -> None:
         return n / (time.perf_counter() - start)
 
     for line in sys.stdin:
-        print(in_thread(loop, float(line)), flush=True)
+        seconds, *which = line.split()
+        print(in_thread(loop, float(seconds), frame_sets[which[0] if which else "node"]), flush=True)

@@ -44,7 +44,11 @@ class EgoMask:
                 mask = cv2.resize(self._image.view(np.uint8), (size[1], size[0]),
                                   interpolation=cv2.INTER_NEAREST) > 0
             mask.setflags(write=False)
-            self._sized = {size: mask}     # one frame size per camera, as a rule
+            # a camera's frame size and its network size (the ground outputs read the network-size
+            # maps, the image outputs the frame's); a few more, but never without end
+            if len(self._sized) >= 4:
+                self._sized.pop(next(iter(self._sized)))
+            self._sized[size] = mask
         return mask
 
 

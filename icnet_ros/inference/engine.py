@@ -6,13 +6,19 @@ No ROS.
 Two backends.  On the CPU (fp32) the default is ONNX Runtime (`onnx_runner.py`) when it
 is installed: the same graph, 1.3x PyTorch's speed on this project's machine.  Otherwise,
 and always on CUDA, PyTorch.  On the CPU, both backends run the network on frames already
-at the network size (uint8 resize) and bring the class maps back with `upsample.py`,
+at the network size (uint8 resize) and bring the class maps back with `class_map.py`,
 which gives argmax(bilinear(logits)) without resizing every logit channel.  On CUDA a
 batch is uploaded once as uint8, then normalised, resized, run (channels_last,
 autocast, inference_mode), argmaxed and resized back on the GPU; only the uint8 class
 maps (and, on request, drivable probabilities) come back to the host, in one copy.  CUDA
 work, warm-up included, runs on one thread of the engine's own bound to its GPU, whatever
 thread calls `infer`.
+
+The drivable probability has one definition on every backend, `deploy.drivable_prob`,
+computed by the network's own runtime at the network size (inside the ONNX graph, or by
+PyTorch) and resized as one channel.  The maps come back at the network size always and
+at the frame's size on request (`full_size`, results.py): outputs that only read them at
+some points need none of the full-resolution work.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 import copy
-from dataclasses import dataclass
 from pathlib import Path
 import time
 
@@ -30,29 +35,19 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .checkpoint import check_frame_size, FrameSizeError, load_checkpoint, ModelMeta
-from .deploy import frame_logits
+from .class_map import class_map
+from .deploy import drivable_prob, frame_logits
 # where a frame runs (device, precision, backend): devices.py; imported from here as before
 from .devices import (auto_device_note, BACKENDS, cpu_only, EngineError, PRECISIONS,  # noqa: F401
                       resolve_backend, resolve_device, resolve_precision)
-from .upsample import class_map, drivable_probability, resize_frames
+from .results import assemble, Drivable, Result  # noqa: F401  (Result: imported from here as before)
+from .upsample import probability_map, resize_frames
 
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class CalibrationError(EngineError):
     """INT8: calibration frames missing or unusable, or a graph that did not quantise (int8.py)."""
-
-
-@dataclass
-class Result:
-    classes: np.ndarray                  # H x W uint8 class ids
-    drivable: np.ndarray                 # H x W bool
-    drivable_prob: np.ndarray | None = None  # H x W float32 in [0, 1], when asked for
-
-
-def _stacked(maps: list[np.ndarray]) -> np.ndarray:
-    """N x ... from N arrays; one frame is a view, not a copy (the usual case, per frame)."""
-    return maps[0][None] if len(maps) == 1 else np.stack(maps)
 
 
 def fuse_batchnorm(model: nn.Module) -> nn.Module:
@@ -126,10 +121,7 @@ class Engine:
             self._thread.submit(torch.cuda.set_device, self.device).result()
         self._mean = torch.tensor(meta.mean, dtype=torch.float32, device=self.device)
         self._std = torch.tensor(meta.std, dtype=torch.float32, device=self.device)
-        self._drivable = torch.tensor(sorted(meta.classes.drivable_ids), dtype=torch.long, device=self.device)
-        self._drivable_ids = self._drivable.cpu().numpy()
-        self._drivable_lut = np.zeros(256, dtype=bool)
-        self._drivable_lut[list(meta.classes.drivable_ids)] = True
+        self._is_drivable = Drivable(meta.classes.drivable_ids)
         self._pinned: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._tuned: set[tuple] = set()                  # CUDA: network input shapes cuDNN has tuned
         self._traced: list[tuple[int, int, float]] = []
@@ -169,15 +161,16 @@ class Engine:
         """
         Return (h, w, seconds) of the first call at each new network size that made the backend prepare.
 
-        To prepare, ONNX Runtime traces the graph and cuDNN autotunes its convolutions
-        (CUDA; once per network input shape).  Explains a one-off slow frame.
+        To prepare, ONNX Runtime traces the graph (once per network size, and once more
+        with the drivable probability when a call first asks for it) and cuDNN autotunes
+        its convolutions (CUDA; once per network input shape).  Explains a one-off slow frame.
         """
         return self._onnx.traced if self._onnx is not None else self._traced
 
     @property
     def prepare_note(self) -> str:
         """Say what `traced` entries stand for, for a log line."""
-        return "network traced for onnxruntime" if self._onnx is not None else "cuDNN autotuned"
+        return "graph traced for onnxruntime" if self._onnx is not None else "cuDNN autotuned"
 
     def _check(self, frames) -> list[np.ndarray]:
         if isinstance(frames, np.ndarray):
@@ -195,25 +188,30 @@ class Engine:
         return frames
 
     def infer(self, frames, color: str = "rgb", probabilities: bool = False,
-              drivable_threshold: float = 0.0) -> list[Result]:
+              drivable_threshold: float = 0.0, full_size: bool = True) -> list[Result]:
         """
         frames: one H x W x 3 uint8 array, a list of them, or an N x H x W x 3 array.
 
-        color: the channel order of the frames, 'rgb' or 'bgr'.  drivable_threshold: 0
+        color: the channel order of the frames, 'rgb' or 'bgr'.  probabilities: the
+        drivable probability too (``drivable_prob``, ``net_prob``).  drivable_threshold: 0
         (default) makes a pixel drivable when its arg-max class is; above 0, when its
         drivable probability (summed over the drivable classes) reaches the threshold
-        (probabilities are then computed and returned).
+        (probabilities are then computed and returned).  full_size: False returns the
+        maps at the network size only (``net_*``), with no work at the frame's size.
         """
         if color not in ("rgb", "bgr"):
             raise EngineError(f"color must be 'rgb' or 'bgr', got {color!r}")
         if not 0.0 <= float(drivable_threshold) <= 1.0:
             raise EngineError(f"drivable_threshold must be between 0 and 1, got {drivable_threshold}")
         frames = self._check(frames)
+        args = (frames, color, bool(probabilities) or drivable_threshold > 0, float(drivable_threshold),
+                bool(full_size))
         if self._thread is not None:
-            return self._thread.submit(self._infer, frames, color, probabilities, drivable_threshold).result()
-        return self._infer(frames, color, probabilities, drivable_threshold)
+            return self._thread.submit(self._infer, *args).result()
+        return self._infer(*args)
 
-    def _infer(self, frames: list[np.ndarray], color: str, probabilities: bool, threshold: float) -> list[Result]:
+    def _infer(self, frames: list[np.ndarray], color: str, probability: bool, threshold: float,
+               full_size: bool) -> list[Result]:
         start = time.perf_counter()
         results: list[Result | None] = [None] * len(frames)
         groups: dict[tuple, list[int]] = {}
@@ -222,9 +220,7 @@ class Engine:
         for idx in groups.values():
             batch = [frames[i] for i in idx]
             run = self._run_cpu if self.device.type == "cpu" else self._run
-            for i, r in zip(idx, run(batch, color, probabilities or threshold > 0)):
-                if threshold > 0:
-                    r.drivable = r.drivable_prob >= threshold
+            for i, r in zip(idx, run(batch, color, probability, threshold, full_size)):
                 results[i] = r
         self.last_ms = (time.perf_counter() - start) * 1000.0
         return results
@@ -262,21 +258,13 @@ class Engine:
             self._pinned.popitem(last=False)
         return buf
 
-    def _results(self, classes: np.ndarray, prob: np.ndarray | None) -> list[Result]:
-        if len(self._drivable_ids) == 1:                # one compare: 50x faster than the lookup
-            drivable = classes == self._drivable_ids[0]
-        else:
-            drivable = self._drivable_lut[classes]      # 256-entry lookup on the host
-        return [Result(classes[i], drivable[i], None if prob is None else prob[i])
-                for i in range(len(classes))]
-
     @torch.inference_mode()
-    def _run_cpu(self, frames: list[np.ndarray], color: str, probabilities: bool) -> list[Result]:
-        """Frames of one size on the CPU: resize to the network size, run, class maps back (upsample.py)."""
+    def _run_cpu(self, frames: list[np.ndarray], color: str, probability: bool, threshold: float,
+                 full_size: bool) -> list[Result]:
+        """Frames of one size on the CPU: resize to the network size, run, maps back up on request (class_map.py)."""
         h, w = frames[0].shape[:2]
         size = self.meta.network_size(h, w)
-        # logits only where they are used: class maps brought up to the frame, or probabilities
-        need_logits = probabilities or size != (h, w)
+        up = full_size and size != (h, w)             # logits only where a class map goes up to the frame
         x = resize_frames(frames, size)
         if color == "bgr":
             x = x[..., ::-1]
@@ -284,28 +272,30 @@ class Engine:
             from .int8 import QuantizeError
 
             try:
-                small, logits = self._onnx.run(np.ascontiguousarray(x), need_logits)
+                small, logits, prob = self._onnx.run(np.ascontiguousarray(x), up, probability)
             except QuantizeError as e:      # int8: the graph for this network size did not quantise
                 raise CalibrationError(str(e)) from None
         else:
             out = frame_logits(self.model, torch.from_numpy(np.ascontiguousarray(x)), None, self._mean, self._std,
                                _DTYPES.get(self.precision), channels_last=True)
             small = out.argmax(1).to(torch.uint8).numpy()
-            logits = out.float().permute(0, 2, 3, 1).contiguous().numpy() if need_logits else None
-        classes = _stacked([class_map(small[i], logits[i] if need_logits else None, (h, w))
-                            for i in range(len(frames))])
-        prob = None
-        if probabilities:
-            prob = _stacked([drivable_probability(logits[i], self._drivable_ids, (h, w)) for i in range(len(frames))])
-        return self._results(classes, prob)
+            prob = drivable_prob(out, self._is_drivable.ids).numpy() if probability else None
+            # N x C x h x w, channels_last in memory as the network gave them: read as they lie
+            logits = out.float().numpy() if up else None
+        if not full_size:
+            return assemble(self._is_drivable, small, prob, (h, w), threshold)
+        return assemble(self._is_drivable, small, prob, (h, w), threshold,
+                        lambda i: class_map(small[i], logits[i] if up else None, (h, w)),
+                        None if prob is None else lambda i: probability_map(prob[i], (h, w)))
 
     @torch.inference_mode()
-    def _run(self, frames: list[np.ndarray], color: str, probabilities: bool) -> list[Result]:
+    def _run(self, frames: list[np.ndarray], color: str, probability: bool, threshold: float,
+             full_size: bool) -> list[Result]:
         """
         Frames of one size on CUDA: the whole deploy path on the GPU, one copy back.
 
-        The CPU path's semantics (upsample.py): class maps are argmax(bilinear(logits)),
-        the drivable probability is the softmax at the network size, summed, then resized.
+        The CPU path's semantics: class maps are argmax(bilinear(logits)), the drivable
+        probability is ``deploy.drivable_prob`` at the network size, then resized.
         """
         start = time.perf_counter()
         n, (h, w) = len(frames), frames[0].shape[:2]
@@ -313,22 +303,27 @@ class Engine:
         if color == "bgr":
             x = x.flip(3)                               # on uint8: a quarter of the bytes
         small = self.logits(x, at_frame_size=False)     # at the network size
-        classes = _at(small.float(), h, w).argmax(1).to(torch.uint8) if small.shape[-2:] != (h, w) \
-            else small.argmax(1).to(torch.uint8)
-        if probabilities:
-            prob = small.float().softmax(1).index_select(1, self._drivable).sum(1, keepdim=True)
-            prob = _at(prob, h, w)[:, 0].clamp_(0.0, 1.0)
-            # maps and probabilities as bytes of one tensor: one device -> host copy, one sync
-            host = torch.cat([classes.reshape(-1), prob.reshape(-1).view(torch.uint8)]).cpu().numpy()
-            maps = host[:n * h * w].reshape(n, h, w)
-            results = self._results(maps, host[n * h * w:].view(np.float32).reshape(n, h, w))
-        else:
-            results = self._results(classes.cpu().numpy(), None)  # the one device -> host copy of the maps
+        up = full_size and tuple(small.shape[-2:]) != (h, w)
+        maps = [small.argmax(1).to(torch.uint8)]        # network size, then at the frame's
+        if up:
+            maps.append(_at(small.float(), h, w).argmax(1).to(torch.uint8))
+        if probability:
+            prob = drivable_prob(small, self._is_drivable.ids)
+            maps.append(prob)
+            if up:
+                maps.append(_at(prob[:, None], h, w)[:, 0].clamp_(0.0, 1.0))
+        host = _to_host(maps)                           # every map as bytes of one tensor: one copy, one sync
+        small_np = host[0]
+        prob_np = host[2 if up else 1] if probability else None
         key = (n, *self.meta.network_size(h, w))
         if self.device.type == "cuda" and key not in self._tuned:
             self._tuned.add(key)
             self._traced.append((key[1], key[2], time.perf_counter() - start))
-        return results
+        if not full_size:
+            return assemble(self._is_drivable, small_np, prob_np, (h, w), threshold)
+        return assemble(self._is_drivable, small_np, prob_np, (h, w), threshold,
+                        lambda i: host[1][i] if up else small_np[i],
+                        None if not probability else lambda i: host[-1][i])
 
     @torch.inference_mode()
     def logits(self, x: torch.Tensor, graph_safe: bool = False, at_frame_size: bool = True) -> torch.Tensor:
@@ -344,6 +339,19 @@ class Engine:
         # mean / std are tensors on the device: no copies per call
         return frame_logits(self.model, x, self.meta, self._mean, self._std, _DTYPES.get(self.precision),
                             channels_last=True, cache_enabled=not graph_safe, at_frame_size=at_frame_size)
+
+
+def _to_host(maps: list[torch.Tensor]) -> list[np.ndarray]:
+    """Device maps (uint8 or float32) back as NumPy arrays of their shapes, in one device -> host copy."""
+    order = sorted(range(len(maps)), key=lambda i: -maps[i].element_size())    # float32 first: aligned
+    flat = torch.cat([maps[i].reshape(-1).view(torch.uint8) for i in order]).cpu().numpy()
+    out, at = [None] * len(maps), 0
+    for i in order:
+        size = maps[i].numel() * maps[i].element_size()
+        dtype = np.uint8 if maps[i].dtype == torch.uint8 else np.float32
+        out[i] = flat[at:at + size].view(dtype).reshape(tuple(maps[i].shape))
+        at += size
+    return out
 
 
 def _at(t: torch.Tensor, h: int, w: int) -> torch.Tensor:

@@ -123,13 +123,55 @@ def _quiet_logging():
         root.setLevel(level)
 
 
+def only_for(graph, output: str) -> list[int]:
+    """
+    Return the indices of the nodes of an onnx.ModelProto that compute ``output`` and no other graph output.
+
+    For the drivable probability: the softmax head after the network, which stays in
+    float (``quantize``'s ``float_output``) and which ``without_output`` removes.
+    """
+    nodes = list(graph.graph.node)
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output}
+
+    def ancestors(name: str) -> set[int]:
+        seen, todo = set(), [name]
+        while todo:
+            i = producer.get(todo.pop())
+            if i is not None and i not in seen:
+                seen.add(i)
+                todo += list(nodes[i].input)
+        return seen
+
+    others = set().union(*[ancestors(o.name) for o in graph.graph.output if o.name != output])
+    return sorted(ancestors(output) - others)
+
+
+def without_output(graph: bytes, output: str) -> bytes:
+    """Return an ONNX graph without one of its outputs and the nodes and weights only it used."""
+    import onnx
+
+    model = onnx.load_from_string(graph)
+    drop = set(only_for(model, output))
+    keep = [n for i, n in enumerate(model.graph.node) if i not in drop]
+    outputs = [o for o in model.graph.output if o.name != output]
+    used = {name for n in keep for name in n.input}
+    weights = [t for t in model.graph.initializer if t.name in used]
+    for field, items in ((model.graph.node, keep), (model.graph.output, outputs), (model.graph.initializer, weights)):
+        items = [type(x).FromString(x.SerializeToString()) for x in items]   # copies: del detaches them
+        del field[:]
+        field.extend(items)
+    return model.SerializeToString()
+
+
 def quantize(graph: bytes, frames: list[np.ndarray], size: tuple[int, int], input_name: str = "image",
-             reduce_range: bool | None = None) -> bytes:
+             reduce_range: bool | None = None, float_output: str | None = "drivable_prob") -> bytes:
     """
     Return the INT8 (QDQ) version of an fp32 ONNX graph taking uint8 frames of ``size`` (h, w).
 
     reduce_range: 7-bit weights; None: where this CPU needs them (``needs_reduce_range``).
-    A graph written for other machines (export) should pass True.
+    A graph written for other machines (export) should pass True.  float_output: a graph
+    output whose own nodes stay in float (the drivable probability: computed from the
+    dequantised logits, as from the logits output itself); None or absent: none.
     """
     if reduce_range is None:
         reduce_range = needs_reduce_range()
@@ -146,10 +188,22 @@ def quantize(graph: bytes, frames: list[np.ndarray], size: tuple[int, int], inpu
             # the quantiser prints tensor descriptions of what it leaves in float: not ours to show
             with contextlib.redirect_stdout(io.StringIO()), _quiet_logging():
                 quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+                exclude = _float_nodes(pre.read_bytes(), float_output)    # named as after pre-processing
                 quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                reduce_range=reduce_range)
+                                reduce_range=reduce_range, nodes_to_exclude=exclude)
         except Exception as e:   # whatever ONNX Runtime's quantiser raises, said in one line
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise QuantizeError(f"the network could not be quantised to INT8: {type(e).__name__}: {first}") from None
         return out.read_bytes()
+
+
+def _float_nodes(graph: bytes, output: str | None) -> list[str]:
+    """Return the names of the nodes only ``output`` uses (named first where the exporter left them unnamed)."""
+    import onnx
+
+    model = onnx.load_from_string(graph)
+    if not output or output not in {o.name for o in model.graph.output}:
+        return []
+    nodes = model.graph.node
+    return [nodes[i].name for i in only_for(model, output) if nodes[i].name]

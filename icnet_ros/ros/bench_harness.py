@@ -2,7 +2,8 @@
 The bench's side of the node over DDS.
 
 ``segment`` in a subprocess, and in this process a publisher of camera frames, a
-``~/mask`` subscriber timing each mask (receive time - header stamp) and a
+subscriber to each output the run asks for (the node makes only the outputs someone
+listens to), the first of them timing each message (receive time - header stamp), and a
 ``/diagnostics`` subscriber, on a private context and ROS domain.  ``icnet_ros.bench``
 imports this module only when its node phases run, so the bench's model timings need no
 ROS.
@@ -19,32 +20,48 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import OccupancyGrid
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from .conversions import numpy_to_image
 from ..bench.timing import status_mb
+
+# The node's outputs by message type.  EVERY: all of them; PLANNER: what a planner reads
+# (the ground outputs, from the network-size maps) and nothing at the frame's size.
+TYPES = {"mask": Image, "drivable_mask": Image, "drivable_confidence": Image, "overlay": Image,
+         "drivable_area": OccupancyGrid, "obstacles": PointCloud2, "free_space": PointCloud2}
+EVERY = tuple(TYPES)
+PLANNER = ("drivable_area", "obstacles", "free_space")
 
 
 class NodeHarness:
     """
     ``segment`` in a subprocess, and its publisher and subscribers in this process.
 
-    The publisher, a ~/mask subscriber and a /diagnostics subscriber run on a private
-    context and ROS domain.
+    The publisher, a subscriber per output asked for (the first timed) and a /diagnostics
+    subscriber run on a private context and ROS domain.  The ground outputs need a camera:
+    a CameraInfo for the frames' size (``camera_info``: KITTI's focal length scaled to them)
+    and the pose from parameters (camera_height's default, pitched down 0.1 rad), so every
+    frame size sees the ground.
     """
 
     def __init__(self, checkpoint: str, device: str, frames: list[np.ndarray], domain_id: int,
-                 num_threads: int = 0, drivable_map: bool = False):
+                 num_threads: int = 0, outputs: tuple = ("mask",), drivable_map: bool = False):
+        unknown = [o for o in outputs if o not in TYPES]
+        if unknown or not outputs:
+            raise ValueError(f"outputs {list(outputs)}: each one of {', '.join(TYPES)}")
         self.ns = f"/bench{os.getpid()}"
+        self.outputs = tuple(outputs)
         env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), PYTHONUNBUFFERED="1")
         self.log_file = tempfile.NamedTemporaryFile("w+", prefix="icnet_bench_node_", suffix=".log", delete=False)
         cmd = [sys.executable, "-m", "icnet_ros.ros.node", "--ros-args", "-r", f"__ns:={self.ns}",
                "-p", f"model_path:={checkpoint}", "-p", f"device:={device}",
                "-p", f"num_threads:={num_threads}", "-p", "qos_reliability:=reliable", "--log-level", "warn"]
+        cmd[-2:-2] = ["-p", "camera_pose_source:=parameters", "-p", "camera_pitch:=0.1"]
         if drivable_map:
             cmd[-2:-2] = ["-p", "odom_topic:=odom"]
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
@@ -60,13 +77,18 @@ class NodeHarness:
         # so the bench measures the node and not the transport.
         camera_qos = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
         self.image_pub = self.probe.create_publisher(Image, f"{self.ns}/image", camera_qos)
+        self.info_pub = self.probe.create_publisher(CameraInfo, f"{self.ns}/camera_info", camera_qos)
+        self.info = camera_info(*frames[0].shape[:2])
         self._lock = threading.Lock()
-        self.masks: list[tuple[int, int]] = []          # (stamp ns, receive ns)
+        self.received: dict[str, list[tuple[int, int]]] = {o: [] for o in self.outputs}   # (stamp, receive) ns
+        self.timed = self.outputs[0]
         self.diag: list[tuple[int, dict]] = []          # (receive ns, values)
         self.map_diag: list[tuple[int, dict]] = []      # the same of the node's drivable_map status
-        self.mask_sub = self.probe.create_subscription(
-            Image, f"{self.ns}/icnet/mask", self._on_mask,
-            QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE))
+        out_qos = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
+        self.subs = {o: self.probe.create_subscription(TYPES[o], f"{self.ns}/icnet/{o}",
+                                                       lambda msg, o=o: self._on_output(o, msg), out_qos)
+                     for o in self.outputs}
+        self.mask_sub = self.subs[self.timed]
         self.probe.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
         self.drivable_map = MapFeed(self.probe, self.ns, frames[0].shape[:2], self._lock) if drivable_map else None
         self.executor = SingleThreadedExecutor(context=self.context)
@@ -75,11 +97,18 @@ class NodeHarness:
         self._spin.start()
         self.published = 0
 
-    def _on_mask(self, msg) -> None:
+    def _on_output(self, output: str, msg) -> None:
         now = time.time_ns()
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         with self._lock:
-            self.masks.append((stamp, now))
+            self.received[output].append((stamp, now))
+
+    def keep_only(self, outputs: tuple) -> None:
+        """Drop the subscriptions to every other output (the node stops making them); time the first kept."""
+        for o in [o for o in self.subs if o not in outputs]:
+            self.probe.destroy_subscription(self.subs.pop(o))
+        self.timed = next(o for o in outputs if o in self.subs)
+        self.mask_sub = self.subs[self.timed]
 
     def _on_diag(self, msg) -> None:
         now = time.time_ns()
@@ -105,7 +134,9 @@ class NodeHarness:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the node exited with code {self.proc.returncode} before it was ready:\n"
                                    f"{self.node_output()}")
-            if self.image_pub.get_subscription_count() > 0 and self._mask_publishers() > 0:
+            if (self.image_pub.get_subscription_count() > 0 and self.info_pub.get_subscription_count() > 0
+                    and self._mask_publishers() > 0):
+                self.info_pub.publish(self.info)       # reliable, and the node keeps the latest
                 return
             time.sleep(0.05)
         raise RuntimeError(f"the node did not subscribe to {self.ns}/image within {timeout:.0f} s:\n"
@@ -147,8 +178,9 @@ class NodeHarness:
         return first, last
 
     def masks_between(self, first: int, last: int) -> list[tuple[int, int]]:
+        """Return (stamp, receive) ns of the timed output's messages stamped between first and last."""
         with self._lock:
-            return [m for m in self.masks if first <= m[0] <= last]
+            return [m for m in self.received[self.timed] if first <= m[0] <= last]
 
     def diags_between(self, first: int, last: int, drivable_map: bool = False) -> list[dict]:
         """Return the node's camera (or drivable_map) diagnostics received between two times (ns)."""
@@ -199,6 +231,14 @@ class NodeHarness:
         return code
 
 
+def camera_info(h: int, w: int):
+    """Return a CameraInfo for frames of h x w: KITTI's focal length scaled to them, the centre as principal point."""
+    f = 721.5 * w / 1242.0
+    info = CameraInfo(height=h, width=w, k=[f, 0.0, w / 2, 0.0, f, h / 2, 0.0, 0.0, 1.0])
+    info.header.frame_id = "camera"
+    return info
+
+
 class MapFeed:
     """
     What the node's ~/drivable_map needs and a subscriber to it, for the node phases with the map.
@@ -213,10 +253,7 @@ class MapFeed:
         from rclpy.qos import QoSDurabilityPolicy
         from sensor_msgs.msg import CameraInfo
 
-        h, w = shape
-        f = 721.5 * w / 1242.0                       # KITTI's focal length, for frames of any size
-        self.info = CameraInfo(height=h, width=w, k=[f, 0.0, w / 2, 0.0, f, h / 2, 0.0, 0.0, 1.0])
-        self.info.header.frame_id = "camera"
+        self.info = camera_info(*shape)
         self.odom = Odometry()
         self.odom.header.frame_id, self.odom.child_frame_id = "odom", "base_link"
         self.odom.pose.pose.orientation.w, self.odom.twist.twist.linear.x = 1.0, 10.0

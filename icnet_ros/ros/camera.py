@@ -5,6 +5,14 @@ Its topics come with their publishers; the newest frame waits for the worker; th
 converts it here (a bad message is counted and named), and the outputs (mask, drivable
 mask, overlay and the bird's-eye grid through icnet_ros/ground/geometry.py) are built
 from one network result with the camera's pose for that frame.
+
+The image outputs (FULL_SIZE) come from the maps at the frame's size, which the node asks
+the engine for only when one of them is wanted; the ground outputs (GROUND) sample the
+maps at the network size (``Result.net_drivable``) through the ground homography scaled
+to them (``upsample.frame_to_network(frame, network) @ H``), with the ego mask and
+drivable_connected applied at that size.  The network-size map is what the frame's mask
+is upsampled from, so a cell reads the same network pixel's decision; the two differ
+only within a network pixel of a class border.
 """
 
 from __future__ import annotations
@@ -23,11 +31,13 @@ from ..ground import geometry
 from ..ground.blind_zone import no_ground_message
 from ..ground.obstacles import BoundaryScanner
 from ..inference.checkpoint import check_frame_size, FrameSizeError
+from ..inference.upsample import frame_to_network
 from ..node_config import NodeConfig
 
 OUTPUTS = {"mask": Image, "drivable_mask": Image, "drivable_confidence": Image, "overlay": Image,
            "drivable_area": OccupancyGrid, "obstacles": PointCloud2, "free_space": PointCloud2}
 GROUND = ("drivable_area", "obstacles", "free_space")     # the outputs made from the bird's-eye grid
+FULL_SIZE = ("mask", "drivable_mask", "drivable_confidence", "overlay")   # images at the frame's size
 NO_INFO = "no CameraInfo"
 
 
@@ -115,22 +125,34 @@ class Camera:
                 if config.publishes(name) and pub.get_subscription_count() > 0}
 
     def mask_result(self, res, config: NodeConfig):
-        """Apply the ego mask (never drivable) and drivable_connected to a result; return the H x W mask or None."""
+        """
+        Apply the ego mask (never drivable) and drivable_connected to a result's maps, at each size it has.
+
+        Returns the ego mask at the network size (the ground outputs') or None.  The maps
+        at the frame's size are there only when an image output asked for them.
+        """
         from ..ground.drivable import connected_to_vehicle
         from ..ground.ego_mask import apply
 
-        ego = self.ego.at(res.drivable.shape) if self.ego is not None else None
+        ego = self.ego.at(res.net_drivable.shape) if self.ego is not None else None
         if ego is not None:
-            res.drivable, res.drivable_prob = apply(res.drivable, res.drivable_prob, ego)
+            res.net_drivable, res.net_prob = apply(res.net_drivable, res.net_prob, ego)
         if config.drivable_connected:
-            res.drivable = connected_to_vehicle(res.drivable, ego)
+            res.net_drivable = connected_to_vehicle(res.net_drivable, ego)
+        if res.drivable is not None:
+            full = self.ego.at(res.drivable.shape) if self.ego is not None else None
+            if full is not None:
+                res.drivable, res.drivable_prob = apply(res.drivable, res.drivable_prob, full)
+            if config.drivable_connected:
+                res.drivable = connected_to_vehicle(res.drivable, full)
         return ego
 
     def publish_frame(self, node, msg, rgb, res, wanted: dict, config: NodeConfig, pose, ego, lock) -> None:
         """Publish one frame's outputs with its pose; record the pose and say why the grid is withheld."""
-        K, camera = self.camera_model(res.drivable.shape, config, pose)
+        K, camera = self.camera_model(res.frame_size, config, pose)
+        frame_ego = self.ego.at(res.frame_size) if self.ego is not None else None
         blind = self.view.update(node.get_logger(), config.camera_frame or msg.header.frame_id, K, camera,
-                                 res.drivable.shape, ego)
+                                 res.frame_size, frame_ego)
         if blind:                    # the grid would be all unknown and the clouds empty
             wanted = {name: pub for name, pub in wanted.items() if name not in GROUND}
         problem = self.publish(msg.header, rgb, res, wanted, config, node.engine.classes.colors, pose, ego) or blind
@@ -161,9 +183,9 @@ class Camera:
         Publish the wanted outputs of one result, stamped with the input header.
 
         pose: (source, CameraPose or None, problem) from icnet_ros/ros/tf_pose.py; ego:
-        the H x W ego mask or None.  Returns '' or, when the grid and obstacles were
-        wanted but cannot be made (no pose, or no CameraInfo and no calib_file: NO_INFO),
-        why, in one line.
+        the ego mask at the network size or None.  Returns '' or, when the grid and
+        obstacles were wanted but cannot be made (no pose, or no CameraInfo and no
+        calib_file: NO_INFO), why, in one line.
         """
         from ..ground.drivable import confidence_image
         from ..visualize import overlay
@@ -180,12 +202,14 @@ class Camera:
         if not any(name in wanted for name in GROUND):
             return ""
         try:
-            H = self.homography(res.drivable.shape, config, pose[0], pose[1])
+            H = self.homography(res.frame_size, config, pose[0], pose[1])
         except geometry.GeometryError as e:       # a TF pose under the ground, a broken K
             return f"camera pose or intrinsics unusable: {e}"
         if H is None:
             return pose[2] if pose[1] is None and pose[0] != "calib_file" else NO_INFO
-        grid = self.occupancy(res.drivable, config, H, ego)
+        # ground -> frame pixel, then frame pixel -> network-map pixel: the network-size maps
+        H_net = frame_to_network(res.frame_size, res.net_drivable.shape) @ H
+        grid = self.occupancy(res.net_drivable, config, H_net, ego)
         if not self.projector.visible.any():
             return no_ground_message(config.camera_frame or header.frame_id, pose[1])
         if "drivable_area" in wanted:
@@ -235,6 +259,7 @@ class Camera:
         return (K, pose[1]) if K is not None and pose[1] is not None else (None, None)
 
     def occupancy(self, drivable: np.ndarray, config: NodeConfig, H, ego=None) -> np.ndarray:
+        """Return the int8 grid of a drivable map (the network-size one) through H, ground -> its pixels."""
         spec = config.grid
         key = (H.tobytes(), spec, drivable.shape)
         if self.projector_key != key:       # rebuilt only when the pose, grid or size change

@@ -28,6 +28,7 @@ from .camera import grid_msg
 from ..ground import geometry
 from ..ground.drivable_map import map_homography, RollingMap, trinary_threshold, yaw_of
 from ..ground.odometry import PoseHistory
+from ..inference.upsample import frame_to_network
 from ..node_config import NodeConfig
 
 TOPIC = "~/drivable_map"
@@ -60,10 +61,13 @@ def evidence(res, ego) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """
     Return what the map samples of one result: (probability map, frame pixels -> its pixels, blind pixels).
 
-    The frame-size drivable probability for now; the engine's network-size map
-    (``net_prob``, with ``frame_to_network``) samples the same through that 3 x 3.
+    The engine's network-size drivable probability (``net_prob``), through
+    ``frame_to_network`` (issue 37): the node makes the frame-size maps only for the image
+    outputs, and a bilinear sample of ``net_prob`` at a frame point is what the frame-size
+    probability (its bilinear resize) holds there.  ego: the ego mask at the network size
+    (``Camera.mask_result``).
     """
-    return res.drivable_prob, np.eye(3), ego
+    return res.net_prob, frame_to_network(res.frame_size, res.net_prob.shape), ego
 
 
 class OdometryPoses:
@@ -199,7 +203,7 @@ class MapOutput:
         self._batch.append((header, robot))
         self._centre(header, robot)
         try:
-            H = cam.homography(res.drivable.shape, config, pose[0], pose[1])      # ground -> frame pixels
+            H = cam.homography(res.frame_size, config, pose[0], pose[1])          # ground -> frame pixels
         except geometry.GeometryError as e:
             H, why = None, f"camera pose or intrinsics unusable: {e}"
         if H is None:

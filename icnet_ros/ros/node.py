@@ -29,7 +29,7 @@ from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReli
 from sensor_msgs.msg import CompressedImage, Image
 
 from . import diagnostics, inputs, params, tf_pose
-from .camera import Camera
+from .camera import Camera, FULL_SIZE
 from .drivable_map import MapOutput
 from ..node_config import ConfigError, load_engine, NodeConfig, PARAMS  # noqa: F401  (PARAMS: tests import it here)
 
@@ -249,12 +249,16 @@ class SegmentationNode(LifecycleNode):
         frames = [f if (o == color) else f[..., ::-1] for _, _, f, o, _ in jobs]
         traced = len(self.engine.traced)
         confidence = mapping or any("drivable_confidence" in j[4] for j in jobs)
+        # the maps at the frame's size only for an output of that size: the ground outputs and
+        # the map read the network-size maps (camera.py), so a planner-only robot pays for no
+        # full-resolution work
+        full = any(name in j[4] for j in jobs for name in FULL_SIZE)
         results = self.engine.infer(frames, color=color, probabilities=confidence,
-                                    drivable_threshold=config.drivable_threshold)
+                                    drivable_threshold=config.drivable_threshold, full_size=full)
         egos = [job[0].mask_result(res, config) for job, res in zip(jobs, results)]   # ego mask, connected
         infer_ms = self.engine.last_ms
         for h, w, seconds in self.engine.traced[traced:]:   # explains a one-off slow frame
-            self.get_logger().info(f"new network size {w}x{h}: {self.engine.prepare_note} in "
+            self.get_logger().info(f"network size {w}x{h}: {self.engine.prepare_note} in "
                                    f"{seconds * 1000:.0f} ms (once per size)")
         for (cam, msg, frame, order, wanted), rgb_or_bgr, res, ego in zip(jobs, frames, results, egos):
             rgb = rgb_or_bgr if color == "rgb" else rgb_or_bgr[..., ::-1]

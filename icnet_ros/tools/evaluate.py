@@ -129,7 +129,7 @@ def evaluate(engine: Engine, dataset, bev: BevView | None = None, limit: int = 0
         if perturb is not None:
             image, label = perturb(image, label, data_cs.ignore_index)
         if scored == 0:
-            engine.infer(image)  # warm-up, not timed
+            engine.infer(image, probabilities=True)  # warm-up, not timed: the graph with the probability
         scored += 1
         t0 = time.perf_counter()
         (res,) = engine.infer(image, probabilities=True, drivable_threshold=threshold)

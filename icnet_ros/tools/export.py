@@ -6,11 +6,15 @@
 The exported graph takes what a camera gives: ``image``, uint8 N x H x W x 3 RGB (N is
 dynamic, H x W fixed at export), normalises it inside (and, for a model trained with an
 input_size, resizes to it and back, as the engine does), and returns ``logits`` (float32
-N x C x H x W) and ``classes`` (uint8 N x H x W).  The model's metadata (classes, colours,
-drivable ids) travels with it: ONNX metadata_props["icnet_ros"], or the TorchScript extra
-file "icnet_ros.json".  After writing, the file is run (onnxruntime, or torch.jit.load)
-on a batch of two frames and its class maps compared with PyTorch's; less than 99.9 %
-agreement is an error.
+N x C x H x W), ``classes`` (uint8 N x H x W) and ``drivable_prob`` (float32 N x H x W: the
+softmax at the network size summed over the drivable classes, then resized; what the
+engine's ``drivable_prob`` is).  The model's metadata (classes, colours, drivable ids)
+travels with it: ONNX metadata_props["icnet_ros"], or the TorchScript extra file
+"icnet_ros.json".  After writing, the file is run (onnxruntime, or torch.jit.load) on a
+batch of two frames and its class maps and drivable probabilities compared with
+PyTorch's; less than 99.9 % of the class maps equal, or a probability more than 1e-3
+away, is an error.  A file written before ``drivable_prob`` existed (two outputs) still
+runs through ``run_exported``, its probability taken from its logits.
 
 ``--int8 --calibration DIR`` (ONNX only) writes the graph quantised for ONNX Runtime's
 CPU kernels (int8.py: QDQ, per-channel weights, activation ranges from the folder's
@@ -38,6 +42,7 @@ from ..optional import missing, require
 MIN_AGREEMENT = 0.999
 DEFAULT_SIZE = (375, 1242)    # a KITTI frame: the exported input size when neither options nor model give one
 MIN_AGREEMENT_INT8 = 0.9      # quantisation moves class borders (the shipped model: ~99 % on KITTI frames)
+MAX_PROB_DIFF = 1e-3          # fp32: the drivable probability against PyTorch's (INT8: reported only)
 
 
 class ExportError(ValueError):
@@ -80,23 +85,37 @@ def export_torchscript(net: Deployable, meta: ModelMeta, out: Path, h: int, w: i
         torch.jit.save(traced, str(out), _extra_files={"icnet_ros.json": json.dumps(meta.to_dict())})
 
 
-def run_exported(path: Path, fmt: str, frames: np.ndarray) -> tuple[np.ndarray, float]:
-    """(class maps, seconds per batch) from the exported file, without this package."""
+def run_exported(path: Path, fmt: str, frames: np.ndarray, drivable_ids) -> tuple[np.ndarray, np.ndarray, float]:
+    """
+    (class maps, drivable probabilities, seconds per batch) from the exported file, without this package.
+
+    A file written before ``drivable_prob`` (logits and classes only) still runs: its
+    probability comes from its logits, by the reference definition.
+    """
+    from ..inference.onnx_runner import run_graph
+    from ..inference.upsample import drivable_probability
+
     if fmt == "onnx":
         import onnxruntime as ort
 
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        run = lambda: sess.run(["classes"], {"image": frames})[0]  # noqa: E731
+        run = lambda: run_graph(sess, frames, False, True, drivable_ids)[::2]  # noqa: E731
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit's deprecation notice
             module = torch.jit.load(str(path), map_location="cpu")
-        run = lambda: module(torch.from_numpy(frames))[1].numpy()  # noqa: E731
+
+        def run():
+            out = [t.numpy() for t in module(torch.from_numpy(frames))]
+            if len(out) > 2:
+                return out[1], out[2]
+            chw = out[0].transpose(0, 2, 3, 1)
+            return out[1], np.stack([drivable_probability(x.copy(), drivable_ids, x.shape[:2]) for x in chw])
     with torch.no_grad():
         run()  # warm-up
         t0 = time.perf_counter()
-        classes = run()
-    return classes, time.perf_counter() - t0
+        classes, prob = run()
+    return classes, prob, time.perf_counter() - t0
 
 
 def check(net: Deployable, path: Path, fmt: str, h: int, w: int) -> dict:
@@ -104,12 +123,13 @@ def check(net: Deployable, path: Path, fmt: str, h: int, w: int) -> dict:
     with torch.no_grad():
         net(torch.from_numpy(frames[:1]))  # warm-up
         t0 = time.perf_counter()
-        ref = net(torch.from_numpy(frames))[1].numpy()
+        _, ref, ref_prob = (t.numpy() for t in net(torch.from_numpy(frames)))
         torch_s = time.perf_counter() - t0
-    got, exported_s = run_exported(path, fmt, frames)
+    got, prob, exported_s = run_exported(path, fmt, frames, net.drivable_ids)
     if got.shape != ref.shape:
         raise ExportError(f"{path} returned class maps of shape {got.shape}, PyTorch {ref.shape}")
-    return {"agreement": float((got == ref).mean()), "torch_s": torch_s, "exported_s": exported_s}
+    return {"agreement": float((got == ref).mean()), "prob_diff": float(np.abs(prob - ref_prob).max()),
+            "torch_s": torch_s, "exported_s": exported_s}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,12 +199,16 @@ def _run(args) -> int:
     print(f"export: wrote {out} ({kind}, input uint8 Nx{h}x{w}x3 RGB, {meta.classes.num_classes} classes)")
     if not args.no_check:
         r = check(net, out, args.format, h, w)
-        print(f"export: class maps {100 * r['agreement']:.3f} % equal to PyTorch's on 2 frames; "
-              f"CPU {r['exported_s'] * 500:.1f} ms/frame exported vs {r['torch_s'] * 500:.1f} ms/frame PyTorch")
+        print(f"export: class maps {100 * r['agreement']:.3f} % equal to PyTorch's on 2 frames, drivable "
+              f"probability at most {r['prob_diff']:.2g} away; CPU {r['exported_s'] * 500:.1f} ms/frame exported "
+              f"vs {r['torch_s'] * 500:.1f} ms/frame PyTorch")
         least = MIN_AGREEMENT_INT8 if args.int8 else MIN_AGREEMENT
         if r["agreement"] < least:
             raise ExportError(f"{out}: class maps only {100 * r['agreement']:.3f} % equal to PyTorch's "
                               f"(at least {100 * least:.1f} % needed)")
+        if not args.int8 and r["prob_diff"] > MAX_PROB_DIFF:
+            raise ExportError(f"{out}: drivable probability up to {r['prob_diff']:.2g} away from PyTorch's "
+                              f"(at most {MAX_PROB_DIFF:g} allowed)")
     return 0
 
 
