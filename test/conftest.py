@@ -18,7 +18,10 @@ import pytest
 
 from icnet_ros.paths import use_large_frame_transport, use_private_ros_domain
 
-use_private_ros_domain()     # before anything imports rclpy; the one place tests pick it
+# Before anything imports rclpy; the one place tests pick it.  `make test` runs two
+# pytest-xdist workers (gw0, gw1, consecutive pids): 50 domains apart, so neither sees the
+# other's graph (the node's input watch lists the topics it finds there).
+use_private_ros_domain(offset=50 * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0))
 use_large_frame_transport()  # as the node and player do: megabyte frames over shared memory
 
 try:
@@ -179,7 +182,11 @@ class Graph:
         from icnet_ros.ros.node import SegmentationNode
 
         self.ns = f"/t{os.getpid()}_{next(_namespaces)}"
-        params = {"model_path": str(checkpoint), "num_threads": 1, "warmup": False, **params}
+        # input_timeout_s 0: a test publishes its CameraInfo once where a driver sends one per
+        # frame, so on a loaded machine the watch would warn in the middle of an unrelated test.
+        # The watch's own tests set it.
+        params = {"model_path": str(checkpoint), "num_threads": 1, "warmup": False, "input_timeout_s": 0.0,
+                  **params}
         self.node = SegmentationNode(namespace=self.ns, parameter_overrides=[
             Parameter(k, value=v) for k, v in params.items()])
         self.probe = rclpy.create_node("probe", namespace=self.ns)

@@ -118,7 +118,7 @@ def test_a_best_effort_publisher_for_a_reliable_subscription_is_named(graph_fact
 
 
 def test_camera_info_with_k_all_zeros_is_named_once_with_the_fix(graph_factory, capfd):
-    g = graph_factory(qos_reliability="reliable")
+    g = graph_factory(input_timeout_s=5.0, qos_reliability="reliable")
     g.diags = g.collect(DiagnosticArray, "/diagnostics")
     grids = g.collect(OccupancyGrid, g.output("drivable_area"))
     masks = g.collect(Image, g.output("mask"))

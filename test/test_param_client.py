@@ -39,7 +39,7 @@ def test_set_get_and_list_a_live_node(graph_factory):
     assert g.node.config.drivable_connected is True
     assert param("get", node, "camera_pitch") == "0.05"
     listing = param("list", node).splitlines()
-    assert "input_timeout_s: 5.0" in listing and "camera_pitch: 0.05" in listing
+    assert "input_timeout_s: 0.0" in listing and "camera_pitch: 0.05" in listing     # conftest turns the watch off
 
     assert refused("set", node, "camera_pich", "0.1") == (
         f"{node} has no parameter 'camera_pich' (param list {node} lists them)")
