@@ -165,14 +165,15 @@ def sample_frames_dir() -> Path:
                             f"pass --source with a folder of images or a bag")
 
 
-def use_private_ros_domain() -> int:
+def use_private_ros_domain(offset: int = 0) -> int:
     """
     Give this process (and its children) a ROS_DOMAIN_ID of its own, from its pid.
 
     So tests and demos never talk to other ROS graphs on the host.  1..101: inside the
     range ROS recommends on Linux (0 is everyone's default; above 101 the DDS ports can
-    collide with the kernel's ephemeral ports).  Call before rclpy.init().
+    collide with the kernel's ephemeral ports).  `offset` keeps processes started together
+    (consecutive pids) apart.  Call before rclpy.init().
     """
-    domain = 1 + os.getpid() % 101
+    domain = 1 + (os.getpid() + offset) % 101
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     return domain
