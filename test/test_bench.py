@@ -25,7 +25,7 @@ from icnet_ros.optional import ROS
 MODEL_KEYS = {"name", "shipped", "height", "width", "net_height", "net_width", "batch", "precision", "fps", "p50_ms",
               "p99_ms", "peak_mb", "error", "gflops", "gflops_per_s"}
 REPORT_KEYS = {"device", "matmul_gflops", "models", "turns", "ratios", "map", "node", "soak", "sizes", "size_ratios",
-               "node_planner"}
+               "node_every", "node_planner"}
 NODE_KEYS = {"fps", "engine_fps", "ratio", "p50_ms", "p99_ms", "overload_p99_ms", "dropped", "infer_ms", "process_ms"}
 TINY = {"warmup": 1, "min_reps": 2, "min_s": 0.0, "max_s": 1.0, "max_reps": 3}
 
@@ -83,6 +83,8 @@ def test_cli_writes_the_issue_json_with_the_node_and_a_soak(tmp_path, tiny_check
     assert all(positive(node[k]) for k in NODE_KEYS - {"dropped"}), node
     assert isinstance(node["dropped"], int) and node["dropped"] >= 0
     assert node["infer_ms"] <= node["process_ms"]        # the network is a part of the node's work
+    every = out["node_every"]                            # every output, timed on ~/mask as the first row
+    assert set(every) == NODE_KEYS and positive(every["fps"]) and positive(every["process_ms"])
     planner = out["node_planner"]                        # the ground outputs only, timed on ~/drivable_area
     assert set(planner) == NODE_KEYS and positive(planner["fps"]) and positive(planner["process_ms"])
     soak = out["soak"]
@@ -93,7 +95,10 @@ def test_cli_writes_the_issue_json_with_the_node_and_a_soak(tmp_path, tiny_check
     assert "3 node windows" in printed and "4 bare-engine windows" in printed
     assert "1.2x the engine's fps" in printed
     assert "Inside the node (its diagnostics, same windows): network" in printed
+    assert "(48x64, ~/mask subscribed, ~/drivable_map subscribed too" in printed
+    assert "(48x64, every output subscribed (no target" in printed
     assert "the planner's outputs only (drivable_area, obstacles, free_space)" in printed
+    assert "node fps >= 0.9 x engine fps (~/mask and ~/drivable_map subscribed): ratio " in printed
     assert "planner-only node: " in printed
     maps = re.search(r"~/drivable_map subscribed too \((\d+) maps received; in the node ([\d.]+) ms a frame to "
                      r"fuse, ([\d.]+) ms a map to render and publish\)", printed)       # --node-map

@@ -4,10 +4,12 @@ The node over DDS: ``segment`` as a separate process, fed and timed by this one.
 A publisher feeds it and a subscriber times its masks
 (``icnet_ros.ros.bench_harness.NodeHarness``, imported only when the node phases run:
 this module imports no ROS).  Node windows alternate with bare-engine windows
-(``workers.EngineWorker``); then twice the engine's fps; then the soak.  Twice, in one
-node process: with every output subscribed (the engine on the same frames), then with
-only the planner's outputs (the ground grid and clouds; the engine on frames already at
-the network size, as the node should then do no full-resolution work).
+(``workers.EngineWorker``); then twice the engine's fps.  Three times, in one node
+process: with ``~/mask`` subscribed (the node/engine target, as measured since the
+first release; the soak after it), with every output subscribed (the engine on the same
+frames), then with only the planner's outputs (the ground grid and clouds; the engine on
+frames already at the network size, as the node should then do no full-resolution
+work).  ``--node-map`` adds ``~/drivable_map`` to all three.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def _pct(values, q: float) -> float:
 
 def node_report(cfg: BenchConfig, shipped: str | None) -> dict:
     """
-    Return the report's node, node_planner, soak, _node_details and _node_planner_details keys.
+    Return the report's node, node_every, node_planner, soak and their _details keys.
 
     cfg: a resolved BenchConfig.  Without a shipped model the node runs NODE_DEFAULT with
     random weights.
@@ -49,12 +51,14 @@ def node_report(cfg: BenchConfig, shipped: str | None) -> dict:
         ckpt = str(save_checkpoint(Path(tmp.name) / "random.pt", model, meta))
     domain = cfg.domain_id if cfg.domain_id is not None else random.Random().randrange(1, 100)
     try:
-        node_out, planner, soak_out, details, planner_details = bench_node(cfg, ckpt, domain)
+        runs, soak_out = bench_node(cfg, ckpt, domain)
     finally:
         if tmp is not None:
             tmp.cleanup()
-    return {"node": node_out, "node_planner": planner, "soak": soak_out, "_node_details": details,
-            "_node_planner_details": planner_details}
+    out = {"soak": soak_out}
+    for key, (row, details) in runs.items():
+        out[key], out[f"_{key}_details"] = row, details
+    return out
 
 
 def _phase(h, rate: float, seconds: float, settle: float) -> dict:
@@ -107,11 +111,12 @@ class _Frames:
 
 def bench_node(cfg: BenchConfig, checkpoint: str, domain_id: int, rounds: int = 3):
     """
-    Return (node, node_planner, soak, details, planner details); cfg: a resolved BenchConfig.
+    Return ({"node" | "node_every" | "node_planner": (row, details)}, soak); cfg: a resolved BenchConfig.
 
-    One node process, first with every output subscribed (the engine windows on the same
-    frames; then 2x; then the soak), then with only the planner's (the other
-    subscriptions dropped; the engine windows on frames at the network size; then 2x).
+    One node process, first with ~/mask subscribed (the engine windows on the same frames;
+    then 2x; then the soak), then with every output (the same engine windows), then with
+    only the planner's (the other subscriptions dropped; the engine windows on frames at
+    the network size; then 2x).
     """
     from ..inference.checkpoint import read_checkpoint
 
@@ -125,22 +130,27 @@ def bench_node(cfg: BenchConfig, checkpoint: str, domain_id: int, rounds: int = 
         log(f"bench: bare engine {first_fps:.2f} fps on {shape[0]}x{shape[1]}; node and engine windows in turn")
         from ..ros.bench_harness import EVERY, NodeHarness, PLANNER   # ROS only here: the models need none
 
-        h = NodeHarness(checkpoint, cfg.device, sample_frames(shape), domain_id, outputs=EVERY,
+        h = NodeHarness(checkpoint, cfg.device, sample_frames(shape), domain_id, outputs=("mask",),
                         drivable_map=cfg.node_map)
         h.wait_ready(timeout=180)
         settle = max(3.0 / first_fps, 0.5)
         warm = cfg.rate or cfg.rate_factor * first_fps
-        h.publish(warm, max(2.0 / warm, 1.0))             # warm the path, fill caches
-        time.sleep(settle)
-        node, details = _windows(cfg, h, _Frames(engine, "node"), rounds, settle, first_fps)
+
+        def run(frames: str, fps: float) -> tuple[dict, dict]:
+            h.publish(warm, max(2.0 / warm, 1.0))         # warm the path (a new output), fill caches
+            time.sleep(settle)
+            return _windows(cfg, h, _Frames(engine, frames), rounds, settle, fps)
+
+        runs = {"node": run("node", first_fps)}
         if cfg.soak > 0:
-            soak_out = soak(h, details["overload_rate_hz"], cfg.soak, settle)
+            soak_out = soak(h, runs["node"][1]["overload_rate_hz"], cfg.soak, settle)
+        h.subscribe(EVERY)
+        log("bench: node with every output subscribed")
+        runs["node_every"] = run("node", engine.fps(max(seconds / rounds / 2, 1.0)))
         h.keep_only(PLANNER)
         net_fps = engine.fps(max(seconds / rounds / 2, 1.0), "net")
         log(f"bench: bare engine {net_fps:.2f} fps on {net[0]}x{net[1]}; node with the planner's outputs only")
-        h.publish(warm, max(2.0 / warm, 1.0))
-        time.sleep(settle)
-        planner, planner_details = _windows(cfg, h, _Frames(engine, "net"), rounds, settle, net_fps)
+        runs["node_planner"] = run("net", net_fps)
     finally:
         engine.close()
         code = h.close() if h is not None else None
@@ -148,10 +158,10 @@ def bench_node(cfg: BenchConfig, checkpoint: str, domain_id: int, rounds: int = 
         soak_out["exit_code"] = code
         if code not in (0, None) and soak_out.get("crashes", 0) == 0:
             soak_out["crashes"] = 1
-    details["node_exit_code"] = code
-    details["drivable_map"] = planner_details["drivable_map"] = cfg.node_map
-    planner_details["engine_shape"] = list(net)
-    return node, planner, soak_out, details, planner_details
+    for _, details in runs.values():
+        details["node_exit_code"], details["drivable_map"] = code, cfg.node_map
+    runs["node_planner"][1]["engine_shape"] = list(net)
+    return runs, soak_out
 
 
 def _windows(cfg: BenchConfig, h, engine, rounds: int, settle: float, first_fps: float) -> tuple[dict, dict]:

@@ -30,7 +30,7 @@ def run(config: BenchConfig) -> dict:
     rows = bench_models(cfg, shipped)
     report = {"device": describe_device(cfg.device), "matmul_gflops": matmul["gflops"], "models": rows,
               "turns": bench_turns(cfg, shipped, rows), "sizes": bench_sizes(cfg, shipped, rows), "map": None,
-              "node": None, "node_planner": None, "soak": {"seconds": 0}, "_notes": notes,
+              "node": None, "node_every": None, "node_planner": None, "soak": {"seconds": 0}, "_notes": notes,
               "_matmul": matmul}
     if cfg.map_cost:
         from .map_cost import map_report

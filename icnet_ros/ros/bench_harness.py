@@ -84,10 +84,8 @@ class NodeHarness:
         self.timed = self.outputs[0]
         self.diag: list[tuple[int, dict]] = []          # (receive ns, values)
         self.map_diag: list[tuple[int, dict]] = []      # the same of the node's drivable_map status
-        out_qos = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
-        self.subs = {o: self.probe.create_subscription(TYPES[o], f"{self.ns}/icnet/{o}",
-                                                       lambda msg, o=o: self._on_output(o, msg), out_qos)
-                     for o in self.outputs}
+        self.subs: dict = {}
+        self.subscribe(self.outputs)
         self.mask_sub = self.subs[self.timed]
         self.probe.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
         self.drivable_map = MapFeed(self.probe, self.ns, frames[0].shape[:2], self._lock) if drivable_map else None
@@ -102,6 +100,14 @@ class NodeHarness:
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         with self._lock:
             self.received[output].append((stamp, now))
+
+    def subscribe(self, outputs: tuple) -> None:
+        """Subscribe to these outputs too (the node starts making them); the timed output stays."""
+        qos = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
+        for o in [o for o in outputs if o not in self.subs]:
+            self.received.setdefault(o, [])
+            self.subs[o] = self.probe.create_subscription(TYPES[o], f"{self.ns}/icnet/{o}",
+                                                          lambda msg, o=o: self._on_output(o, msg), qos)
 
     def keep_only(self, outputs: tuple) -> None:
         """Drop the subscriptions to every other output (the node stops making them); time the first kept."""
