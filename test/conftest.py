@@ -163,6 +163,25 @@ def wait_for(condition, timeout: float = 10.0, step: float = 0.02) -> bool:
     return bool(condition())
 
 
+def next_status(diags: list, want, timeout: float = 4.0):
+    """
+    Return the first DiagnosticStatus arriving in diags from now on for which want(status) holds.
+
+    diags: the DiagnosticArrays a probe collects.  The node publishes them at 1 Hz: wait.
+    """
+    seen = len(diags)
+
+    def match():
+        for arr in list(diags)[seen:]:
+            for s in arr.status:
+                if want(s):
+                    return s
+        return None
+
+    assert wait_for(lambda: match() is not None, timeout), "no such diagnostics"
+    return match()
+
+
 _namespaces = itertools.count()
 
 

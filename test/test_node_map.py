@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import green_road_checkpoint_file, HAVE_RCLPY, wait_for
+from conftest import green_road_checkpoint_file, HAVE_RCLPY, next_status, wait_for
 import driving
 
 pytestmark = [pytest.mark.ros, pytest.mark.skipif(not HAVE_RCLPY, reason="rclpy does not import")]
@@ -102,17 +102,7 @@ class Drive:
 
     def status(self, want, timeout=4.0):
         """Return the first drivable_map status from now on for which want(status) holds."""
-        seen = len(self.diags)
-
-        def match():
-            for arr in list(self.diags)[seen:]:
-                for s in arr.status:
-                    if s.name.endswith(": drivable_map") and want(s):
-                        return s
-            return None
-
-        assert wait_for(lambda: match() is not None, timeout), "no such drivable_map status"
-        return match()
+        return next_status(self.diags, lambda s: s.name.endswith(": drivable_map") and want(s), timeout)
 
 
 def grid_of(msg):

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import green_road_checkpoint_file, HAVE_RCLPY, wait_for
+from conftest import green_road_checkpoint_file, HAVE_RCLPY, next_status, wait_for
 
 pytestmark = [pytest.mark.ros, pytest.mark.skipif(not HAVE_RCLPY, reason="rclpy does not import")]
 
@@ -85,18 +85,8 @@ def grid_of(msg):
 
 
 def status(g, want, timeout=4.0):
-    """Return the node's first DiagnosticStatus from now on for which want(status) holds (1 Hz: wait for it)."""
-    seen = len(g.diags)
-
-    def match():
-        for arr in list(g.diags)[seen:]:
-            for s in arr.status:
-                if s.name.startswith("icnet") and want(s):
-                    return s
-        return None
-
-    assert wait_for(lambda: match() is not None, timeout), "no such diagnostics"
-    return match()
+    """Return the node's first DiagnosticStatus from now on for which want(status) holds."""
+    return next_status(g.diags, lambda s: s.name.startswith("icnet") and want(s), timeout)
 
 
 def values(s):

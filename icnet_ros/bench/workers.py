@@ -143,12 +143,7 @@ def bench_turns(cfg: BenchConfig, shipped: str | None, rows: list[dict]) -> dict
     spec = {"checkpoint": shipped, "net": list(net), "precisions": precisions, "quick": cfg.quick,
             "calibration": calibration_dir(cfg), "schedule": cfg.schedule,
             "cameras": [list(s) for s in cfg.camera_shapes or []]}
-    if not cfg.isolate:
-        return compare_in_turns(spec)
-    proc = subprocess.run(_bench_command(TURNS_WORKER, spec), stdout=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench turns worker failed with exit code {proc.returncode}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return compare_in_turns(spec) if not cfg.isolate else _worker_result(TURNS_WORKER, "turns", spec)
 
 
 def bench_sizes(cfg: BenchConfig, shipped: str | None, rows: list[dict]) -> dict | None:
@@ -167,11 +162,14 @@ def bench_sizes(cfg: BenchConfig, shipped: str | None, rows: list[dict]) -> dict
         return None
     spec = {"checkpoint": shipped, "sizes": [list(s) for s in sizes], "precisions": precisions, "quick": cfg.quick,
             "calibration": calibration_dir(cfg), "schedule": cfg.schedule}
-    if not cfg.isolate:
-        return sizes_in_turns(spec)
-    proc = subprocess.run(_bench_command(SIZES_WORKER, spec), stdout=subprocess.PIPE, text=True)
+    return sizes_in_turns(spec) if not cfg.isolate else _worker_result(SIZES_WORKER, "sizes", spec)
+
+
+def _worker_result(worker: str, name: str, spec: dict) -> dict:
+    """Run a bench worker in a process of its own and return the JSON of its last line."""
+    proc = subprocess.run(_bench_command(worker, spec), stdout=subprocess.PIPE, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"bench sizes worker failed with exit code {proc.returncode}")
+        raise RuntimeError(f"bench {name} worker failed with exit code {proc.returncode}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
