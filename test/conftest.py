@@ -286,6 +286,19 @@ class Graph:
 
 
 @pytest.fixture
+def standin(monkeypatch):
+    """tf2_ros as test/tf2_standin.py (tf2_ros has no wheel: a stand-in of its Python API), emptied."""
+    import sys
+
+    import tf2_standin
+
+    tf2_standin.BUFFERS.clear()
+    tf2_standin.LISTENERS.clear()
+    monkeypatch.setitem(sys.modules, "tf2_ros", tf2_standin)
+    return tf2_standin
+
+
+@pytest.fixture
 def graph_factory(ros_context, tiny_checkpoint, torch_threads):
     graphs = []
 

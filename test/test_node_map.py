@@ -44,14 +44,6 @@ def green(tmp_path_factory):
     return green_road_checkpoint_file(tmp_path_factory.mktemp("map") / "green.pt")
 
 
-@pytest.fixture
-def standin(monkeypatch):
-    tf2_standin.BUFFERS.clear()
-    tf2_standin.LISTENERS.clear()
-    monkeypatch.setitem(sys.modules, "tf2_ros", tf2_standin)
-    return tf2_standin
-
-
 def set_stamp(header, t: float) -> None:
     header.stamp.sec, header.stamp.nanosec = int(t), int(round((t - int(t)) * 1e9))
 

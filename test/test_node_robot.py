@@ -42,14 +42,6 @@ def green(tmp_path_factory):
     return green_road_checkpoint_file(tmp_path_factory.mktemp("robot") / "green.pt")
 
 
-@pytest.fixture
-def standin(monkeypatch):
-    tf2_standin.BUFFERS.clear()
-    tf2_standin.LISTENERS.clear()
-    monkeypatch.setitem(sys.modules, "tf2_ros", tf2_standin)
-    return tf2_standin
-
-
 def road(rows_from: int = 50, left: int = 30, right: int = 98):
     """Green road from rows_from down between two columns, red (not road) elsewhere."""
     rgb = np.zeros((H, W, 3), np.uint8)
