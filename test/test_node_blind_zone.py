@@ -22,7 +22,7 @@ if HAVE_RCLPY:
     from icnet_ros.ground import blind_zone, geometry
     from test_camera_pose import tf_quaternion
     from test_node import image_publisher_with_info
-    from test_node_robot import green, H, K, newest, road, send, SPEC, standin, start, status, values, W  # noqa: F401
+    from test_node_robot import green, H, K, newest, road, send, SPEC, start, status, values, W  # noqa: F401
     import tf2_standin
 
 
