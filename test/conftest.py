@@ -19,9 +19,10 @@ import pytest
 from icnet_ros.paths import use_large_frame_transport, use_private_ros_domain
 
 # Before anything imports rclpy; the one place tests pick it.  `make test` runs two
-# pytest-xdist workers (gw0, gw1, consecutive pids): 50 domains apart, so neither sees the
-# other's graph (the node's input watch lists the topics it finds there).
-use_private_ros_domain(offset=50 * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0))
+# pytest-xdist workers (gw0, gw1 ..., consecutive pids): spread evenly over the 101 domains,
+# so none sees another's graph (the node's input watch lists the topics it finds there).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+use_private_ros_domain(offset=101 // _WORKERS * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0))
 use_large_frame_transport()  # as the node and player do: megabyte frames over shared memory
 
 try:
